@@ -1,0 +1,90 @@
+"""From token sequences to padded batches: the dataset, the length-bucketing sampler and the collator.
+
+A batch is padded to its own longest text, not to the corpus maximum, and texts of similar length
+are batched together so that little of each batch is padding.
+"""
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from .tokenization import BOS_ID, EOS_ID, PAD_ID
+
+# Training batches are drawn from pools of this many batches, sorted by length inside each pool:
+# batches stay random across the corpus while their texts have similar lengths.
+_POOL_BATCHES = 50
+
+
+class TokenDataset(Dataset):
+    """Token sequences (1-D int arrays) and their lengths."""
+
+    def __init__(self, sequences):
+        self.sequences = list(sequences)
+        self.lengths = np.fromiter((len(s) for s in self.sequences), dtype=np.int64, count=len(self.sequences))
+
+    def __len__(self):
+        return len(self.sequences)
+
+    def __getitem__(self, index):
+        return self.sequences[index]
+
+
+class LengthBucketSampler(Sampler):
+    """Yields lists of indices whose texts have similar lengths.
+
+    With ``shuffle=False`` the batches run from the shortest texts to the longest (for inference);
+    with ``shuffle=True`` each pass draws a fresh order from ``rng`` (a ``numpy.random.Generator``).
+    """
+
+    def __init__(self, lengths, *, batch_size, shuffle, rng=None):
+        self.lengths, self.batch_size, self.shuffle, self.rng = np.asarray(lengths), batch_size, shuffle, rng
+
+    def __len__(self):
+        return -(-len(self.lengths) // self.batch_size)
+
+    def __iter__(self):
+        if not self.shuffle:
+            order = np.argsort(self.lengths, kind="stable")
+            yield from (order[i:i + self.batch_size].tolist() for i in range(0, len(order), self.batch_size))
+            return
+        order = self.rng.permutation(len(self.lengths))
+        pool = self.batch_size * _POOL_BATCHES
+        batches = []
+        for start in range(0, len(order), pool):
+            chunk = order[start:start + pool]
+            chunk = chunk[np.argsort(self.lengths[chunk], kind="stable")]
+            batches += [chunk[i:i + self.batch_size].tolist() for i in range(0, len(chunk), self.batch_size)]
+        for i in self.rng.permutation(len(batches)):
+            yield batches[i]
+
+
+def pad(sequences, *, prefix=(), suffix=()):
+    """Stack sequences into a (B, T) int64 tensor padded with PAD_ID, and their (B,) lengths."""
+    prefix, suffix = np.asarray(prefix, dtype=np.int64), np.asarray(suffix, dtype=np.int64)
+    lengths = np.array([len(s) + len(prefix) + len(suffix) for s in sequences], dtype=np.int64)
+    out = np.full((len(sequences), max(lengths.max(initial=0), 1)), PAD_ID, dtype=np.int64)
+    for row, seq in zip(out, sequences):
+        row[:len(prefix) + len(seq) + len(suffix)] = np.concatenate([prefix, seq, suffix])
+    return torch.from_numpy(out), torch.from_numpy(lengths)
+
+
+class Collator:
+    """Turns a list of token sequences into ``(inputs, target_ids)`` for the module and the loss.
+
+    The encoder reads the text followed by EOS (so an empty text is still one token); a sequence
+    decoder reads BOS followed by the text and predicts the text followed by EOS. A bag decoder
+    (``sequence_targets=False``) predicts the text's own tokens. Target padding is ``PAD_ID``.
+    """
+
+    def __init__(self, *, sequence_targets=True):
+        self.sequence_targets = sequence_targets
+
+    def __call__(self, sequences):
+        input_ids, lengths = pad(sequences, suffix=[EOS_ID])
+        inputs = {"input_ids": input_ids, "lengths": lengths}
+        if self.sequence_targets:
+            inputs["decoder_input_ids"], _ = pad(sequences, prefix=[BOS_ID])
+            target_ids, _ = pad(sequences, suffix=[EOS_ID])
+        else:
+            target_ids, _ = pad(sequences)
+        return inputs, target_ids

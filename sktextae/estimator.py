@@ -1,0 +1,416 @@
+"""``TextAutoencoder``: the scikit-learn transformer that owns a tokenizer and a skorch net."""
+
+import contextlib
+import copy
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted
+from skorch.callbacks import EarlyStopping, GradientNormClipping, ProgressBar
+from skorch.helper import predefined_split
+
+from ._sklearn_private import Interval, StrOptions, _fit_context
+from .batching import Collator, LengthBucketSampler, TokenDataset
+from .decoding import bag_decode, greedy_decode
+from .nn import ARCHITECTURES, build_module
+from .tokenization import PAD_ID, TOKENIZER_KINDS, decode, encode, train_tokenizer
+from .training import AutoencoderNet, resolve_device, token_log_probs
+from .validation import check_latent, check_texts
+
+
+class TruncationWarning(UserWarning):
+    """Some texts were longer than ``max_length`` tokens and were cut."""
+
+
+class TextAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    """Learn to compress raw texts into fixed-size vectors, and to decode them back.
+
+    ``fit`` trains a tokenizer on the texts, then an encoder-decoder network that minimises the
+    token-level cross-entropy of reconstructing each text from its latent vector. ``transform``
+    gives the latent vectors (features for classifiers, similarity, clustering) and
+    ``inverse_transform`` decodes latent vectors back to text. Training runs through a
+    ``skorch.NeuralNet`` (``net_``), on CUDA when there is a GPU.
+
+    Parameters
+    ----------
+    latent_dim : int, default=64
+        Size of the latent vector, the number of output features of ``transform``.
+    architecture : {"transformer", "gru", "lstm", "bow"}, default="transformer"
+        ``"transformer"``: a self-attention encoder mean-pooled to the latent vector, and a causal
+        Transformer decoder that sees the text only through it. ``"gru"``/``"lstm"``: a bidirectional
+        recurrent encoder and a recurrent decoder conditioned on the latent vector. ``"bow"``: an MLP
+        over the bag of tokens, whose decoder predicts the text's bag of tokens (word order is lost).
+    tokenizer : {"bpe", "word", "char"}, default="bpe"
+        ``"bpe"``: byte-level BPE trained in ``fit`` (any text, lossless). ``"word"``: words and
+        punctuation. ``"char"``: one token per character.
+    vocab_size : int, default=8000
+        Largest vocabulary the tokenizer may learn, including 5 special tokens.
+    max_length : int, default=128
+        Most tokens read from a text; longer texts are cut, counted in ``n_truncated_`` and reported
+        with a ``TruncationWarning``. Also the most tokens ``inverse_transform`` produces.
+    embedding_dim : int, default=256
+        Size of the token embeddings (the Transformer's model width).
+    hidden_dim : int, default=512
+        Recurrent state size, the Transformer's feed-forward width, or the bag-of-words MLP width.
+    num_layers : int, default=2
+        Layers in the encoder and in the decoder.
+    num_heads : int, default=4
+        Attention heads (``"transformer"`` only); must divide ``embedding_dim``.
+    dropout : float, default=0.1
+        Dropout probability during training.
+    max_epochs : int, default=20
+        Passes over the training texts in ``fit``.
+    batch_size : int, default=64
+        Texts per batch, for training and inference.
+    lr : float, default=1e-3
+        AdamW learning rate.
+    validation_fraction : float, default=0.1
+        Share of the texts held out to measure validation loss each epoch; 0 uses all for training.
+    patience : int or None, default=3
+        Stop after this many epochs without a better validation loss, and keep the weights of the
+        best epoch; None trains all ``max_epochs``. Needs ``validation_fraction > 0``.
+    device : str, default="auto"
+        ``"auto"`` trains on CUDA when available (bf16 autocast where the GPU supports it), else on
+        the CPU (fp32); or any torch device string such as ``"cpu"`` or ``"cuda:1"``.
+    random_state : int, RandomState instance or None, default=None
+        Seeds weight initialisation, dropout, the validation split and batch order. The global
+        torch random state is left as it was.
+    verbose : int, default=0
+        0 is silent; 1 or more shows a progress bar and a per-epoch log while training.
+    callbacks : list of skorch callbacks or None, default=None
+        Extra ``skorch.callbacks`` for training (copied in ``fit``, so the ones passed are unchanged).
+
+    Attributes
+    ----------
+    tokenizer_ : tokenizers.Tokenizer
+        The tokenizer trained in ``fit``.
+    net_ : skorch.NeuralNet
+        The trained network; ``net_.history`` holds the per-epoch losses.
+    device_ : str
+        The device the network was trained on.
+    n_truncated_ : int
+        How many texts of the last ``fit``/``partial_fit`` call were longer than ``max_length``.
+    bag_size_ : int
+        Median length in tokens of the training texts: how many tokens ``inverse_transform``
+        returns for ``architecture="bow"``.
+
+    Examples
+    --------
+    >>> from sktextae import TextAutoencoder
+    >>> texts = ["the cat sat on the mat", "a dog ran in the park", "the cat ran"] * 10
+    >>> ae = TextAutoencoder(latent_dim=8, architecture="gru", embedding_dim=16, hidden_dim=16,
+    ...                      num_layers=1, max_epochs=2, validation_fraction=0, patience=None,
+    ...                      random_state=0)
+    >>> ae.fit_transform(texts).shape
+    (30, 8)
+    >>> ae.inverse_transform(ae.transform(["the cat sat"])).shape
+    (1,)
+    """
+
+    _parameter_constraints = {
+        "latent_dim": [Interval(Integral, 1, None, closed="left")],
+        "architecture": [StrOptions(set(ARCHITECTURES))],
+        "tokenizer": [StrOptions(set(TOKENIZER_KINDS))],
+        "vocab_size": [Interval(Integral, 6, None, closed="left")],
+        "max_length": [Interval(Integral, 1, None, closed="left")],
+        "embedding_dim": [Interval(Integral, 1, None, closed="left")],
+        "hidden_dim": [Interval(Integral, 1, None, closed="left")],
+        "num_layers": [Interval(Integral, 1, None, closed="left")],
+        "num_heads": [Interval(Integral, 1, None, closed="left")],
+        "dropout": [Interval(Real, 0, 1, closed="left")],
+        "max_epochs": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "lr": [Interval(Real, 0, None, closed="neither")],
+        "validation_fraction": [Interval(Real, 0, 1, closed="left")],
+        "patience": [Interval(Integral, 1, None, closed="left"), None],
+        "device": [str],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+        "callbacks": [list, None],
+    }
+
+    def __init__(self, latent_dim=64, *, architecture="transformer", tokenizer="bpe", vocab_size=8000,
+                 max_length=128, embedding_dim=256, hidden_dim=512, num_layers=2, num_heads=4, dropout=0.1,
+                 max_epochs=20, batch_size=64, lr=1e-3, validation_fraction=0.1, patience=3, device="auto",
+                 random_state=None, verbose=0, callbacks=None):
+        self.latent_dim = latent_dim
+        self.architecture = architecture
+        self.tokenizer = tokenizer
+        self.vocab_size = vocab_size
+        self.max_length = max_length
+        self.embedding_dim = embedding_dim
+        self.hidden_dim = hidden_dim
+        self.num_layers = num_layers
+        self.num_heads = num_heads
+        self.dropout = dropout
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.validation_fraction = validation_fraction
+        self.patience = patience
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+        self.callbacks = callbacks
+
+    # ------------------------------------------------------------------ fitting
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Train the tokenizer and the network on the texts ``X`` (``y`` is ignored).
+
+        Parameters
+        ----------
+        X : iterable of str
+            Raw texts: a list, tuple, 1-D array, pandas Series or one-column DataFrame.
+        y : None
+            Ignored; present for Pipeline compatibility.
+
+        Returns
+        -------
+        self : TextAutoencoder
+        """
+        return self._fit_new(check_texts(X), epochs=self.max_epochs)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y=None):
+        """Train one more epoch on ``X`` with the fitted tokenizer (or ``fit`` one epoch if unfitted).
+
+        This is the domain-adaptation step: continue training a fitted model on new, in-domain
+        texts. As with scikit-learn's other ``partial_fit`` methods, each call is one pass over
+        ``X``; call it in a loop for more.
+
+        Parameters
+        ----------
+        X : iterable of str
+            Raw texts.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : TextAutoencoder
+        """
+        texts = check_texts(X)
+        if not hasattr(self, "net_"):
+            return self._fit_new(texts, epochs=1)
+        self._check_combinations()
+        sequences, self.n_truncated_ = self._encode(texts)
+        self._train(sequences, epochs=1, rng=check_random_state(self.random_state))
+        return self
+
+    def _fit_new(self, texts, *, epochs):
+        """Train a new tokenizer and a new network."""
+        self._check_combinations()
+        device = resolve_device(self.device)
+        tokenizer = train_tokenizer(texts, kind=self.tokenizer, vocab_size=self.vocab_size)
+        sequences, n_truncated = self._encode(texts, tokenizer=tokenizer)
+        self.tokenizer_, self.device_, self.n_truncated_ = tokenizer, device, n_truncated
+        self.bag_size_ = max(1, int(np.median([len(s) for s in sequences])))
+        self.net_ = self._build_net()
+        self._train(sequences, epochs=epochs, rng=check_random_state(self.random_state))
+        return self
+
+    def _check_combinations(self):
+        if self.patience is not None and self.validation_fraction == 0:
+            raise ValueError(f"patience={self.patience} stops on validation loss, but validation_fraction=0 "
+                             f"holds out no texts: set validation_fraction > 0, or patience=None.")
+        if self.architecture == "transformer" and self.embedding_dim % self.num_heads:
+            raise ValueError(f"embedding_dim({self.embedding_dim}) must be divisible by "
+                             f"num_heads({self.num_heads}) for architecture='transformer'.")
+
+    def _build_net(self):
+        module = build_module(self.architecture, vocab_size=self.tokenizer_.get_vocab_size(),
+                              latent_dim=self.latent_dim, embedding_dim=self.embedding_dim,
+                              hidden_dim=self.hidden_dim, num_layers=self.num_layers, num_heads=self.num_heads,
+                              dropout=self.dropout, max_length=self.max_length)
+        on_cuda = torch.device(self.device_).type == "cuda"
+        callbacks = [("clip", GradientNormClipping(gradient_clip_value=1.0))]
+        if self.patience is not None:
+            callbacks.append(("early_stopping", EarlyStopping(monitor="valid_loss", patience=self.patience,
+                                                              load_best=True, sink=_silent)))
+        if self.verbose:
+            callbacks.append(("progress_bar", ProgressBar()))
+        callbacks += copy.deepcopy(self.callbacks or [])
+        return AutoencoderNet(
+            module, criterion=torch.nn.Identity, optimizer=torch.optim.AdamW, lr=self.lr,
+            max_epochs=self.max_epochs, batch_size=self.batch_size, device=self.device_,
+            callbacks=callbacks, verbose=self.verbose, train_split=None,
+            use_bf16=on_cuda and torch.cuda.is_bf16_supported(),
+            **({"optimizer__fused": True} if on_cuda else {}),
+        )
+
+    def _train(self, sequences, *, epochs, rng):
+        n_valid = self._n_validation(len(sequences))
+        order = rng.permutation(len(sequences))
+        train = TokenDataset([sequences[i] for i in order[n_valid:]])
+        valid = TokenDataset([sequences[i] for i in order[:n_valid]]) if n_valid else None
+        self.net_.set_params(max_epochs=epochs, shuffle_seed=int(rng.randint(2**31 - 1)),
+                             train_split=predefined_split(valid) if valid is not None else None)
+        # A private torch random state: reproducible with random_state, and the caller's is untouched.
+        cuda = [torch.device(self.device_).index or 0] if torch.device(self.device_).type == "cuda" else []
+        with torch.random.fork_rng(devices=cuda):
+            torch.manual_seed(int(rng.randint(2**31 - 1)))
+            if self.net_.initialized_:
+                self.net_.partial_fit(train)
+            else:
+                self.net_.fit(train)
+
+    def _n_validation(self, n_texts):
+        if self.validation_fraction == 0:
+            return 0
+        if n_texts < 2:
+            raise ValueError(f"validation_fraction={self.validation_fraction} needs at least 2 texts to hold "
+                             f"one out, got {n_texts}: pass more texts or set validation_fraction=0 "
+                             f"and patience=None.")
+        return min(max(1, round(self.validation_fraction * n_texts)), n_texts - 1)
+
+    # ------------------------------------------------------------------ using the fitted model
+
+    def transform(self, X):
+        """Encode texts to their latent vectors.
+
+        Parameters
+        ----------
+        X : iterable of str
+            Raw texts.
+
+        Returns
+        -------
+        Z : ndarray of shape (n_texts, latent_dim), dtype float32
+        """
+        check_is_fitted(self)
+        sequences, _ = self._encode(check_texts(X))
+        Z = np.empty((len(sequences), self.latent_dim), dtype=np.float32)
+        module = self.net_.module_
+        with self._inference_context():
+            for indices, inputs, _ in self._inference_batches(sequences):
+                Z[indices] = module.encode(inputs["input_ids"], inputs["lengths"]).float().cpu().numpy()
+        return Z
+
+    def inverse_transform(self, Z):
+        """Decode latent vectors to texts.
+
+        Sequence architectures decode greedily (the most probable token at each step) up to
+        ``max_length`` tokens. ``architecture="bow"`` knows no word order: it returns the
+        ``bag_size_`` most probable tokens of each bag, most probable first, joined as text.
+
+        Parameters
+        ----------
+        Z : array-like of shape (n_texts, latent_dim)
+
+        Returns
+        -------
+        texts : ndarray of shape (n_texts,), dtype object (str)
+        """
+        check_is_fitted(self)
+        Z = check_latent(Z, latent_dim=self.latent_dim)
+        module, sequences = self.net_.module_, []
+        with self._inference_context():
+            for start in range(0, len(Z), self.batch_size):
+                latent = torch.from_numpy(Z[start:start + self.batch_size]).to(self.net_.device)
+                if module.is_sequence_decoder:
+                    sequences += greedy_decode(module, latent, max_length=self.max_length)
+                else:
+                    sequences += bag_decode(module.decode(latent), n_tokens=self.bag_size_)
+        return np.array(decode(self.tokenizer_, sequences) if sequences else [], dtype=object)
+
+    def score_samples(self, X):
+        """Mean log-likelihood per token of each text under the model (higher is more typical).
+
+        Each text is encoded to its latent vector and the log-probability of every one of its tokens
+        (and, for sequence architectures, the end of the text) is read from the decoder.
+        A text with no tokens under ``architecture="bow"`` scores 0.
+
+        Parameters
+        ----------
+        X : iterable of str
+            Raw texts.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_texts,), dtype float64
+        """
+        check_is_fitted(self)
+        total, count = self._log_likelihoods(check_texts(X))
+        return np.divide(total, count, out=np.zeros_like(total), where=count > 0)
+
+    def score(self, X, y=None):
+        """Mean log-likelihood per token over all tokens of ``X`` (higher is better).
+
+        This is what ``GridSearchCV`` maximises when no ``scoring`` is given.
+
+        Parameters
+        ----------
+        X : iterable of str
+            Raw texts.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        score : float
+        """
+        check_is_fitted(self)
+        total, count = self._log_likelihoods(check_texts(X))
+        return float(total.sum() / max(count.sum(), 1))
+
+    # ------------------------------------------------------------------ helpers
+
+    def _encode(self, texts, *, tokenizer=None):
+        sequences, n_truncated = encode(tokenizer or self.tokenizer_, texts, max_length=self.max_length)
+        if n_truncated:
+            warnings.warn(f"{n_truncated} of {len(texts)} texts were longer than max_length={self.max_length} "
+                          f"tokens and were truncated; raise max_length to keep them whole.",
+                          TruncationWarning, stacklevel=3)
+        return sequences, n_truncated
+
+    @contextlib.contextmanager
+    def _inference_context(self):
+        """No gradients, eval mode, bf16 on CUDA."""
+        self.net_.module_.eval()
+        with torch.inference_mode(), self.net_.autocast():
+            yield
+
+    def _inference_batches(self, sequences):
+        """Yield ``(indices, inputs, target_ids)`` on the device, in batches of similar lengths."""
+        lengths = np.fromiter((len(s) for s in sequences), dtype=np.int64, count=len(sequences))
+        sampler = LengthBucketSampler(lengths, batch_size=self.batch_size, shuffle=False)
+        collate = Collator(sequence_targets=self.net_.module_.is_sequence_decoder)
+        device = self.net_.device
+        for indices in sampler:
+            inputs, target_ids = collate([sequences[i] for i in indices])
+            inputs = {key: value.to(device, non_blocking=True) for key, value in inputs.items()}
+            yield np.asarray(indices), inputs, target_ids.to(device, non_blocking=True)
+
+    def _log_likelihoods(self, texts):
+        """Per text: the summed token log-likelihood and the number of tokens scored."""
+        sequences, _ = self._encode(texts)
+        total, count = np.zeros(len(sequences)), np.zeros(len(sequences))
+        module = self.net_.module_
+        with self._inference_context():
+            for indices, inputs, target_ids in self._inference_batches(sequences):
+                latent = module.encode(inputs["input_ids"], inputs["lengths"])
+                log_probs = token_log_probs(module.decode(latent, inputs.get("decoder_input_ids")), target_ids)
+                total[indices] = log_probs.sum(dim=1).double().cpu().numpy()
+                count[indices] = (target_ids != PAD_ID).sum(dim=1).cpu().numpy()
+        return total, count
+
+    @property
+    def _n_features_out(self):
+        return self.net_.module_.latent_dim
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.string = True
+        tags.input_tags.two_d_array = False
+        tags.transformer_tags.preserves_dtype = []
+        return tags
+
+
+def _silent(*args, **kwargs):
+    """EarlyStopping's message sink; the per-epoch log already shows when training stopped."""

@@ -1,0 +1,60 @@
+"""GRU/LSTM encoder-decoder: a bidirectional encoder whose final states become the latent vector,
+and a decoder conditioned on the latent vector twice (its initial state, and an input at every step,
+so that the conditioning does not fade over long texts)."""
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence
+
+from .base import AutoencoderModule, DeterministicBottleneck
+
+_CELLS = {"gru": nn.GRU, "lstm": nn.LSTM}
+
+
+class RecurrentAutoencoder(AutoencoderModule):
+    def __init__(self, *, vocab_size, latent_dim, embedding_dim, hidden_dim, num_layers, dropout, cell="gru"):
+        super().__init__()
+        if cell not in _CELLS:
+            raise ValueError(f"cell must be one of {sorted(_CELLS)}, got {cell!r}.")
+        rnn = _CELLS[cell]
+        self.cell, self.latent_dim, self.num_layers, self.hidden_dim = cell, latent_dim, num_layers, hidden_dim
+        between_layers = dropout if num_layers > 1 else 0.0
+        self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=0)
+        self.dropout = nn.Dropout(dropout)
+        self.encoder = rnn(embedding_dim, hidden_dim, num_layers, batch_first=True,
+                           bidirectional=True, dropout=between_layers)
+        self.bottleneck = DeterministicBottleneck(hidden_dim=2 * hidden_dim, latent_dim=latent_dim)
+        self.latent_to_state = nn.Linear(latent_dim, num_layers * hidden_dim)
+        self.decoder = rnn(embedding_dim + latent_dim, hidden_dim, num_layers, batch_first=True,
+                           dropout=between_layers)
+        self.output = nn.Linear(hidden_dim, vocab_size)
+
+    def encode_hidden(self, input_ids, lengths):
+        embedded = self.dropout(self.embedding(input_ids))  # (B, T, E)
+        # Packing keeps padding out of the final states; pack_padded_sequence wants lengths on the CPU.
+        packed = pack_padded_sequence(embedded, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        _, final = self.encoder(packed)
+        final = final[0] if self.cell == "lstm" else final  # (2 * layers, B, H)
+        return torch.cat([final[-2], final[-1]], dim=-1)  # (B, 2H): last layer, both directions
+
+    def init_state(self, latent):
+        batch = latent.shape[0]
+        hidden = torch.tanh(self.latent_to_state(latent))  # (B, layers * H)
+        hidden = hidden.view(batch, self.num_layers, self.hidden_dim).transpose(0, 1).contiguous()  # (layers, B, H)
+        rnn_state = (hidden, torch.zeros_like(hidden)) if self.cell == "lstm" else hidden
+        return latent, rnn_state
+
+    def _run_decoder(self, tokens, state):
+        latent, rnn_state = state
+        embedded = self.dropout(self.embedding(tokens))  # (B, T, E)
+        conditioned = torch.cat([embedded, latent[:, None, :].expand(-1, tokens.shape[1], -1)], dim=-1)
+        output, rnn_state = self.decoder(conditioned, rnn_state)  # (B, T, H)
+        return self.output(self.dropout(output)), (latent, rnn_state)  # (B, T, V)
+
+    def decode(self, latent, decoder_input_ids):
+        logits, _ = self._run_decoder(decoder_input_ids, self.init_state(latent))
+        return logits
+
+    def step(self, tokens, state):
+        logits, state = self._run_decoder(tokens[:, None], state)  # tokens (B,) -> (B, 1)
+        return logits[:, 0], state

@@ -1,0 +1,181 @@
+"""Train, apply and invert the tokenizers that turn raw text into integer ids.
+
+Three kinds of Hugging Face ``tokenizers.Tokenizer`` are built, none of which
+alters the text (no lowercasing, no Unicode normalization), all with
+:data:`SPECIAL_TOKENS` at the same fixed ids and no BOS/EOS added on encoding:
+
+- ``"bpe"``: byte-level BPE (GPT-2 style). Every byte is in the vocabulary, so
+  any text, even characters never seen in training, round-trips exactly.
+- ``"word"``: one token per word or punctuation mark; a word carries the space
+  before it (``"▁word"``), and whitespace other than ``" "`` is a token of its
+  own. Out-of-vocabulary words become ``[UNK]``.
+- ``"char"``: one token per Unicode code point. Unseen characters become ``[UNK]``.
+
+Decoding renders ``[UNK]`` as :data:`UNK_TEXT`, U+FFFD (the replacement character).
+"""
+
+from numbers import Integral
+
+import numpy as np
+from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+
+PAD_ID, BOS_ID, EOS_ID, UNK_ID, MASK_ID = 0, 1, 2, 3, 4
+SPECIAL_TOKENS = ["[PAD]", "[BOS]", "[EOS]", "[UNK]", "[MASK]"]
+TOKENIZER_KINDS = ("bpe", "word", "char")
+UNK_TEXT = "\ufffd"
+_N_BYTES = 256
+
+
+def _check_texts(texts):
+    if isinstance(texts, str):
+        raise TypeError("Iterable over raw text documents expected, string object received; "
+                        "wrap a single text in a list.")
+    texts = list(texts)
+    for index, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise TypeError(f"texts[{index}] is a {type(text).__name__}; every text must be a str.")
+    return texts
+
+
+def _build(kind):
+    if kind == "bpe":
+        tokenizer = Tokenizer(models.BPE())
+        # The regex only decides where merges may not cross; it keeps every byte, so it is lossless.
+        tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+        tokenizer.decoder = decoders.ByteLevel()
+        return tokenizer
+    tokenizer = Tokenizer(models.WordLevel(unk_token="[UNK]"))
+    if kind == "char":
+        tokenizer.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
+        tokenizer.decoder = decoders.Fuse()
+        return tokenizer
+    # Prepending one space (which the decoder removes again) lets the first word share its
+    # "▁word" token with the same word mid-text, while a real leading space still survives
+    # as an extra "▁" token; Metaspace's own prepend schemes would drop it.
+    tokenizer.normalizer = normalizers.Prepend(" ")
+    tokenizer.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(r"[^\S ]"), behavior="isolated"),  # "\n", "\t", ... alone
+        pre_tokenizers.Metaspace(prepend_scheme="never"),
+        pre_tokenizers.Punctuation(),
+    ])
+    tokenizer.decoder = decoders.Metaspace(prepend_scheme="always")
+    return tokenizer
+
+
+def train_tokenizer(texts, *, kind, vocab_size):
+    """Train a tokenizer of the given kind on raw texts.
+
+    Parameters
+    ----------
+    texts : iterable of str
+        Training corpus. Empty strings are allowed, even a corpus of only empty strings
+        (the tokenizer then holds just the special tokens, plus the 256 bytes for ``"bpe"``).
+    kind : {"bpe", "word", "char"}
+        Tokenization scheme; see the module docstring.
+    vocab_size : int
+        Maximum vocabulary size, special tokens included. At least 6, and at least
+        261 (5 special tokens + 256 bytes) for ``"bpe"``.
+
+    Returns
+    -------
+    tokenizers.Tokenizer
+        Trained deterministically, with ``[PAD]``, ``[BOS]``, ``[EOS]``, ``[UNK]``, ``[MASK]``
+        at ids 0-4 and no post-processor.
+
+    Notes
+    -----
+    ``decode(encode(t)) == t`` holds for every text with ``"bpe"``; with ``"char"``, for
+    texts whose characters were all seen in training. With ``"word"`` it holds for texts
+    whose words are all in the vocabulary, except that a literal ``"▁"`` (U+2581) decodes
+    as a space; an unknown word decodes to a single U+FFFD that also replaces the space
+    before it (``"a zzz b"`` gives ``"a\\ufffd b"``).
+    """
+    if kind not in TOKENIZER_KINDS:
+        raise ValueError(f"kind={kind!r} is not supported; use one of {TOKENIZER_KINDS}.")
+    minimum = len(SPECIAL_TOKENS) + (_N_BYTES if kind == "bpe" else 1)
+    if not isinstance(vocab_size, Integral) or isinstance(vocab_size, bool) or vocab_size < minimum:
+        raise ValueError(f"vocab_size={vocab_size!r} is too small for kind={kind!r}; "
+                         f"use an integer >= {minimum}.")
+    texts = _check_texts(texts)
+    tokenizer = _build(kind)
+    options = dict(vocab_size=int(vocab_size), special_tokens=SPECIAL_TOKENS, show_progress=False)
+    if kind == "bpe":
+        trainer = trainers.BpeTrainer(initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), **options)
+    else:
+        trainer = trainers.WordLevelTrainer(**options)
+    tokenizer.train_from_iterator(texts, trainer=trainer)
+    assert [tokenizer.token_to_id(token) for token in SPECIAL_TOKENS] == list(range(5))
+    return tokenizer
+
+
+def encode(tokenizer, texts, *, max_length):
+    """Encode texts to id arrays of at most ``max_length`` tokens, without BOS/EOS.
+
+    Parameters
+    ----------
+    tokenizer : tokenizers.Tokenizer
+        A tokenizer from :func:`train_tokenizer`.
+    texts : iterable of str
+        Texts to encode. A literal ``"[MASK]"`` (or other special token string) in a
+        text is encoded as ordinary text, never as the special id.
+    max_length : int
+        Longer encodings are cut to their first ``max_length`` tokens.
+
+    Returns
+    -------
+    ids : list of numpy.ndarray
+        One 1-D ``int64`` array per text (empty for an empty text).
+    n_truncated : int
+        How many texts were longer than ``max_length`` and were cut.
+    """
+    if not isinstance(max_length, Integral) or isinstance(max_length, bool) or max_length < 1:
+        raise ValueError(f"max_length={max_length!r} is invalid; use an integer >= 1.")
+    texts = _check_texts(texts)
+    # Not kept by pickling or to_str(), so it is set on every call; without it a special
+    # token's string inside a text would become its id and vanish on decoding.
+    tokenizer.encode_special_tokens = True
+    ids = [encoding.ids for encoding in tokenizer.encode_batch(texts, add_special_tokens=False)]
+    n_truncated = sum(len(row) > max_length for row in ids)
+    return [np.asarray(row[:max_length], dtype=np.int64) for row in ids], n_truncated
+
+
+def decode(tokenizer, sequences):
+    """Turn id sequences back into text.
+
+    Each sequence ends at its first EOS (later ids are ignored); PAD, BOS and MASK ids
+    are dropped and UNK is rendered as U+FFFD. With ``"bpe"``, a sequence that cuts a
+    multi-byte character also yields U+FFFD for the incomplete bytes.
+
+    Parameters
+    ----------
+    tokenizer : tokenizers.Tokenizer
+        The tokenizer the ids come from.
+    sequences : iterable of array-like of int, or 2-D int array
+        One 1-D id sequence per text.
+
+    Returns
+    -------
+    list of str
+    """
+    vocab = tokenizer.get_vocab(with_added_tokens=True)
+    id_to_token = np.empty(max(vocab.values()) + 1, dtype=object)
+    id_to_token[list(vocab.values())] = list(vocab.keys())
+    id_to_token[UNK_ID] = UNK_TEXT  # all three decoders pass an unknown string through as is
+    texts = []
+    for index, sequence in enumerate(sequences):
+        ids = np.asarray(sequence)
+        if ids.ndim != 1:
+            raise ValueError(f"sequences[{index}] has {ids.ndim} dimensions; each sequence must be "
+                             f"1-D (pass a list of sequences or a 2-D array, not one sequence).")
+        if ids.size and not np.issubdtype(ids.dtype, np.integer):
+            raise ValueError(f"sequences[{index}] has dtype {ids.dtype}; token ids must be integers.")
+        eos = np.flatnonzero(ids == EOS_ID)
+        ids = ids[: eos[0]] if eos.size else ids
+        ids = ids[~np.isin(ids, (PAD_ID, BOS_ID, MASK_ID))].astype(np.int64)
+        if ids.size and (ids.min() < 0 or ids.max() >= len(id_to_token)):
+            bad = ids[(ids < 0) | (ids >= len(id_to_token))][0]
+            raise ValueError(f"sequences[{index}] holds id {bad}, outside the vocabulary "
+                             f"[0, {len(id_to_token)}); decode with the tokenizer that made the ids.")
+        # The decoder, not Tokenizer.decode_batch, so that UNK can be rendered as U+FFFD.
+        texts.append(tokenizer.decoder.decode(id_to_token[ids].tolist()))
+    return texts

@@ -1,0 +1,233 @@
+import pickle
+
+import numpy as np
+import pytest
+
+from sktextae.tokenization import (
+    BOS_ID,
+    EOS_ID,
+    MASK_ID,
+    PAD_ID,
+    SPECIAL_TOKENS,
+    TOKENIZER_KINDS,
+    UNK_ID,
+    decode,
+    encode,
+    train_tokenizer,
+)
+
+TEXTS = [
+    "Héllo wörld, señor ñandú über alles.",
+    "日本語のテキスト",
+    "thumbs 👍🏽 party 🎉 family 👨‍👩‍👧 flag 🇫🇷",
+    "line one\nline two\r\nthree\ttabbed",
+    "multiple   spaces  here",
+    " leading space",
+    "  two leading and trailing  ",
+    "\nstarts with a newline",
+    '"quoted," she said -- (really)?',
+    "literal [MASK] and [PAD] are text",
+    "",
+]
+VOCAB_SIZE = 400
+
+
+@pytest.fixture(scope="module", params=TOKENIZER_KINDS)
+def kind_and_tokenizer(request):
+    return request.param, train_tokenizer(TEXTS, kind=request.param, vocab_size=VOCAB_SIZE)
+
+
+@pytest.fixture(scope="module")
+def word_tokenizer():
+    return train_tokenizer(["a b c", "b c", "c"], kind="word", vocab_size=VOCAB_SIZE)
+
+
+def test_special_token_ids_are_fixed(kind_and_tokenizer):
+    _, tokenizer = kind_and_tokenizer
+    ids = [tokenizer.token_to_id(token) for token in SPECIAL_TOKENS]
+    assert ids == [PAD_ID, BOS_ID, EOS_ID, UNK_ID, MASK_ID] == [0, 1, 2, 3, 4]
+
+
+def test_training_texts_round_trip_exactly(kind_and_tokenizer):
+    _, tokenizer = kind_and_tokenizer
+    ids, n_truncated = encode(tokenizer, TEXTS, max_length=1000)
+    assert n_truncated == 0
+    assert all(row.dtype == np.int64 and row.ndim == 1 for row in ids)
+    assert not any(np.isin(row, [PAD_ID, BOS_ID, EOS_ID, UNK_ID, MASK_ID]).any() for row in ids)
+    assert decode(tokenizer, ids) == TEXTS
+
+
+def test_bpe_round_trips_unseen_text():
+    tokenizer = train_tokenizer(["just ascii"], kind="bpe", vocab_size=300)
+    unseen = ["Ωμέγα ∑ 🐍 中文  \r\n\t x ", "\u00a0\u3000\u200b", "[UNK][EOS]"]
+    assert decode(tokenizer, encode(tokenizer, unseen, max_length=100)[0]) == unseen
+
+
+def test_word_splits_words_punctuation_and_whitespace():
+    tokenizer = train_tokenizer(["Hi, you.\n\tyou"], kind="word", vocab_size=VOCAB_SIZE)
+    (ids,), _ = encode(tokenizer, ["Hi, you.\n\tyou"], max_length=100)
+    tokens = [tokenizer.id_to_token(i) for i in ids]
+    assert tokens == ["▁Hi", ",", "▁you", ".", "\n", "\t", "you"]
+
+
+def test_word_lossy_cases_are_exactly_as_documented(word_tokenizer):
+    # The unknown word takes the space before it into its U+FFFD; U+2581 comes back as a space.
+    ids, _ = encode(word_tokenizer, ["a zzz b", "zzz c", "a\u2581b"], max_length=100)
+    assert decode(word_tokenizer, ids) == ["a\ufffd b", "\ufffd c", "a b"]
+
+
+def test_char_is_one_token_per_code_point_and_unseen_is_unk():
+    tokenizer = train_tokenizer(["ab 👍🏽"], kind="char", vocab_size=VOCAB_SIZE)
+    (ids, unseen), _ = encode(tokenizer, ["ab 👍🏽", "aXb"], max_length=100)
+    assert len(ids) == len("ab 👍🏽") == 5
+    assert unseen.tolist()[1] == UNK_ID
+    assert decode(tokenizer, [unseen]) == ["a\ufffdb"]
+
+
+def test_empty_texts_encode_to_empty_arrays_and_decode_to_empty(kind_and_tokenizer):
+    _, tokenizer = kind_and_tokenizer
+    ids, n_truncated = encode(tokenizer, ["", ""], max_length=5)
+    assert n_truncated == 0
+    assert [row.shape for row in ids] == [(0,), (0,)]
+    assert ids[0].dtype == np.int64
+    assert decode(tokenizer, ids) == ["", ""]
+    assert decode(tokenizer, [[], np.array([], dtype=np.int64)]) == ["", ""]
+
+
+@pytest.mark.parametrize("kind", TOKENIZER_KINDS)
+@pytest.mark.parametrize("corpus", [["", "", ""], []])
+def test_all_empty_corpus_trains_a_working_tokenizer(kind, corpus):
+    tokenizer = train_tokenizer(corpus, kind=kind, vocab_size=VOCAB_SIZE)
+    n_bytes = 256 if kind == "bpe" else 0
+    assert tokenizer.get_vocab_size() == len(SPECIAL_TOKENS) + n_bytes
+    ids, _ = encode(tokenizer, ["", "hé"], max_length=10)
+    assert ids[0].size == 0
+    expected = "hé" if kind == "bpe" else ("\ufffd" if kind == "word" else "\ufffd\ufffd")
+    assert decode(tokenizer, ids) == ["", expected]
+
+
+def test_truncation_is_counted_exactly(kind_and_tokenizer):
+    _, tokenizer = kind_and_tokenizer
+    texts = ["a", "one two three four five", "", "x y z w v u t s", "日本語のテキスト 日本語 🎉 🎉 !"]
+    max_length = 4
+    full, _ = encode(tokenizer, texts, max_length=10_000)
+    ids, n_truncated = encode(tokenizer, texts, max_length=max_length)
+    assert n_truncated == sum(len(row) > max_length for row in full) == 3
+    assert all(len(row) <= max_length for row in ids)
+    assert all(np.array_equal(cut, row[:max_length]) for cut, row in zip(ids, full))
+
+
+def test_decode_stops_at_eos_and_drops_pad_bos_mask(kind_and_tokenizer):
+    _, tokenizer = kind_and_tokenizer
+    (ids,), _ = encode(tokenizer, ["Héllo wörld"], max_length=100)
+    ids = ids.tolist()
+    noisy = [BOS_ID, *ids[:1], MASK_ID, *ids[1:], EOS_ID, *ids, PAD_ID]
+    padded = np.array([
+        [BOS_ID, *ids, EOS_ID, PAD_ID, PAD_ID],
+        [BOS_ID, *ids, PAD_ID, PAD_ID, EOS_ID],
+    ])
+    assert decode(tokenizer, [noisy]) == ["Héllo wörld"]
+    assert decode(tokenizer, padded) == ["Héllo wörld"] * 2
+    assert decode(tokenizer, [[EOS_ID, *ids]]) == [""]
+
+
+def test_unk_renders_as_replacement_character(kind_and_tokenizer):
+    kind, tokenizer = kind_and_tokenizer
+    (ids,), _ = encode(tokenizer, ["señor"], max_length=100)
+    # A word token carries its leading space ("▁señor"), shown once a token precedes it.
+    expected = "\ufffd señor\ufffd" if kind == "word" else "\ufffdseñor\ufffd"
+    assert decode(tokenizer, [[UNK_ID, *ids.tolist(), UNK_ID]]) == [expected]
+
+
+def test_literal_special_token_strings_are_ordinary_text(kind_and_tokenizer):
+    _, tokenizer = kind_and_tokenizer
+    text = "literal [MASK] and [PAD] are text"
+    (ids,), _ = encode(tokenizer, [text], max_length=100)
+    assert not np.isin(ids, [PAD_ID, MASK_ID]).any()
+    assert decode(tokenizer, [ids]) == [text]
+
+
+@pytest.mark.parametrize("kind", TOKENIZER_KINDS)
+@pytest.mark.parametrize("vocab_size", [261, 270, 300])
+def test_vocab_size_is_respected(kind, vocab_size):
+    tokenizer = train_tokenizer(TEXTS * 3, kind=kind, vocab_size=vocab_size)
+    assert tokenizer.get_vocab_size() <= vocab_size
+
+
+@pytest.mark.parametrize("kind", ["word", "char"])
+def test_small_vocab_keeps_the_most_frequent_tokens(kind):
+    tokenizer = train_tokenizer(["aaa bb c"], kind=kind, vocab_size=6)
+    assert tokenizer.get_vocab_size() == 6
+    assert tokenizer.id_to_token(5) in ("▁aaa", "a")
+
+
+@pytest.mark.parametrize("kind", TOKENIZER_KINDS)
+def test_training_is_deterministic(kind):
+    # Ties in frequency are common in a small corpus; they must not be broken at random.
+    vocabs = [train_tokenizer(TEXTS, kind=kind, vocab_size=300).get_vocab() for _ in range(5)]
+    assert all(vocab == vocabs[0] for vocab in vocabs)
+
+
+def test_pickle_round_trip_gives_identical_encodings(kind_and_tokenizer):
+    _, tokenizer = kind_and_tokenizer
+    restored = pickle.loads(pickle.dumps(tokenizer))
+    ids, n = encode(tokenizer, TEXTS, max_length=7)
+    restored_ids, restored_n = encode(restored, TEXTS, max_length=7)
+    assert n == restored_n
+    assert all(np.array_equal(a, b) for a, b in zip(ids, restored_ids))
+    assert decode(restored, ids) == decode(tokenizer, ids)
+
+
+def test_unknown_kind_raises():
+    message = r"kind='wordpiece' is not supported; use one of \('bpe', 'word', 'char'\)"
+    with pytest.raises(ValueError, match=message):
+        train_tokenizer(TEXTS, kind="wordpiece", vocab_size=VOCAB_SIZE)
+
+
+@pytest.mark.parametrize(
+    "kind, vocab_size, minimum",
+    [("bpe", 260, 261), ("bpe", 100, 261), ("word", 5, 6), ("char", 0, 6),
+     ("word", 10.5, 6), ("char", None, 6)],
+)
+def test_too_small_vocab_size_raises(kind, vocab_size, minimum):
+    message = rf"vocab_size={vocab_size!r} is too small .* use an integer >= {minimum}"
+    with pytest.raises(ValueError, match=message):
+        train_tokenizer(TEXTS, kind=kind, vocab_size=vocab_size)
+
+
+def test_minimum_vocab_size_is_accepted():
+    assert train_tokenizer(TEXTS, kind="bpe", vocab_size=261).get_vocab_size() == 261
+    assert train_tokenizer(TEXTS, kind="char", vocab_size=6).get_vocab_size() == 6
+
+
+@pytest.mark.parametrize("max_length", [0, -3, 2.5, True])
+def test_bad_max_length_raises(word_tokenizer, max_length):
+    with pytest.raises(ValueError, match=rf"max_length={max_length!r} is invalid; use an integer >= 1"):
+        encode(word_tokenizer, ["a b"], max_length=max_length)
+
+
+def test_bare_string_raises(word_tokenizer):
+    with pytest.raises(TypeError, match="string object received; wrap a single text in a list"):
+        train_tokenizer("a b c", kind="word", vocab_size=VOCAB_SIZE)
+    with pytest.raises(TypeError, match="string object received"):
+        encode(word_tokenizer, "a b", max_length=5)
+
+
+def test_non_string_text_raises(word_tokenizer):
+    with pytest.raises(TypeError, match=r"texts\[1\] is a int; every text must be a str"):
+        train_tokenizer(["a", 3], kind="word", vocab_size=VOCAB_SIZE)
+    with pytest.raises(TypeError, match=r"texts\[0\] is a NoneType"):
+        encode(word_tokenizer, [None], max_length=5)
+
+
+def test_bad_sequences_raise(word_tokenizer):
+    with pytest.raises(ValueError, match=r"sequences\[0\] has 0 dimensions; each sequence must be 1-D"):
+        decode(word_tokenizer, [5, 6])
+    with pytest.raises(ValueError, match=r"sequences\[0\] has dtype float64; token ids must be integers"):
+        decode(word_tokenizer, [[5.0, 6.0]])
+    size = word_tokenizer.get_vocab_size()
+    message = rf"sequences\[1\] holds id {size}, outside the vocabulary \[0, {size}\)"
+    with pytest.raises(ValueError, match=message):
+        decode(word_tokenizer, [[5], [5, size]])
+    with pytest.raises(ValueError, match=r"holds id -1, outside the vocabulary"):
+        decode(word_tokenizer, [[-1]])
