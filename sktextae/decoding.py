@@ -35,7 +35,7 @@ def greedy_decode(module, latent, *, max_length):
         if bool(finished.all()):
             break
     ids = torch.stack(steps, dim=1).cpu().numpy()  # (B, steps)
-    return [_until_eos(row) for row in ids]
+    return [_until_eos(row)[:max_length] for row in ids]
 
 
 def _until_eos(row):

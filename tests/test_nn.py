@@ -1,0 +1,70 @@
+import pytest
+import torch
+
+from sktextae.batching import Collator
+from sktextae.nn import ARCHITECTURES, build_module
+from sktextae.tokenization import BOS_ID
+
+VOCAB = 30
+TINY = dict(vocab_size=VOCAB, latent_dim=6, embedding_dim=8, hidden_dim=12, num_layers=2, num_heads=2,
+            dropout=0.1, max_length=10)
+
+
+def batch(sequence_targets):
+    seqs = [torch.tensor([5, 6, 7, 8]).numpy(), torch.tensor([9]).numpy(), torch.tensor([], dtype=torch.long).numpy()]
+    return Collator(sequence_targets=sequence_targets)(seqs)
+
+
+@pytest.fixture(params=ARCHITECTURES)
+def module(request):
+    torch.manual_seed(0)
+    return build_module(request.param, **TINY)
+
+
+def test_forward_backward_shapes(module):
+    inputs, targets = batch(module.is_sequence_decoder)
+    logits, aux_loss = module(**inputs)
+    expected = (3, targets.shape[1], VOCAB) if module.is_sequence_decoder else (3, VOCAB)
+    assert logits.shape == expected
+    assert aux_loss is None
+    logits.float().logsumexp(-1).sum().backward()
+    grads = [p.grad for p in module.parameters() if p.requires_grad]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+    assert any(g.abs().sum() > 0 for g in grads)
+
+
+def test_encode_shape_and_determinism_in_eval(module):
+    inputs, _ = batch(module.is_sequence_decoder)
+    module.eval()
+    latent = module.encode(inputs["input_ids"], inputs["lengths"])
+    assert latent.shape == (3, TINY["latent_dim"])
+    torch.testing.assert_close(latent, module.encode(inputs["input_ids"], inputs["lengths"]))
+
+
+def test_padding_does_not_change_a_texts_latent(module):
+    # The same text alone and batched with a longer one must encode identically.
+    module.eval()
+    collate = Collator(sequence_targets=module.is_sequence_decoder)
+    alone, _ = collate([torch.tensor([5, 6]).numpy()])
+    padded, _ = collate([torch.tensor([5, 6]).numpy(), torch.arange(5, 14).numpy()])
+    z_alone = module.encode(alone["input_ids"], alone["lengths"])
+    z_padded = module.encode(padded["input_ids"], padded["lengths"])[:1]
+    torch.testing.assert_close(z_alone, z_padded, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("architecture", [a for a in ARCHITECTURES if a != "bow"])
+def test_step_by_step_decoding_matches_teacher_forcing(architecture):
+    torch.manual_seed(0)
+    module = build_module(architecture, **TINY).eval()
+    latent = torch.randn(2, TINY["latent_dim"])
+    decoder_input = torch.tensor([[BOS_ID, 5, 6, 7], [BOS_ID, 9, 10, 11]])
+    forced = module.decode(latent, decoder_input)  # (B, T, V)
+    state = module.init_state(latent)
+    for t in range(decoder_input.shape[1]):
+        logits, state = module.step(decoder_input[:, t], state)
+        torch.testing.assert_close(logits, forced[:, t], atol=1e-5, rtol=1e-5)
+
+
+def test_unknown_architecture_is_refused():
+    with pytest.raises(ValueError, match="architecture must be one of"):
+        build_module("cnn", **TINY)
