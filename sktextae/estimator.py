@@ -2,6 +2,7 @@
 
 import contextlib
 import copy
+import functools
 import warnings
 from numbers import Integral, Real
 
@@ -198,14 +199,14 @@ class TextAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         texts = check_texts(X)
         if not hasattr(self, "net_"):
             return self._fit_new(texts, epochs=1)
-        self._check_combinations()
+        self._check_combinations(len(texts))
         sequences, self.n_truncated_ = self._encode(texts)
         self._train(sequences, epochs=1, rng=check_random_state(self.random_state))
         return self
 
     def _fit_new(self, texts, *, epochs):
         """Train a new tokenizer and a new network."""
-        self._check_combinations()
+        self._check_combinations(len(texts))
         device = resolve_device(self.device)
         tokenizer = train_tokenizer(texts, kind=self.tokenizer, vocab_size=self.vocab_size)
         sequences, n_truncated = self._encode(texts, tokenizer=tokenizer)
@@ -215,19 +216,22 @@ class TextAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         self._train(sequences, epochs=epochs, rng=check_random_state(self.random_state))
         return self
 
-    def _check_combinations(self):
+    def _check_combinations(self, n_texts):
         if self.patience is not None and self.validation_fraction == 0:
             raise ValueError(f"patience={self.patience} stops on validation loss, but validation_fraction=0 "
                              f"holds out no texts: set validation_fraction > 0, or patience=None.")
         if self.architecture == "transformer" and self.embedding_dim % self.num_heads:
             raise ValueError(f"embedding_dim({self.embedding_dim}) must be divisible by "
                              f"num_heads({self.num_heads}) for architecture='transformer'.")
+        self._n_validation(n_texts)  # raises here, before a failed fit has replaced any fitted state
 
     def _build_net(self):
-        module = build_module(self.architecture, vocab_size=self.tokenizer_.get_vocab_size(),
-                              latent_dim=self.latent_dim, embedding_dim=self.embedding_dim,
-                              hidden_dim=self.hidden_dim, num_layers=self.num_layers, num_heads=self.num_heads,
-                              dropout=self.dropout, max_length=self.max_length)
+        # A factory, not a module: skorch builds it in initialize(), inside _train's private seeded
+        # torch random state, so the initial weights follow random_state and the global state is untouched.
+        module = functools.partial(build_module, self.architecture, vocab_size=self.tokenizer_.get_vocab_size(),
+                                   latent_dim=self.latent_dim, embedding_dim=self.embedding_dim,
+                                   hidden_dim=self.hidden_dim, num_layers=self.num_layers,
+                                   num_heads=self.num_heads, dropout=self.dropout, max_length=self.max_length)
         on_cuda = torch.device(self.device_).type == "cuda"
         callbacks = [("clip", GradientNormClipping(gradient_clip_value=1.0))]
         if self.patience is not None:
@@ -285,7 +289,7 @@ class TextAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         """
         check_is_fitted(self)
         sequences, _ = self._encode(check_texts(X))
-        Z = np.empty((len(sequences), self.latent_dim), dtype=np.float32)
+        Z = np.empty((len(sequences), self._n_features_out), dtype=np.float32)
         module = self.net_.module_
         with self._inference_context():
             for indices, inputs, _ in self._inference_batches(sequences):
@@ -308,7 +312,7 @@ class TextAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         texts : ndarray of shape (n_texts,), dtype object (str)
         """
         check_is_fitted(self)
-        Z = check_latent(Z, latent_dim=self.latent_dim)
+        Z = check_latent(Z, latent_dim=self._n_features_out)
         module, sequences = self.net_.module_, []
         with self._inference_context():
             for start in range(0, len(Z), self.batch_size):

@@ -49,3 +49,23 @@ def _check_pairs(references, hypotheses):
     if len(references) != len(hypotheses):
         raise ValueError(f"references ({len(references)}) and hypotheses ({len(hypotheses)}) must have "
                          f"the same length: one hypothesis per reference.")
+
+
+def reconstruction_report(autoencoder, X):
+    """Measure ``inverse_transform(transform(X))`` against ``X`` for a fitted ``TextAutoencoder``.
+
+    Returns a dict with ``token_accuracy`` (positional; for ``architecture="bow"`` the order-free
+    ``bag_token_accuracy``, over its ``bag_size_`` returned tokens), ``exact_match`` (share of texts
+    reproduced exactly) and ``n_texts``. Tokens are those of the model's own tokenizer, up to
+    ``max_length``.
+    """
+    from .tokenization import encode
+    from .validation import check_texts
+
+    texts = check_texts(X)
+    reconstructions = list(autoencoder.inverse_transform(autoencoder.transform(texts)))
+    refs, _ = encode(autoencoder.tokenizer_, texts, max_length=autoencoder.max_length)
+    hyps, _ = encode(autoencoder.tokenizer_, reconstructions, max_length=autoencoder.max_length)
+    accuracy = bag_token_accuracy if autoencoder.architecture == "bow" else token_accuracy
+    return {"token_accuracy": accuracy(refs, hyps), "exact_match": exact_match_rate(texts, reconstructions),
+            "n_texts": len(texts)}

@@ -10,7 +10,7 @@ def check_texts(X):
     """Return ``X`` as a list of str, or raise an error that names the problem and its fix.
 
     Accepts a list, tuple, 1-D array, pandas Series or one-column DataFrame (any iterable of str).
-    Empty strings are valid texts; None and NaN are missing values and are refused.
+    Empty strings are valid texts; None, NaN and pandas.NA are missing values and are refused.
     """
     if isinstance(X, (str, bytes)):
         raise TypeError("Iterable over raw text documents expected, string object received. "
@@ -35,7 +35,8 @@ def check_texts(X):
     for index, text in enumerate(texts):
         if isinstance(text, str):
             continue
-        if text is None or (isinstance(text, numbers.Real) and np.isnan(text)):
+        # pandas.NA (pandas' "string" dtype) by name: pandas is an optional dependency.
+        if text is None or (isinstance(text, numbers.Real) and np.isnan(text)) or type(text).__name__ == "NAType":
             raise ValueError(f"X[{index}] is {text!r}, a missing value: drop it or replace it with \"\" first.")
         raise TypeError(f"X[{index}] is of type {type(text).__name__}, but every text must be a str: "
                         f"convert the texts with str() or drop the item.")

@@ -1,0 +1,630 @@
+"""scikit-learn contract tests of ``TextAutoencoder``.
+
+scikit-learn's common checks skip estimators that take raw text (``input_tags.string``), so this file
+runs the checks that need no data directly, and writes the data-dependent ones out with texts: clone,
+get/set_params, pickle, Pipeline, GridSearchCV, set_output, feature names, NotFittedError, bad input.
+Every model is tiny (see ``conftest.tiny_autoencoder``) so that the file runs in seconds on a CPU.
+"""
+
+import pickle
+import re
+import warnings
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.cluster import KMeans
+from sklearn.exceptions import NotFittedError
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.utils import estimator_checks
+from sklearn.utils._param_validation import InvalidParameterError
+from sklearn.utils.validation import check_is_fitted
+from skorch.callbacks import Callback, EpochTimer
+
+from sktextae import TextAutoencoder, TruncationWarning
+from sktextae.nn import ARCHITECTURES
+from sktextae.tokenization import decode
+
+NEW_DOMAIN = [
+    "Quasars emit enormous amounts of radiation from distant galaxies.",
+    "The orchestra rehearsed Mahler's ninth symphony until midnight.",
+    "Zebras and wildebeest crossed the Mara river in July.",
+]
+
+
+class EpochCounter(Callback):
+    """A user callback with state, to see whether fit trains with it and whether it mutates it."""
+
+    def initialize(self):
+        self.epochs_seen_ = 0
+        return self
+
+    def on_epoch_end(self, net, **kwargs):
+        self.epochs_seen_ += 1
+
+
+@pytest.fixture(scope="module", params=ARCHITECTURES)
+def fitted(request, tiny, corpus):
+    """A fitted tiny model of each architecture; tests must not change it."""
+    return tiny(architecture=request.param).fit(list(corpus))
+
+
+@pytest.fixture(scope="module")
+def fitted_gru(tiny, corpus):
+    """A fitted GRU model with a snapshot of its state, to show that failed calls leave it as it was."""
+    estimator = tiny().fit(list(corpus))
+    return estimator, _snapshot(estimator, corpus)
+
+
+def _snapshot(estimator, texts):
+    return estimator.tokenizer_, estimator.net_, estimator.get_params(), estimator.transform(texts)
+
+
+def assert_unchanged(estimator, snapshot, texts):
+    tokenizer, net, params, Z = snapshot
+    assert estimator.tokenizer_ is tokenizer
+    assert estimator.net_ is net
+    assert estimator.get_params() == params
+    np.testing.assert_array_equal(estimator.transform(texts), Z)
+
+
+# --------------------------------------------------------------------------- scikit-learn's own checks
+
+DATA_FREE_CHECKS = [
+    estimator_checks.check_estimator_cloneable,
+    estimator_checks.check_no_attributes_set_in_init,
+    estimator_checks.check_get_params_invariance,
+    estimator_checks.check_set_params,
+    estimator_checks.check_parameters_default_constructible,
+    # Calls fit with numeric data and bad parameters: passes because @_fit_context validates the
+    # parameters before fit looks at X (see test_param_validation_comes_before_input_validation).
+    estimator_checks.check_param_validation,
+    estimator_checks.check_estimator_repr,
+    estimator_checks.check_do_not_raise_errors_in_init_or_set_params,
+    estimator_checks.check_mixin_order,
+    estimator_checks.check_valid_tag_types,
+    estimator_checks.check_estimator_tags_renamed,
+    estimator_checks.check_get_feature_names_out_error,
+    # Calls transform with numeric data on an unfitted estimator: NotFittedError comes first.
+    estimator_checks.check_transformers_unfitted,
+]
+
+
+@pytest.mark.parametrize("config", ["default", "tiny"])
+@pytest.mark.parametrize("check", DATA_FREE_CHECKS, ids=lambda check: check.__name__)
+def test_sklearn_data_free_check(check, config, tiny):
+    estimator = TextAutoencoder() if config == "default" else tiny(callbacks=[EpochTimer()])
+    check(type(estimator).__name__, estimator)
+
+
+def test_param_validation_comes_before_input_validation():
+    with pytest.raises(InvalidParameterError, match="'latent_dim' parameter"):
+        TextAutoencoder(latent_dim=0).fit("not a list of texts")
+
+
+def test_tags():
+    tags = TextAutoencoder().__sklearn_tags__()
+    assert tags.input_tags.string is True
+    assert tags.input_tags.two_d_array is False
+    assert tags.requires_fit is True
+    assert tags.transformer_tags is not None
+
+
+# --------------------------------------------------------------------------- clone, params, callbacks
+
+def test_clone_unfitted_has_equal_params(tiny):
+    estimator = tiny(architecture="lstm", latent_dim=5, lr=3e-3)
+    cloned = clone(estimator)
+    assert cloned is not estimator
+    assert cloned.get_params() == estimator.get_params()
+    with pytest.raises(NotFittedError):
+        check_is_fitted(cloned)
+
+
+def test_clone_fitted_gives_unfitted(fitted):
+    cloned = clone(fitted)
+    assert cloned.get_params() == fitted.get_params()
+    assert not [name for name in vars(cloned) if name.endswith("_")]
+    with pytest.raises(NotFittedError):
+        cloned.transform(["some text"])
+
+
+def test_fit_returns_self_and_sets_only_trailing_underscore_attributes(tiny, texts):
+    estimator = tiny()
+    before = dict(vars(estimator))
+    assert estimator.fit(texts) is estimator
+    added = set(vars(estimator)) - set(before)
+    assert added, "fit set no attributes"
+    assert all(name.endswith("_") or name.startswith("_") for name in added), sorted(added)
+    assert {"tokenizer_", "net_", "device_", "n_truncated_", "bag_size_"} <= added
+    check_is_fitted(estimator)
+
+
+def test_fit_does_not_change_params(tiny, texts):
+    estimator = tiny(callbacks=[EpochCounter()])
+    params = estimator.get_params()
+    hashes = {name: joblib.hash(value) for name, value in params.items()}
+    estimator.fit(texts)
+    assert {name: joblib.hash(value) for name, value in estimator.get_params().items()} == hashes
+    assert all(estimator.get_params()[name] is value for name, value in params.items())
+
+
+def test_callbacks_survive_clone_and_are_copied_in_fit(tiny, texts):
+    counter, timer = EpochCounter(), EpochTimer()
+    estimator = tiny(callbacks=[counter, timer], max_epochs=3)
+    timer_state = dict(vars(timer))
+
+    cloned = clone(estimator)
+    assert [type(callback) for callback in cloned.callbacks] == [EpochCounter, EpochTimer]
+    cloned.fit(texts)
+    estimator.fit(texts)
+
+    assert estimator.callbacks == [counter, timer]
+    assert vars(counter) == {} and vars(timer) == timer_state  # the user's objects: never initialized
+    trained_counters = [callback for _, callback in estimator.net_.callbacks_ if isinstance(callback, EpochCounter)]
+    assert [callback.epochs_seen_ for callback in trained_counters] == [3]  # a copy trained
+    assert trained_counters[0] is not counter
+
+
+def test_set_params_then_fit_uses_new_params(tiny, texts):
+    estimator = tiny().fit(texts)
+    estimator.set_params(latent_dim=3, architecture="bow")
+    assert estimator.fit(texts).transform(texts).shape == (len(texts), 3)
+    assert estimator.net_.module_.is_sequence_decoder is False
+
+
+# --------------------------------------------------------------------------- pickle, reproducibility
+
+def test_pickle_round_trip_gives_identical_outputs(fitted, texts, tmp_path):
+    Z = fitted.transform(texts)
+    decoded = fitted.inverse_transform(Z[:4])
+    joblib.dump(fitted, tmp_path / "model.joblib")
+    for restored in (pickle.loads(pickle.dumps(fitted)), joblib.load(tmp_path / "model.joblib")):
+        assert type(restored) is TextAutoencoder
+        assert restored.get_params() == fitted.get_params()
+        np.testing.assert_array_equal(restored.transform(texts), Z)
+        np.testing.assert_array_equal(restored.inverse_transform(Z[:4]), decoded)
+        assert restored.score(texts) == fitted.score(texts)
+
+
+@pytest.mark.parametrize("architecture", ARCHITECTURES)
+def test_same_random_state_gives_identical_fits(architecture, tiny, texts):
+    torch_state, numpy_state = torch.random.get_rng_state(), np.random.get_state()
+    first = tiny(architecture=architecture).fit(texts).transform(texts)
+    # The global random states are neither used nor changed by fit.
+    assert torch.equal(torch.random.get_rng_state(), torch_state)
+    assert all(np.array_equal(a, b) for a, b in zip(np.random.get_state(), numpy_state))
+
+    torch.manual_seed(12345)  # a different global state must not matter
+    second = tiny(architecture=architecture).fit(texts).transform(texts)
+    np.testing.assert_array_equal(first, second)
+
+    other_seed = tiny(architecture=architecture, random_state=1).fit(texts).transform(texts)
+    assert not np.array_equal(first, other_seed)
+
+
+def test_same_random_state_gives_identical_fits_with_validation_and_partial_fit(tiny, texts):
+    def fit_twice():
+        estimator = tiny(validation_fraction=0.25, patience=2).fit(texts)
+        return estimator.partial_fit(NEW_DOMAIN).transform(texts)
+
+    np.testing.assert_array_equal(fit_twice(), fit_twice())
+
+
+def test_fit_transform_equals_fit_then_transform(tiny, texts):
+    np.testing.assert_array_equal(tiny().fit_transform(texts), tiny().fit(texts).transform(texts))
+
+
+# --------------------------------------------------------------------------- composition
+
+def test_pipeline_with_classifier(tiny, texts, labels):
+    pipeline = Pipeline([("ae", tiny()), ("clf", LogisticRegression())])
+    pipeline.fit(texts, labels)
+    predictions = pipeline.predict(texts)
+    assert predictions.shape == (len(texts),)
+    assert set(predictions) <= {0, 1}
+    assert pipeline.predict_proba(texts).shape == (len(texts), 2)
+    assert 0 <= pipeline.score(texts, labels) <= 1
+    assert pipeline[:-1].get_feature_names_out().tolist() == [f"textautoencoder{i}" for i in range(8)]
+
+
+def test_grid_search_with_default_score(tiny, texts):
+    grid = {"latent_dim": [4, 8], "architecture": ["gru", "bow"]}
+    search = GridSearchCV(tiny(), grid, cv=2, error_score="raise").fit(texts)
+    assert np.isfinite(search.best_score_)
+    assert search.best_score_ <= 0  # a mean log-likelihood
+    assert search.best_params_["latent_dim"] in grid["latent_dim"]
+    assert search.best_params_["architecture"] in grid["architecture"]
+    assert np.isfinite(search.cv_results_["mean_test_score"]).all()
+    assert search.best_estimator_.transform(texts).shape == (len(texts), search.best_params_["latent_dim"])
+
+
+def test_kmeans_on_latents(tiny, texts):
+    latents = tiny().fit_transform(texts)
+    assert KMeans(n_clusters=2, n_init=1, random_state=0).fit(latents).labels_.shape == (len(texts),)
+    clusters = make_pipeline(tiny(), KMeans(n_clusters=2, n_init=1, random_state=0)).fit_predict(texts)
+    assert set(clusters) <= {0, 1}
+
+
+# --------------------------------------------------------------------------- set_output, feature names
+
+def test_set_output_pandas(tiny, texts):
+    expected_columns = [f"textautoencoder{i}" for i in range(8)]
+    estimator = tiny().set_output(transform="pandas")
+    frame = estimator.fit_transform(texts)
+    assert isinstance(frame, pd.DataFrame)
+    assert frame.columns.tolist() == expected_columns
+    assert estimator.get_feature_names_out().tolist() == expected_columns
+    np.testing.assert_array_equal(frame.to_numpy(), tiny().fit(texts).transform(texts))
+
+    index = [f"doc{i}" for i in range(5)]
+    from_series = estimator.transform(pd.Series(texts[:5], index=index))
+    assert from_series.index.tolist() == index
+    assert from_series.dtypes.eq(np.float32).all()
+
+
+def test_feature_names_follow_latent_dim(tiny, texts):
+    estimator = tiny(latent_dim=3)
+    with pytest.raises(NotFittedError):
+        estimator.get_feature_names_out()
+    estimator.fit(texts)
+    names = estimator.get_feature_names_out()
+    assert isinstance(names, np.ndarray)
+    assert names.tolist() == ["textautoencoder0", "textautoencoder1", "textautoencoder2"]
+
+
+# --------------------------------------------------------------------------- outputs
+
+@pytest.mark.parametrize("method, argument", [
+    ("transform", ["a text"]),
+    ("inverse_transform", np.zeros((1, 8))),
+    ("score", ["a text"]),
+    ("score_samples", ["a text"]),
+    ("get_feature_names_out", None),
+])
+def test_not_fitted_error(method, argument, tiny):
+    with pytest.raises(NotFittedError):
+        getattr(tiny(), method)(*([] if argument is None else [argument]))
+
+
+def test_outputs(fitted, texts):
+    Z = fitted.transform(texts)
+    assert isinstance(Z, np.ndarray)
+    assert Z.dtype == np.float32
+    assert Z.shape == (len(texts), 8)
+    assert np.isfinite(Z).all()
+
+    decoded = fitted.inverse_transform(Z[:5])
+    assert isinstance(decoded, np.ndarray)
+    assert decoded.dtype == object
+    assert decoded.shape == (5,)
+    assert all(isinstance(text, str) for text in decoded)
+    assert fitted.inverse_transform(Z[:5].astype(np.float64)).tolist() == decoded.tolist()
+    assert fitted.inverse_transform(Z[:5].tolist()).tolist() == decoded.tolist()
+
+    score = fitted.score(texts)
+    assert isinstance(score, float)
+    assert np.isfinite(score) and score <= 0
+
+    scores = fitted.score_samples(texts)
+    assert scores.shape == (len(texts),)
+    assert scores.dtype == np.float64
+    assert np.isfinite(scores).all() and (scores <= 0).all()
+
+
+def test_outputs_do_not_depend_on_batching_or_order(fitted, texts):
+    Z, scores = fitted.transform(texts), fitted.score_samples(texts)
+    np.testing.assert_allclose(fitted.transform(texts[:7]), Z[:7], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(fitted.transform(texts[::-1]), Z[::-1], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(fitted.score_samples(texts[::-1]), scores[::-1], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(fitted.transform([texts[3]]), Z[3:4], rtol=1e-5, atol=1e-6)
+
+
+def test_inverse_transform_stays_within_max_length(tiny, texts):
+    estimator = tiny(tokenizer="char", max_length=12, architecture="gru")
+    with pytest.warns(TruncationWarning):
+        estimator.fit(texts)
+    decoded = estimator.inverse_transform(np.random.default_rng(0).normal(size=(6, 8)) * 10)
+    assert all(len(text) <= 12 for text in decoded)  # char tokens: one character each
+
+
+@pytest.mark.parametrize("architecture", ARCHITECTURES)
+def test_empty_string_is_a_text(architecture, tiny, texts):
+    estimator = tiny(architecture=architecture).fit(texts + [""])
+    Z = estimator.transform(["", texts[0]])
+    assert Z.shape == (2, 8) and np.isfinite(Z).all()
+    assert estimator.inverse_transform(Z).shape == (2,)
+    scores = estimator.score_samples(["", texts[0]])
+    assert np.isfinite(scores).all() and (scores <= 0).all()
+    if architecture == "bow":
+        assert scores[0] == 0  # no tokens to score: documented as 0
+    else:
+        assert scores[0] < 0  # the end of the text is scored
+    assert np.isfinite(estimator.score([""]))
+    assert tiny(architecture=architecture).fit(["", "", ""]).transform([""]).shape == (1, 8)
+
+
+# --------------------------------------------------------------------------- accepted inputs
+
+INPUT_FORMS = {
+    "list": list,
+    "tuple": tuple,
+    "array-str": np.array,
+    "array-object": lambda texts: np.array(texts, dtype=object),
+    "array-2d-one-column": lambda texts: np.array(texts)[:, None],
+    "series": pd.Series,
+    "series-string-dtype": lambda texts: pd.Series(texts, dtype="string"),
+    "series-shuffled-index": lambda texts: pd.Series(texts, index=np.arange(len(texts))[::-1]),
+    "dataframe-one-column": lambda texts: pd.DataFrame({"text": texts}),
+    "generator": lambda texts: (text for text in texts),
+}
+
+
+@pytest.mark.parametrize("form", INPUT_FORMS)
+def test_input_forms_give_the_same_transform(form, fitted_gru, corpus):
+    estimator, (_, _, _, Z) = fitted_gru
+    np.testing.assert_array_equal(estimator.transform(INPUT_FORMS[form](list(corpus))), Z)
+    assert estimator.score_samples(INPUT_FORMS[form](list(corpus))).shape == (len(corpus),)
+
+
+@pytest.mark.parametrize("form", ["tuple", "array-object", "dataframe-one-column", "generator"])
+def test_input_forms_give_the_same_fit(form, fitted_gru, tiny, corpus):
+    _, (_, _, _, Z) = fitted_gru
+    np.testing.assert_array_equal(tiny().fit(INPUT_FORMS[form](list(corpus))).transform(list(corpus)), Z)
+
+
+# --------------------------------------------------------------------------- rejected inputs
+
+BAD_TEXTS = [
+    pytest.param(lambda: "a single text", TypeError, "Iterable over raw text documents expected", id="bare-str"),
+    pytest.param(lambda: b"bytes", TypeError, "Iterable over raw text documents expected", id="bare-bytes"),
+    pytest.param(lambda: ["one", "two", 3, "four"], TypeError, r"X\[2\] is of type int", id="int-element"),
+    pytest.param(lambda: ["one", b"two"], TypeError, r"X\[1\] is of type bytes", id="bytes-element"),
+    pytest.param(lambda: [["nested"], ["lists"]], TypeError, r"X\[0\] is of type list", id="nested-list"),
+    pytest.param(lambda: 42, TypeError, "X must be an iterable of str.*got int", id="int"),
+    pytest.param(lambda: ["one", None], ValueError, r"X\[1\] is None, a missing value", id="none"),
+    pytest.param(lambda: ["one", "two", float("nan")], ValueError, r"X\[2\] is nan, a missing value", id="nan"),
+    pytest.param(lambda: np.array(["one", np.nan], dtype=object), ValueError, "missing value", id="array-nan"),
+    pytest.param(lambda: pd.Series(["one", None]), ValueError, r"X\[1\].*missing value", id="series-nan"),
+    pytest.param(lambda: pd.Series(["one", None], dtype="string"), ValueError, r"X\[1\].*missing value",
+                 id="series-pd-na"),
+    pytest.param(lambda: [], ValueError, "X is empty", id="empty-list"),
+    pytest.param(lambda: pd.Series([], dtype=str), ValueError, "X is empty", id="empty-series"),
+    pytest.param(lambda: pd.DataFrame({"a": ["x", "y"], "b": ["z", "w"]}), ValueError,
+                 "DataFrame with 2 columns", id="dataframe-two-columns"),
+    pytest.param(lambda: np.array([["x", "y"], ["z", "w"]]), ValueError, r"1-D.*shape \(2, 2\)",
+                 id="array-two-columns"),
+]
+
+
+@pytest.mark.parametrize("make_X, error, match", BAD_TEXTS)
+@pytest.mark.parametrize("method", ["fit", "partial_fit", "fit_transform", "transform", "score", "score_samples"])
+def test_bad_texts_raise_and_change_nothing(method, make_X, error, match, fitted_gru, corpus):
+    estimator, snapshot = fitted_gru
+    with pytest.raises(error, match=match):
+        getattr(estimator, method)(make_X())
+    assert_unchanged(estimator, snapshot, corpus)
+
+
+@pytest.mark.parametrize("make_Z, match", [
+    pytest.param(lambda: np.zeros((3, 5)), r"Z has 5 columns.*latent_dim is 8", id="wrong-width"),
+    pytest.param(lambda: np.zeros(8), "Expected 2D array", id="1d"),
+    pytest.param(lambda: np.full((2, 8), np.nan), "NaN", id="nan"),
+    pytest.param(lambda: np.full((2, 8), np.inf), "infinity", id="inf"),
+    pytest.param(lambda: np.zeros((0, 8)), "0 sample", id="no-rows"),
+])
+def test_bad_latents_raise_and_change_nothing(make_Z, match, fitted_gru, corpus):
+    estimator, snapshot = fitted_gru
+    with pytest.raises(ValueError, match=match):
+        estimator.inverse_transform(make_Z())
+    assert_unchanged(estimator, snapshot, corpus)
+
+
+@pytest.mark.parametrize("params, error, match", [
+    ({"latent_dim": 0}, InvalidParameterError, "'latent_dim' parameter"),
+    ({"architecture": "cnn"}, InvalidParameterError, "'architecture' parameter"),
+    ({"dropout": 1.5}, InvalidParameterError, "'dropout' parameter"),
+    ({"tokenizer": "sentencepiece"}, InvalidParameterError, "'tokenizer' parameter"),
+    ({"validation_fraction": 1.0}, InvalidParameterError, "'validation_fraction' parameter"),
+    ({"patience": 0}, InvalidParameterError, "'patience' parameter"),
+    ({"callbacks": EpochTimer()}, InvalidParameterError, "'callbacks' parameter"),
+    ({"patience": 3, "validation_fraction": 0}, ValueError, r"patience=3.*validation_fraction=0"),
+    ({"architecture": "transformer", "embedding_dim": 10, "num_heads": 4}, ValueError,
+     r"embedding_dim\(10\) must be divisible by num_heads\(4\)"),
+    ({"vocab_size": 100}, ValueError, r"vocab_size=100 is too small"),
+    ({"device": "nonsense"}, ValueError, "device='nonsense' is not a torch device"),
+])
+@pytest.mark.parametrize("method", ["fit", "partial_fit"])
+def test_bad_params_raise_and_change_nothing(method, params, error, match, fitted_gru, corpus):
+    estimator, snapshot = fitted_gru
+    with pytest.raises(error, match=match):
+        getattr(clone(estimator).set_params(**params), method)(list(corpus))  # unfitted
+    if method == "partial_fit" and params != {"patience": 3, "validation_fraction": 0}:
+        # As in scikit-learn, partial_fit on a fitted model does not validate the parameters again,
+        # and it keeps the tokenizer, device and network it has; it only checks the validation split.
+        return
+    good_params = estimator.get_params()
+    estimator.set_params(**params)
+    try:
+        with pytest.raises(error, match=match):
+            getattr(estimator, method)(list(corpus))
+    finally:
+        estimator.set_params(**good_params)
+    assert_unchanged(estimator, snapshot, corpus)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here")
+def test_cuda_device_without_cuda_raises(tiny, texts):
+    with pytest.raises(ValueError, match="device='cuda' asks for CUDA"):
+        tiny(device="cuda").fit(texts)
+
+
+@pytest.mark.parametrize("method", ["fit", "partial_fit"])
+def test_validation_needs_two_texts(method, fitted_gru, corpus):
+    estimator, snapshot = fitted_gru
+    match = r"validation_fraction=0.5 needs at least 2 texts.*got 1"
+    with pytest.raises(ValueError, match=match):
+        getattr(clone(estimator).set_params(validation_fraction=0.5), method)(["only one text"])
+    estimator.set_params(validation_fraction=0.5)
+    try:
+        with pytest.raises(ValueError, match=match):
+            getattr(estimator, method)(["only one text"])
+    finally:
+        estimator.set_params(validation_fraction=0)
+    assert_unchanged(estimator, snapshot, corpus)
+    assert estimator.n_truncated_ == 0
+
+
+# --------------------------------------------------------------------------- truncation
+
+def test_truncation_warns_and_counts(tiny, texts):
+    # Every sentence has more than 3 words, so more than 3 tokens; each short text has at most 2 bytes.
+    short = ["Hi", "OK", ""]
+    with pytest.warns(TruncationWarning, match=f"{len(texts)} of {len(texts) + 3} texts .* max_length=3"):
+        estimator = tiny(max_length=3).fit(short + texts)
+    assert estimator.n_truncated_ == len(texts)
+
+    with pytest.warns(TruncationWarning, match="1 of 2 texts"):
+        Z = estimator.transform(["Hi", texts[0]])
+    assert Z.shape == (2, 8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TruncationWarning)
+        estimator.transform(short)
+
+
+def test_truncation_count_is_exact(tiny, texts):
+    # With tokenizer="char" a text has one token per character, so the count is known exactly.
+    max_length = 50
+    expected = sum(len(text) > max_length for text in texts)
+    assert 0 < expected < len(texts)
+    with pytest.warns(TruncationWarning, match=f"^{expected} of {len(texts)} texts"):
+        estimator = tiny(tokenizer="char", max_length=max_length).fit(texts)
+    assert estimator.n_truncated_ == expected
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TruncationWarning)
+        assert tiny(tokenizer="char", max_length=100).fit(texts).n_truncated_ == 0
+        estimator.partial_fit(["short"])
+    assert estimator.n_truncated_ == 0
+
+
+# --------------------------------------------------------------------------- partial_fit
+
+def test_partial_fit_on_unfitted_fits_one_epoch(tiny, texts):
+    estimator = tiny(max_epochs=5)
+    assert estimator.partial_fit(texts) is estimator
+    check_is_fitted(estimator)
+    assert len(estimator.net_.history) == 1
+    assert estimator.transform(texts).shape == (len(texts), 8)
+
+
+@pytest.mark.parametrize("architecture", ARCHITECTURES)
+def test_partial_fit_adds_one_epoch_and_keeps_tokenizer(architecture, tiny, texts):
+    estimator = tiny(architecture=architecture).fit(texts)
+    tokenizer, vocabulary = estimator.tokenizer_, estimator.tokenizer_.get_vocab()
+    Z = estimator.transform(texts)
+
+    assert estimator.partial_fit(NEW_DOMAIN) is estimator  # unseen words: no error
+    assert len(estimator.net_.history) == 3
+    assert [row["epoch"] for row in estimator.net_.history] == [1, 2, 3]
+    assert estimator.tokenizer_ is tokenizer
+    assert estimator.tokenizer_.get_vocab() == vocabulary
+    assert not np.allclose(estimator.transform(texts), Z)
+    assert np.isfinite(estimator.transform(NEW_DOMAIN)).all()
+
+    estimator.partial_fit(texts)
+    assert len(estimator.net_.history) == 4
+
+
+def test_partial_fit_with_word_tokenizer_and_unknown_words(tiny, texts):
+    estimator = tiny(tokenizer="word").fit(texts)
+    vocabulary = estimator.tokenizer_.get_vocab()
+    estimator.partial_fit(NEW_DOMAIN)
+    assert estimator.tokenizer_.get_vocab() == vocabulary
+    assert np.isfinite(estimator.score_samples(NEW_DOMAIN)).all()
+
+
+# --------------------------------------------------------------------------- early stopping, verbose
+
+@pytest.mark.parametrize("architecture", ARCHITECTURES)
+def test_early_stopping_stops_and_keeps_best_weights(architecture, tiny, texts):
+    estimator = tiny(architecture=architecture, validation_fraction=0.2, patience=1, max_epochs=50, lr=0.1)
+    estimator.fit(texts)
+    history = estimator.net_.history
+    assert len(history) < 50  # with patience=1 and this lr the validation loss stops improving early
+    valid_loss = history[:, "valid_loss"]
+    assert len(valid_loss) == len(history) and np.isfinite(valid_loss).all()
+
+    # The kept weights are the best epoch's: the held-out texts (one batch) score -min(valid_loss).
+    _, validation = estimator.net_.train_split(None)
+    assert len(validation) == round(0.2 * len(texts))
+    held_out = decode(estimator.tokenizer_, validation.sequences)
+    assert set(held_out) <= set(texts)
+    assert -estimator.score(held_out) == pytest.approx(min(valid_loss), rel=1e-5)
+
+
+def test_no_early_stopping_trains_all_epochs(tiny, texts):
+    estimator = tiny(validation_fraction=0.2, patience=None, max_epochs=4).fit(texts)
+    assert len(estimator.net_.history) == 4
+    assert np.isfinite(estimator.net_.history[:, "valid_loss"]).all()
+    assert "valid_loss" not in tiny(max_epochs=1).fit(texts).net_.history[-1]
+
+
+def test_verbose_prints_an_epoch_log(tiny, texts, capsys):
+    tiny(verbose=1, validation_fraction=0.25, max_epochs=2).fit(texts)
+    out = capsys.readouterr().out
+    assert "train_loss" in out and "valid_loss" in out
+    assert re.search(r"^\s+1\s", out, flags=re.MULTILINE)
+    assert re.search(r"^\s+2\s", out, flags=re.MULTILINE)
+
+
+def test_verbose_zero_is_silent(tiny, texts, capsys):
+    estimator = tiny(verbose=0, validation_fraction=0.25, patience=1, max_epochs=3).fit(texts)
+    estimator.partial_fit(texts)
+    estimator.inverse_transform(estimator.transform(texts[:2]))
+    assert capsys.readouterr() == ("", "")
+
+
+# --------------------------------------------------------------------------- devices
+
+def test_cpu_device(tiny, texts):
+    estimator = tiny(device="cpu").fit(texts)
+    assert estimator.device_ == "cpu"
+    assert estimator.net_.use_bf16 is False
+    assert all(parameter.device.type == "cpu" for parameter in estimator.net_.module_.parameters())
+    assert estimator.transform(texts).dtype == np.float32
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+class TestCuda:
+    @pytest.mark.parametrize("architecture", ARCHITECTURES)
+    def test_fit_on_cuda(self, architecture, tiny, texts, tmp_path):
+        cuda_state = torch.cuda.get_rng_state()
+        estimator = tiny(architecture=architecture, device="auto").fit(texts)
+        assert torch.equal(torch.cuda.get_rng_state(), cuda_state)
+        assert estimator.device_.startswith("cuda")
+        assert estimator.net_.use_bf16 == torch.cuda.is_bf16_supported()
+        assert next(estimator.net_.module_.parameters()).device.type == "cuda"
+
+        Z = estimator.transform(texts)
+        assert Z.dtype == np.float32 and Z.shape == (len(texts), 8)
+        assert np.isfinite(Z).all()
+        assert np.isfinite(estimator.score_samples(texts)).all()
+        decoded = estimator.inverse_transform(Z[:3])
+
+        joblib.dump(estimator, tmp_path / "model.joblib")
+        for restored in (pickle.loads(pickle.dumps(estimator)), joblib.load(tmp_path / "model.joblib")):
+            np.testing.assert_array_equal(restored.transform(texts), Z)
+            np.testing.assert_array_equal(restored.inverse_transform(Z[:3]), decoded)
+
+    def test_cuda_model_partial_fit_and_clone(self, tiny, texts):
+        estimator = tiny(device="auto").fit(texts)
+        estimator.partial_fit(texts)
+        assert len(estimator.net_.history) == 3
+        assert clone(estimator).get_params() == estimator.get_params()
