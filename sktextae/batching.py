@@ -8,7 +8,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from .tokenization import BOS_ID, EOS_ID, PAD_ID
+from .tokenization import BOS_ID, EOS_ID, MASK_ID, PAD_ID, UNK_ID
+
+NOISE_TYPES = ("delete", "mask")
 
 # Training batches are drawn from pools of this many batches, sorted by length inside each pool:
 # batches stay random across the corpus while their texts have similar lengths.
@@ -68,23 +70,55 @@ def pad(sequences, *, prefix=(), suffix=()):
     return torch.from_numpy(out), torch.from_numpy(lengths)
 
 
+def corrupt(sequence, *, noise, noise_type, rng):
+    """Corrupt the encoder's copy of a text: each token independently with probability ``noise``.
+
+    ``noise_type="delete"`` removes the chosen tokens (TSDAE: ``noise=0.6`` deletes about 60% of the
+    tokens and keeps about 40%); ``"mask"`` replaces them with ``MASK_ID``. At least one token of a
+    non-empty text is always left intact, so the encoder never sees nothing of it.
+    """
+    drop = rng.random(len(sequence)) < noise
+    if len(sequence) and drop.all():
+        drop[rng.integers(len(sequence))] = False
+    if noise_type == "delete":
+        return sequence[~drop]
+    return np.where(drop, MASK_ID, sequence)
+
+
 class Collator:
     """Turns a list of token sequences into ``(inputs, target_ids)`` for the module and the loss.
 
     The encoder reads the text followed by EOS (so an empty text is still one token); a sequence
     decoder reads BOS followed by the text and predicts the text followed by EOS. A bag decoder
     (``sequence_targets=False``) predicts the text's own tokens. Target padding is ``PAD_ID``.
+
+    For training, ``noise`` corrupts the encoder's input (see ``corrupt``) while the targets stay the
+    original text, and ``word_dropout`` replaces each decoder input token after BOS by ``UNK_ID`` with
+    that probability (Bowman et al. 2016), so the decoder must lean on the latent vector. Both draw
+    from ``rng`` afresh for every batch; at their default of 0 the collator is deterministic.
     """
 
-    def __init__(self, *, sequence_targets=True):
-        self.sequence_targets = sequence_targets
+    def __init__(self, *, sequence_targets=True, noise=0.0, noise_type="delete", word_dropout=0.0, rng=None):
+        self.sequence_targets, self.noise, self.noise_type = sequence_targets, noise, noise_type
+        self.word_dropout, self.rng = word_dropout, rng
 
     def __call__(self, sequences):
-        input_ids, lengths = pad(sequences, suffix=[EOS_ID])
+        encoder_sequences = sequences
+        if self.noise:
+            encoder_sequences = [corrupt(s, noise=self.noise, noise_type=self.noise_type, rng=self.rng)
+                                 for s in sequences]
+        input_ids, lengths = pad(encoder_sequences, suffix=[EOS_ID])
         inputs = {"input_ids": input_ids, "lengths": lengths}
         if self.sequence_targets:
-            inputs["decoder_input_ids"], _ = pad(sequences, prefix=[BOS_ID])
+            inputs["decoder_input_ids"] = self._drop_words(pad(sequences, prefix=[BOS_ID])[0])
             target_ids, _ = pad(sequences, suffix=[EOS_ID])
         else:
             target_ids, _ = pad(sequences)
         return inputs, target_ids
+
+    def _drop_words(self, decoder_input_ids):
+        if not self.word_dropout:
+            return decoder_input_ids
+        ids = decoder_input_ids.numpy()
+        drop = (self.rng.random(ids.shape) < self.word_dropout) & (ids != PAD_ID) & (ids != BOS_ID)
+        return torch.from_numpy(np.where(drop, UNK_ID, ids))

@@ -1,9 +1,102 @@
-"""Turning latent vectors back into token sequences, batched on the module's device."""
+"""Turning latent vectors back into token sequences, batched on the module's device.
+
+``decode_latent`` is the one entry point; it dispatches to a strategy of :data:`STRATEGIES`:
+
+- ``"greedy"``: the most probable token at every step (``greedy_decode``); for a bag-of-words
+  module, the most probable tokens of the bag (``bag_decode``).
+- ``"beam"``: beam search for the most probable whole text (``beam_search``).
+- ``"sample"``: ancestral sampling, optionally sharpened by a temperature and cut to the top-k
+  tokens (``sample_decode``).
+
+A text's score is its log-probability under the model: the sum of the log-probabilities of its
+tokens and of the EOS that ends it (``sequence_log_prob``). Everything here runs under the grad mode
+the caller set (the estimator wraps it in ``torch.inference_mode``), and a decoding loop reads from the
+device once per step, to learn whether every row is done.
+"""
+
+import math
+from numbers import Integral, Real
 
 import numpy as np
 import torch
 
-from .tokenization import BOS_ID, EOS_ID
+from .tokenization import BOS_ID, EOS_ID, PAD_ID
+
+STRATEGIES = ("greedy", "beam", "sample")
+
+# The tuning options only one strategy reads, with that strategy and the option's default in decode_latent.
+_STRATEGY_OPTIONS = {"beam_size": ("beam", 4), "temperature": ("sample", 1.0), "top_k": ("sample", None)}
+
+
+def decode_latent(module, latent, *, max_length, strategy="greedy", beam_size=4, temperature=1.0, top_k=None,
+                  generator=None, n_tokens=None):
+    """Decode latent vectors with the chosen strategy: the entry point for ``inverse_transform`` and friends.
+
+    Every option is checked, whatever the strategy. A tuning option must be left at its default
+    unless the chosen strategy reads it: ``beam_size`` belongs to ``"beam"``, ``temperature`` and
+    ``top_k`` to ``"sample"``; ``beam_size=8`` with ``strategy="greedy"`` raises ``ValueError``
+    rather than being silently ignored. ``generator`` and ``n_tokens`` are no choice of strategy
+    and may always be passed: a random source does not change a deterministic strategy, and the
+    bag size (required by a bag-of-words module) does not concern a sequence decoder. So a caller
+    can pass its one generator and its bag size whatever the strategy and module.
+
+    Parameters
+    ----------
+    module : AutoencoderModule
+        A sequence decoder (``init_state``, ``step``, ``reorder_state``) or a bag-of-words module
+        (``is_sequence_decoder = False``).
+    latent : torch.Tensor of shape (n, latent_dim)
+        On the module's device; the results are computed there.
+    max_length : int
+        The most tokens produced per text (not used by a bag-of-words module).
+    strategy : {"greedy", "beam", "sample"}, default="greedy"
+        A bag-of-words module only knows ``"greedy"``: a bag has no order to search or sample.
+    beam_size : int, default=4
+        Hypotheses kept per text by ``"beam"``; 1 is greedy decoding.
+    temperature : float, default=1.0
+        ``"sample"`` draws from ``softmax(logits / temperature)``: below 1 is closer to greedy,
+        above 1 more varied.
+    top_k : int or None, default=None
+        ``"sample"`` draws only among the ``top_k`` most probable tokens of each step.
+    generator : torch.Generator or None, default=None
+        Random source of ``"sample"``, on ``latent``'s device: the same seed gives the same texts.
+        Not used by the other strategies.
+    n_tokens : int or None, default=None
+        Tokens returned per bag by a bag-of-words module, most probable first (required there).
+        Not used by a sequence decoder, which ends each text at its EOS or ``max_length``.
+
+    Returns
+    -------
+    list of numpy.ndarray
+        The int64 token ids of each text, without BOS or EOS.
+    """
+    _check_strategy(strategy)
+    _check_latent(latent)
+    _check_int("max_length", max_length, minimum=1)
+    _check_int("beam_size", beam_size, minimum=1)
+    _check_sampling(latent, temperature=temperature, top_k=top_k, generator=generator)
+    if n_tokens is not None:
+        _check_int("n_tokens", n_tokens, minimum=1)
+    _check_unused(strategy, beam_size=beam_size, temperature=temperature, top_k=top_k)
+    if not module.is_sequence_decoder:
+        return _decode_bag(module, latent, strategy=strategy, n_tokens=n_tokens)
+    if strategy == "beam":
+        return beam_search(module, latent, max_length=max_length, beam_size=beam_size)
+    if strategy == "sample":
+        return sample_decode(module, latent, max_length=max_length, temperature=temperature, top_k=top_k,
+                             generator=generator)
+    return greedy_decode(module, latent, max_length=max_length)
+
+
+def _decode_bag(module, latent, *, strategy, n_tokens):
+    if strategy != "greedy":
+        raise ValueError(f"strategy={strategy!r} needs a sequence decoder, but this bag-of-words module "
+                         f"predicts an unordered bag of tokens: a bag has no order to search or sample. "
+                         f"Use strategy='greedy' (the n_tokens most probable tokens).")
+    if n_tokens is None:
+        raise ValueError("n_tokens=None: a bag-of-words module needs n_tokens, the number of tokens to "
+                         "return per bag (the estimator passes its bag_size_).")
+    return bag_decode(module.decode(latent), n_tokens=n_tokens)
 
 
 def greedy_decode(module, latent, *, max_length):
@@ -22,6 +115,44 @@ def greedy_decode(module, latent, *, max_length):
     list of numpy.ndarray
         The token ids of each text, without BOS or EOS.
     """
+    return _decode_each_step(module, latent, max_length=max_length, choose=lambda logits: logits.argmax(dim=-1))
+
+
+def sample_decode(module, latent, *, max_length, temperature=1.0, top_k=None, generator=None):
+    """Decode each latent vector by drawing every token from the model's distribution (ancestral sampling).
+
+    Parameters
+    ----------
+    module : AutoencoderModule
+        A module with a sequence decoder (``init_state`` and ``step``).
+    latent : torch.Tensor of shape (n, latent_dim)
+    max_length : int
+        The most tokens produced per text; a text that has not produced EOS by then is cut there.
+    temperature : float, default=1.0
+        Tokens are drawn from ``softmax(logits / temperature)``; towards 0 this becomes greedy decoding.
+    top_k : int or None, default=None
+        Draw only among the ``top_k`` most probable tokens of each step (all of them when None);
+        ``top_k=1`` is greedy decoding.
+    generator : torch.Generator or None, default=None
+        On ``latent``'s device; a generator seeded the same way gives the same texts.
+
+    Returns
+    -------
+    list of numpy.ndarray
+        The token ids of each text, without BOS or EOS.
+    """
+    _check_latent(latent)
+    _check_int("max_length", max_length, minimum=1)
+    _check_sampling(latent, temperature=temperature, top_k=top_k, generator=generator)
+
+    def choose(logits):
+        return _sample(logits, temperature=temperature, top_k=top_k, generator=generator)
+
+    return _decode_each_step(module, latent, max_length=max_length, choose=choose)
+
+
+def _decode_each_step(module, latent, *, max_length, choose):
+    """The loop of greedy decoding and sampling: ``choose(logits (B, V)) -> tokens (B,)`` picks each token."""
     batch = latent.shape[0]
     state = module.init_state(latent)
     tokens = torch.full((batch,), BOS_ID, dtype=torch.long, device=latent.device)
@@ -29,13 +160,28 @@ def greedy_decode(module, latent, *, max_length):
     steps = []
     for _ in range(max_length + 1):  # + 1: the EOS after max_length tokens
         logits, state = module.step(tokens, state)
-        tokens = logits.argmax(dim=-1).masked_fill(finished, EOS_ID)  # (B,)
+        tokens = choose(logits).masked_fill(finished, EOS_ID)  # (B,)
         steps.append(tokens)
         finished |= tokens == EOS_ID
         if bool(finished.all()):
             break
     ids = torch.stack(steps, dim=1).cpu().numpy()  # (B, steps)
     return [_until_eos(row)[:max_length] for row in ids]
+
+
+def _sample(logits, *, temperature, top_k, generator):
+    """One token per row drawn from ``softmax(logits / temperature)`` cut to its ``top_k`` best: (B, V) -> (B,)."""
+    scaled = logits.float() / temperature  # (B, V)
+    if top_k is not None and top_k < scaled.shape[-1]:
+        # Scattering the top k (rather than masking below the k-th value) keeps exactly k tokens on ties.
+        top = scaled.topk(top_k, dim=-1)
+        scaled = torch.full_like(scaled, -math.inf).scatter(-1, top.indices, top.values)
+    # The Gumbel-max trick: argmax(scaled + Gumbel noise) is a draw from softmax(scaled), made of plain
+    # elementwise kernels (torch.multinomial checks its input, which can wait on the device). The clamp
+    # keeps log(0) out: a zero uniform would give a token noise of -inf, a bias of 2**-24 per draw.
+    uniform = torch.rand(scaled.shape, generator=generator, device=scaled.device)
+    gumbel = -torch.log(-torch.log(uniform.clamp_(min=torch.finfo(uniform.dtype).tiny)))  # (B, V)
+    return (scaled + gumbel).argmax(dim=-1)
 
 
 def _until_eos(row):
@@ -47,3 +193,253 @@ def bag_decode(logits, *, n_tokens):
     """The ``n_tokens`` most probable tokens of each bag, most probable first: (n, V) -> list of arrays."""
     top = logits.topk(min(n_tokens, logits.shape[-1]), dim=-1).indices  # (B, k)
     return list(top.cpu().numpy())
+
+
+def beam_search(module, latent, *, max_length, beam_size):
+    """Decode each latent vector to the most probable text that a beam of ``beam_size`` hypotheses finds.
+
+    All texts are searched at once: ``n * beam_size`` rows go through each ``step``, plus ``n`` rows
+    that decode greedily alongside. A hypothesis that produces EOS is closed with its score (the sum
+    of its token log-probabilities, EOS included, as ``sequence_log_prob`` computes it); an EOS
+    counts only if it ranks among the ``beam_size`` best extensions, so that ``beam_size=1`` is greedy
+    decoding. A hypothesis still open after ``max_length`` tokens is closed there with the EOS
+    log-probability of that step added, just as ``sequence_log_prob`` scores its output. The search
+    stops once no open hypothesis can beat a row's best closed one (scores only fall as a text grows)
+    or after ``max_length + 1`` steps.
+
+    Parameters
+    ----------
+    module : AutoencoderModule
+        A module with a sequence decoder (``init_state``, ``step`` and ``reorder_state``).
+    latent : torch.Tensor of shape (n, latent_dim)
+    max_length : int
+        The most tokens produced per text.
+    beam_size : int
+        Hypotheses kept per text at every step.
+
+    Returns
+    -------
+    list of numpy.ndarray
+        The token ids of each text, without BOS or EOS; never less probable under the model than
+        ``greedy_decode``'s text for the same latent vector.
+    """
+    _check_latent(latent)
+    _check_int("max_length", max_length, minimum=1)
+    _check_int("beam_size", beam_size, minimum=1)
+    batch, device = latent.shape[0], latent.device
+    if batch == 0:
+        return []
+    # A pruned search does not always contain the greedy text: after a confident first token, beam_size
+    # other prefixes can outscore the greedy one and push it out, and yet end worse than greedy does
+    # (a wider beam can even find a worse text). So greedy decoding runs alongside, in the last `batch`
+    # rows, and wins where it ends more probable.
+    beams, greedy = _Beams(batch, beam_size, max_length, device), _GreedyRows(batch, device)
+    rows = torch.arange(batch, device=device)
+    state = module.reorder_state(module.init_state(latent), torch.cat([rows.repeat_interleave(beam_size), rows]))
+    tokens = torch.full((batch * (beam_size + 1),), BOS_ID, dtype=torch.long, device=device)
+    greedy_rows = torch.arange(batch * beam_size, batch * (beam_size + 1), device=device)
+    for step in range(max_length + 1):
+        logits, state = module.step(tokens, state)  # (B*K + B, V)
+        last = step == max_length
+        log_probs = logits.float().log_softmax(dim=-1)
+        if last:  # close every open hypothesis: only EOS may follow max_length tokens
+            log_probs = _only_eos(log_probs)
+        parent, beam_tokens = beams.advance(log_probs[:batch * beam_size].view(batch, beam_size, -1), step)
+        greedy_tokens = greedy.advance(logits[batch * beam_size:], log_probs[batch * beam_size:], last=last)
+        tokens = torch.cat([beam_tokens.flatten(), greedy_tokens])  # (B*K + B,)
+        beam_parents = (rows[:, None] * beam_size + parent).flatten()  # (B*K,): the row each beam extends
+        state = module.reorder_state(state, torch.cat([beam_parents, greedy_rows]))
+        if bool((_best_open(beams, greedy) <= _best_closed(beams, greedy)).all()):
+            break
+    return _pick_results(beams, greedy, max_length)
+
+
+def _only_eos(log_probs):
+    eos_only = torch.full_like(log_probs[0], -math.inf)
+    eos_only[EOS_ID] = 0.0
+    return log_probs + eos_only  # (N, V): -inf everywhere but EOS
+
+
+class _Beams:
+    """The open hypotheses of each text and its best closed one, all as tensors on the device.
+
+    ``scores`` (B, K) is sorted best first; ``history`` (B, K, t) holds the open hypotheses' tokens;
+    ``best_score`` (B,), ``best_tokens`` (B, max_length) and ``best_length`` (B,) the best closed one,
+    the only closed hypothesis worth keeping, as one text is returned per row.
+    """
+
+    def __init__(self, batch, beam_size, max_length, device):
+        # Every beam starts as the same empty text; only one of them may extend, or the first step
+        # would fill the beam with copies of the same hypotheses.
+        self.scores = torch.full((batch, beam_size), -math.inf, device=device)
+        self.scores[:, 0] = 0.0
+        self.history = torch.zeros((batch, beam_size, 0), dtype=torch.long, device=device)
+        self.best_score = torch.full((batch,), -math.inf, device=device)
+        self.best_tokens = torch.full((batch, max_length), PAD_ID, dtype=torch.long, device=device)
+        self.best_length = torch.zeros(batch, dtype=torch.long, device=device)
+
+    def advance(self, log_probs, step):
+        """Extend every hypothesis by one token: (B, K, V) log-probs -> parent beam (B, K) and token (B, K)."""
+        batch, width, vocab = log_probs.shape
+        candidates = (self.scores[..., None] + log_probs).view(batch, width * vocab)  # (B, K*V)
+        # The best 2K extensions hold at least K that do not end, since each beam has one EOS.
+        top_scores, top_ids = candidates.topk(2 * width, dim=-1)  # (B, 2K), best first
+        parent, token = top_ids // vocab, top_ids % vocab  # (B, 2K) each
+        ends = token == EOS_ID
+        self._close(top_scores[:, :width], parent[:, :width], ends[:, :width], step)
+        # The K best that do not end stay open; a stable sort keeps them best first.
+        keep = (~ends).to(torch.uint8).argsort(dim=-1, descending=True, stable=True)[:, :width]  # (B, K)
+        self.scores = top_scores.gather(1, keep)
+        parent, token = parent.gather(1, keep), token.gather(1, keep)
+        history = self.history.gather(1, parent[..., None].expand(-1, -1, step))  # (B, K, t)
+        self.history = torch.cat([history, token[..., None]], dim=-1)  # (B, K, t + 1)
+        return parent, token
+
+    def _close(self, scores, parent, ends, step):
+        """Keep the best of the hypotheses that end here, ``step`` tokens long, where it beats the best so far."""
+        score, pick = scores.masked_fill(~ends, -math.inf).max(dim=-1)  # (B,)
+        better = score > self.best_score
+        beam = parent.gather(1, pick[:, None])[:, 0]  # (B,)
+        text = self.history[torch.arange(len(beam), device=beam.device), beam]  # (B, t)
+        self.best_tokens[:, :step] = torch.where(better[:, None], text, self.best_tokens[:, :step])
+        self.best_length = torch.where(better, step, self.best_length)
+        self.best_score = torch.where(better, score, self.best_score)
+
+
+class _GreedyRows:
+    """Greedy decoding of each text, run in the same step calls as its beams, with its score."""
+
+    def __init__(self, batch, device):
+        self.steps = []
+        self.score = torch.zeros(batch, device=device)
+        self.finished = torch.zeros(batch, dtype=torch.bool, device=device)
+
+    def advance(self, logits, log_probs, *, last):
+        # The argmax of the logits themselves, as greedy_decode takes it (log_softmax may round a near tie).
+        tokens = torch.full_like(self.finished, EOS_ID, dtype=torch.long) if last else logits.argmax(dim=-1)
+        tokens = tokens.masked_fill(self.finished, EOS_ID)  # (B,)
+        gained = log_probs.gather(1, tokens[:, None])[:, 0].masked_fill(self.finished, 0.0)
+        self.score = self.score + gained
+        self.steps.append(tokens)
+        self.finished = self.finished | (tokens == EOS_ID)
+        return tokens
+
+
+def _best_closed(beams, greedy):
+    return torch.where(greedy.finished, torch.maximum(beams.best_score, greedy.score), beams.best_score)  # (B,)
+
+
+def _best_open(beams, greedy):
+    # Scores only fall as a text grows, so an open hypothesis can at best keep its current score.
+    return torch.maximum(beams.scores[:, 0], greedy.score.masked_fill(greedy.finished, -math.inf))  # (B,)
+
+
+def _pick_results(beams, greedy, max_length):
+    # Greedy's text wins only when finished and strictly better; a stop before greedy finished means
+    # its open score was already no better than the best closed hypothesis.
+    use_greedy = (greedy.finished & (greedy.score > beams.best_score)).cpu().numpy()
+    greedy_ids = torch.stack(greedy.steps, dim=1).cpu().numpy()  # (B, steps)
+    beam_ids, lengths = beams.best_tokens.cpu().numpy(), beams.best_length.cpu().numpy()
+    return [_until_eos(greedy_ids[row])[:max_length] if use_greedy[row] else beam_ids[row, :lengths[row]]
+            for row in range(len(lengths))]
+
+
+def sequence_log_prob(module, latent, sequences):
+    """The model's log-probability of each token sequence followed by EOS, given its latent vector.
+
+    Read by teacher forcing (``module.decode`` on BOS followed by the sequence). This is the score
+    that ``beam_search`` maximises, so it compares decoding strategies on the model's own terms.
+
+    Parameters
+    ----------
+    module : AutoencoderModule
+        A module with a sequence decoder.
+    latent : torch.Tensor of shape (n, latent_dim)
+    sequences : sequence of n array-like of int
+        Token ids without BOS or EOS, one sequence per latent vector.
+
+    Returns
+    -------
+    numpy.ndarray of shape (n,), dtype float64
+    """
+    _check_latent(latent)
+    if not module.is_sequence_decoder:
+        raise ValueError("sequence_log_prob needs a sequence decoder; a bag-of-words module gives no "
+                         "probability to a token order.")
+    if len(sequences) != latent.shape[0]:
+        raise ValueError(f"sequences ({len(sequences)}) and latent ({latent.shape[0]} rows) must have the same "
+                         f"length: one sequence per latent vector.")
+    if not len(sequences):
+        return np.zeros(0)
+    decoder_input_ids, targets, lengths = _teacher_forcing(sequences, latent.device)
+    log_probs = module.decode(latent, decoder_input_ids).float().log_softmax(dim=-1)  # (B, T + 1, V)
+    picked = log_probs.gather(2, targets[..., None])[..., 0]  # (B, T + 1)
+    positions = torch.arange(targets.shape[1], device=latent.device)
+    scored = positions[None, :] <= lengths[:, None]  # (B, T + 1): the tokens and their EOS
+    return picked.masked_fill(~scored, 0.0).double().sum(dim=1).cpu().numpy()
+
+
+def _teacher_forcing(sequences, device):
+    """BOS + tokens as decoder input, tokens + EOS as targets, both padded: -> (B, T + 1) each, lengths (B,)."""
+    rows = [torch.as_tensor(np.asarray(seq, dtype=np.int64).reshape(-1)) for seq in sequences]
+    lengths = torch.tensor([len(row) for row in rows])
+    width = int(lengths.max()) + 1
+    decoder_input_ids = torch.full((len(rows), width), PAD_ID, dtype=torch.long)
+    targets = torch.full((len(rows), width), PAD_ID, dtype=torch.long)
+    decoder_input_ids[:, 0] = BOS_ID
+    for i, row in enumerate(rows):
+        decoder_input_ids[i, 1:len(row) + 1] = row
+        targets[i, :len(row)] = row
+        targets[i, len(row)] = EOS_ID
+    return decoder_input_ids.to(device), targets.to(device), lengths.to(device)
+
+
+def _check_strategy(strategy):
+    if not isinstance(strategy, str) or strategy not in STRATEGIES:
+        raise ValueError(f"strategy={strategy!r} is not supported; use one of {STRATEGIES}.")
+
+
+def _check_latent(latent):
+    if not isinstance(latent, torch.Tensor):
+        raise TypeError(f"latent is a {type(latent).__name__}; pass a torch.Tensor of shape (n, latent_dim) "
+                        f"on the module's device.")
+    if latent.ndim != 2:
+        raise ValueError(f"latent has shape {tuple(latent.shape)}; it must be 2-D, (n, latent_dim).")
+
+
+def _check_int(name, value, *, minimum):
+    if isinstance(value, bool) or not isinstance(value, Integral):
+        raise TypeError(f"{name}={value!r} is not an integer; use an integer >= {minimum}.")
+    if value < minimum:
+        raise ValueError(f"{name}={value!r} is invalid; use an integer >= {minimum}.")
+
+
+def _check_sampling(latent, *, temperature, top_k, generator):
+    if isinstance(temperature, bool) or not isinstance(temperature, Real):
+        raise TypeError(f"temperature={temperature!r} is not a number; use a float > 0 "
+                        f"(1.0 samples the model's own distribution).")
+    if not (math.isfinite(temperature) and temperature > 0):
+        raise ValueError(f"temperature={temperature!r} is invalid; use a finite float > 0 (below 1.0 is "
+                         f"closer to greedy, 1.0 samples the model's own distribution).")
+    if top_k is not None:
+        _check_int("top_k", top_k, minimum=1)
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator is a {type(generator).__name__}; pass a torch.Generator or None.")
+    if generator is not None and not _same_device(generator.device, latent.device):
+        raise ValueError(f"generator is on {generator.device} but latent is on {latent.device}; create it "
+                         f"with torch.Generator(device=latent.device).")
+
+
+def _same_device(a, b):
+    # A device named without an index, as in torch.Generator(device="cuda"), is the current one.
+    return a.type == b.type and (a.index is None or b.index is None or a.index == b.index)
+
+
+def _check_unused(strategy, **options):
+    for name, value in options.items():
+        owner, default = _STRATEGY_OPTIONS[name]
+        changed = value is not None if default is None else value != default
+        if strategy != owner and changed:
+            raise ValueError(f"{name}={value!r} only applies to strategy={owner!r}, but strategy={strategy!r} "
+                             f"would ignore it; leave {name} at its default ({default!r}) or use "
+                             f"strategy={owner!r}.")

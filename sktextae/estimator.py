@@ -11,12 +11,13 @@ import torch
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
-from skorch.callbacks import EarlyStopping, GradientNormClipping, ProgressBar
+from skorch.callbacks import EarlyStopping, GradientNormClipping, PassthroughScoring, ProgressBar
 from skorch.helper import predefined_split
 
 from ._sklearn_private import Interval, StrOptions, _fit_context
-from .batching import Collator, LengthBucketSampler, TokenDataset
-from .decoding import bag_decode, greedy_decode
+from .batching import NOISE_TYPES, Collator, LengthBucketSampler, TokenDataset
+from .callbacks import ActiveUnits, KLAnnealing
+from .decoding import decode_latent
 from .nn import ARCHITECTURES, build_module
 from .tokenization import PAD_ID, TOKENIZER_KINDS, decode, encode, train_tokenizer
 from .training import AutoencoderNet, resolve_device, token_log_probs
@@ -63,6 +64,27 @@ class TextAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         Attention heads (``"transformer"`` only); must divide ``embedding_dim``.
     dropout : float, default=0.1
         Dropout probability during training.
+    noise : float in [0, 1), default=0.0
+        Denoising: during training each token of the encoder's input is independently corrupted
+        with this probability while the decoder must still produce the original text. With
+        ``noise_type="delete"``, ``noise=0.6`` *deletes* about 60% of the tokens (it does not keep
+        60%), as in TSDAE. At least one token of each text is kept; fresh draws every epoch; never
+        applied by ``transform``, ``score`` or decoding.
+    noise_type : {"delete", "mask"}, default="delete"
+        ``"delete"`` removes the chosen tokens; ``"mask"`` replaces them with a ``[MASK]`` token.
+    variational : bool, default=False
+        A variational autoencoder (Bowman et al. 2016): a Gaussian posterior per text, a KL term to a
+        standard normal prior, annealed from 0 (``kl_annealing_epochs``), with a ``free_bits`` floor
+        against posterior collapse. ``transform`` returns the posterior mean; ``sample`` decodes
+        draws from the prior. The history records ``train_kl``, ``train_reconstruction`` (and
+        ``valid_...``), ``kl_weight`` and ``active_units`` per epoch.
+    kl_annealing_epochs : int, default=5
+        Epochs over which the KL weight rises linearly from 0 to 1 (``variational=True`` only).
+    free_bits : float, default=0.1
+        Floor in nats on each latent unit's mean KL in the training loss (``variational=True`` only).
+    word_dropout : float in [0, 1) or "auto", default="auto"
+        Probability of replacing each decoder input token by ``[UNK]`` during training, so that the
+        decoder relies on the latent vector. ``"auto"`` is 0.25 when ``variational`` else 0.
     max_epochs : int, default=20
         Passes over the training texts in ``fit``.
     batch_size : int, default=64
@@ -123,6 +145,12 @@ class TextAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         "num_layers": [Interval(Integral, 1, None, closed="left")],
         "num_heads": [Interval(Integral, 1, None, closed="left")],
         "dropout": [Interval(Real, 0, 1, closed="left")],
+        "noise": [Interval(Real, 0, 1, closed="left")],
+        "noise_type": [StrOptions(set(NOISE_TYPES))],
+        "variational": ["boolean"],
+        "kl_annealing_epochs": [Interval(Integral, 0, None, closed="left")],
+        "free_bits": [Interval(Real, 0, None, closed="left")],
+        "word_dropout": [Interval(Real, 0, 1, closed="left"), StrOptions({"auto"})],
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "lr": [Interval(Real, 0, None, closed="neither")],
@@ -136,7 +164,8 @@ class TextAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
 
     def __init__(self, latent_dim=64, *, architecture="transformer", tokenizer="bpe", vocab_size=8000,
                  max_length=128, embedding_dim=256, hidden_dim=512, num_layers=2, num_heads=4, dropout=0.1,
-                 max_epochs=20, batch_size=64, lr=1e-3, validation_fraction=0.1, patience=3, device="auto",
+                 noise=0.0, noise_type="delete", variational=False, kl_annealing_epochs=5, free_bits=0.1,
+                 word_dropout="auto", max_epochs=20, batch_size=64, lr=1e-3, validation_fraction=0.1, patience=3, device="auto",
                  random_state=None, verbose=0, callbacks=None):
         self.latent_dim = latent_dim
         self.architecture = architecture
@@ -148,6 +177,12 @@ class TextAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         self.num_layers = num_layers
         self.num_heads = num_heads
         self.dropout = dropout
+        self.noise = noise
+        self.noise_type = noise_type
+        self.variational = variational
+        self.kl_annealing_epochs = kl_annealing_epochs
+        self.free_bits = free_bits
+        self.word_dropout = word_dropout
         self.max_epochs = max_epochs
         self.batch_size = batch_size
         self.lr = lr
@@ -231,12 +266,19 @@ class TextAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         module = functools.partial(build_module, self.architecture, vocab_size=self.tokenizer_.get_vocab_size(),
                                    latent_dim=self.latent_dim, embedding_dim=self.embedding_dim,
                                    hidden_dim=self.hidden_dim, num_layers=self.num_layers,
-                                   num_heads=self.num_heads, dropout=self.dropout, max_length=self.max_length)
+                                   num_heads=self.num_heads, dropout=self.dropout, max_length=self.max_length,
+                                   variational=self.variational)
         on_cuda = torch.device(self.device_).type == "cuda"
         callbacks = [("clip", GradientNormClipping(gradient_clip_value=1.0))]
         if self.patience is not None:
             callbacks.append(("early_stopping", EarlyStopping(monitor="valid_loss", patience=self.patience,
                                                               load_best=True, sink=_silent)))
+        if self.variational:
+            callbacks += [("kl_annealing", KLAnnealing(self.kl_annealing_epochs)), ("active_units", ActiveUnits())]
+            # Per-epoch means of what get_loss records per batch.
+            callbacks += [(name, PassthroughScoring(name, on_train=name.startswith("train")))
+                          for name in ("train_kl", "train_reconstruction", "valid_kl", "valid_reconstruction")
+                          if self.validation_fraction or name.startswith("train")]
         if self.verbose:
             callbacks.append(("progress_bar", ProgressBar()))
         callbacks += copy.deepcopy(self.callbacks or [])
@@ -244,9 +286,15 @@ class TextAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             module, criterion=torch.nn.Identity, optimizer=torch.optim.AdamW, lr=self.lr,
             max_epochs=self.max_epochs, batch_size=self.batch_size, device=self.device_,
             callbacks=callbacks, verbose=self.verbose, train_split=None,
-            use_bf16=on_cuda and torch.cuda.is_bf16_supported(),
+            use_bf16=on_cuda and torch.cuda.is_bf16_supported(), noise=self.noise, noise_type=self.noise_type,
+            word_dropout=self._word_dropout(), free_bits=self.free_bits,
             **({"optimizer__fused": True} if on_cuda else {}),
         )
+
+    def _word_dropout(self):
+        if self.word_dropout == "auto":
+            return 0.25 if self.variational else 0.0
+        return self.word_dropout
 
     def _train(self, sequences, *, epochs, rng):
         n_valid = self._n_validation(len(sequences))
@@ -296,16 +344,30 @@ class TextAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
                 Z[indices] = module.encode(inputs["input_ids"], inputs["lengths"]).float().cpu().numpy()
         return Z
 
-    def inverse_transform(self, Z):
+    def inverse_transform(self, Z, *, strategy="greedy", beam_size=4, temperature=1.0, top_k=None,
+                          random_state=None):
         """Decode latent vectors to texts.
 
-        Sequence architectures decode greedily (the most probable token at each step) up to
-        ``max_length`` tokens. ``architecture="bow"`` knows no word order: it returns the
-        ``bag_size_`` most probable tokens of each bag, most probable first, joined as text.
+        Sequence architectures decode up to ``max_length`` tokens, batched on the model's device:
+        ``strategy="greedy"`` takes the most probable token at each step, ``"beam"`` keeps the
+        ``beam_size`` most probable partial texts (never less probable than greedy), and
+        ``"sample"`` draws each token from the softmax at ``temperature``, among the ``top_k`` most
+        probable tokens if given. ``architecture="bow"`` knows no word order: it returns the
+        ``bag_size_`` most probable tokens of each bag, most probable first, joined as text, and
+        only ``strategy="greedy"`` applies.
 
         Parameters
         ----------
         Z : array-like of shape (n_texts, latent_dim)
+        strategy : {"greedy", "beam", "sample"}, default="greedy"
+        beam_size : int, default=4
+            Beams kept (``strategy="beam"``).
+        temperature : float, default=1.0
+            Softmax temperature (``strategy="sample"``); lower is closer to greedy.
+        top_k : int or None, default=None
+            Sample among the ``top_k`` most probable tokens only (``strategy="sample"``).
+        random_state : int, RandomState instance or None, default=None
+            Seeds ``strategy="sample"``.
 
         Returns
         -------
@@ -313,14 +375,79 @@ class TextAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         """
         check_is_fitted(self)
         Z = check_latent(Z, latent_dim=self._n_features_out)
+        return self._decode(Z, dict(strategy=strategy, beam_size=beam_size, temperature=temperature, top_k=top_k),
+                            random_state=random_state)
+
+    def sample(self, n_samples=1, *, random_state=None, **decoding):
+        """Decode texts from latent vectors drawn from the prior N(0, I) (``variational=True`` only).
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+        random_state : int, RandomState instance or None, default=None
+            Seeds the draws from the prior (and ``strategy="sample"``).
+        **decoding
+            ``strategy``, ``beam_size``, ``temperature``, ``top_k``: as in ``inverse_transform``.
+
+        Returns
+        -------
+        texts : ndarray of shape (n_samples,), dtype object (str)
+        """
+        check_is_fitted(self)
+        if not self.variational:
+            raise ValueError("sample() draws from the prior of a variational model, and this model was fitted "
+                             "with variational=False: refit with variational=True, or decode your own latent "
+                             "vectors with inverse_transform().")
+        if not isinstance(n_samples, Integral) or isinstance(n_samples, bool) or n_samples < 1:
+            raise ValueError(f"n_samples must be an int >= 1, got {n_samples!r}.")
+        rng = check_random_state(random_state)
+        Z = rng.standard_normal((n_samples, self._n_features_out)).astype(np.float32)
+        return self._decode(Z, dict(decoding), random_state=rng)
+
+    def interpolate(self, text_a, text_b, n_steps=5, **decoding):
+        """Decode the texts along the straight line between the latent vectors of two texts.
+
+        Parameters
+        ----------
+        text_a, text_b : str
+        n_steps : int, default=5
+            Points on the line, both ends included (``n_steps >= 2``).
+        **decoding
+            ``strategy``, ``beam_size``, ``temperature``, ``top_k``, ``random_state``: as in
+            ``inverse_transform``.
+
+        Returns
+        -------
+        texts : ndarray of shape (n_steps,), dtype object (str)
+            The first decodes ``text_a``'s latent vector, the last ``text_b``'s.
+        """
+        check_is_fitted(self)
+        for name, text in (("text_a", text_a), ("text_b", text_b)):
+            if not isinstance(text, str):
+                raise TypeError(f"{name} must be a str, got {type(text).__name__}.")
+        if not isinstance(n_steps, Integral) or isinstance(n_steps, bool) or n_steps < 2:
+            raise ValueError(f"n_steps must be an int >= 2 (both ends are included), got {n_steps!r}.")
+        z_a, z_b = self.transform([text_a, text_b])
+        weights = np.linspace(0.0, 1.0, n_steps, dtype=np.float32)[:, None]  # (n_steps, 1)
+        decoding = dict(decoding)
+        random_state = decoding.pop("random_state", None)
+        return self._decode((1 - weights) * z_a + weights * z_b, decoding, random_state=random_state)
+
+    def _decode(self, Z, options, *, random_state):
+        """Decode a checked float32 latent matrix with the decoding ``options``."""
+        unknown = set(options) - {"strategy", "beam_size", "temperature", "top_k"}
+        if unknown:
+            raise TypeError(f"unknown decoding option(s) {sorted(unknown)}: use strategy, beam_size, "
+                            f"temperature, top_k or random_state.")
         module, sequences = self.net_.module_, []
+        if options.get("strategy") == "sample":
+            options["generator"] = torch.Generator(device=self.net_.device)
+            options["generator"].manual_seed(int(check_random_state(random_state).randint(2**31 - 1)))
         with self._inference_context():
             for start in range(0, len(Z), self.batch_size):
                 latent = torch.from_numpy(Z[start:start + self.batch_size]).to(self.net_.device)
-                if module.is_sequence_decoder:
-                    sequences += greedy_decode(module, latent, max_length=self.max_length)
-                else:
-                    sequences += bag_decode(module.decode(latent), n_tokens=self.bag_size_)
+                sequences += decode_latent(module, latent, max_length=self.max_length, n_tokens=self.bag_size_,
+                                           **options)
         return np.array(decode(self.tokenizer_, sequences) if sequences else [], dtype=object)
 
     def score_samples(self, X):

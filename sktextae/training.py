@@ -36,15 +36,24 @@ class AutoencoderNet(NeuralNet):
     Parameters beyond ``NeuralNet``'s
     ---------------------------------
     shuffle_seed : int
-        Seeds the order of the training batches (a fresh draw every epoch).
+        Seeds the order of the training batches and the noise (fresh draws every epoch).
     use_bf16 : bool
         Run the module under bf16 autocast (CUDA only; the loss is computed in fp32).
+    noise, noise_type, word_dropout : float, str, float
+        Training-time corruption, see ``batching.Collator``.
+    free_bits : float
+        Floor, in nats, on each latent unit's batch-mean KL in the training loss (variational
+        modules; Kingma et al. 2016): units below it are not pushed further towards the prior.
+    kl_weight : float
+        Weight of the KL term in the training loss; ``callbacks.KLAnnealing`` raises it from 0 to 1.
     """
 
-    def __init__(self, *args, shuffle_seed=0, use_bf16=False, **kwargs):
+    def __init__(self, *args, shuffle_seed=0, use_bf16=False, noise=0.0, noise_type="delete", word_dropout=0.0,
+                 free_bits=0.0, kl_weight=1.0, **kwargs):
         super().__init__(*args, **kwargs)
-        self.shuffle_seed = shuffle_seed
-        self.use_bf16 = use_bf16
+        self.shuffle_seed, self.use_bf16 = shuffle_seed, use_bf16
+        self.noise, self.noise_type, self.word_dropout = noise, noise_type, word_dropout
+        self.free_bits, self.kl_weight = free_bits, kl_weight
 
     def initialize(self):
         self.shuffle_rng_ = np.random.default_rng(self.shuffle_seed)
@@ -54,6 +63,9 @@ class AutoencoderNet(NeuralNet):
         sampler = LengthBucketSampler(dataset.lengths, batch_size=self.batch_size, shuffle=training,
                                       rng=self.shuffle_rng_)
         collate = Collator(sequence_targets=self.module_.is_sequence_decoder)
+        if training:
+            collate = Collator(sequence_targets=self.module_.is_sequence_decoder, noise=self.noise,
+                               noise_type=self.noise_type, word_dropout=self.word_dropout, rng=self.shuffle_rng_)
         return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate,
                           pin_memory=torch.device(self.device).type == "cuda")
 
@@ -69,11 +81,19 @@ class AutoencoderNet(NeuralNet):
             return self.module_(**x, **fit_params)
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
-        logits, aux_loss = y_pred
+        logits, kl = y_pred  # kl: (B, latent_dim) per unit, or None
         target_ids = y_true.to(self.device, non_blocking=True)
         n_tokens = (target_ids != PAD_ID).sum().clamp(min=1)
-        loss = -token_log_probs(logits, target_ids).sum() / n_tokens
-        return loss if aux_loss is None else loss + aux_loss
+        nll = -token_log_probs(logits, target_ids).sum()
+        if kl is None:
+            return nll / n_tokens
+        prefix = "train" if training else "valid"
+        self.history.record_batch(f"{prefix}_reconstruction", (nll / n_tokens).item())
+        self.history.record_batch(f"{prefix}_kl", kl.sum(dim=1).mean().item())  # nats per text
+        if not training:
+            return (nll + kl.sum()) / n_tokens  # the negative ELBO per token: comparable across epochs
+        kl_floored = kl.mean(dim=0).clamp(min=self.free_bits).sum() * kl.shape[0]
+        return (nll + self.kl_weight * kl_floored) / n_tokens
 
 
 def resolve_device(device):

@@ -68,3 +68,37 @@ def test_step_by_step_decoding_matches_teacher_forcing(architecture):
 def test_unknown_architecture_is_refused():
     with pytest.raises(ValueError, match="architecture must be one of"):
         build_module("cnn", **TINY)
+
+
+@pytest.mark.parametrize("architecture", [a for a in ARCHITECTURES if a != "bow"])
+def test_reorder_state_selects_reorders_and_repeats_rows(architecture):
+    # Decoding after reorder_state must match decoding the reordered latent vectors from the start.
+    torch.manual_seed(0)
+    module = build_module(architecture, **TINY).eval()
+    latent = torch.randn(3, TINY["latent_dim"])
+    index = torch.tensor([2, 0, 0, 1])
+    prefix = torch.tensor([[BOS_ID, 5, 6], [BOS_ID, 7, 8], [BOS_ID, 9, 10]])
+    state = module.init_state(latent)
+    for t in range(2):
+        _, state = module.step(prefix[:, t], state)
+    state = module.reorder_state(state, index)
+    logits, state = module.step(prefix[index, 2], state)
+
+    expected_state = module.init_state(latent[index])
+    for t in range(3):
+        expected, expected_state = module.step(prefix[index, t], expected_state)
+    torch.testing.assert_close(logits, expected, atol=1e-5, rtol=1e-5)
+    # And the state goes on decoding the same way.
+    torch.testing.assert_close(module.step(torch.tensor([11, 12, 13, 14]), state)[0],
+                               module.step(torch.tensor([11, 12, 13, 14]), expected_state)[0], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("architecture", [a for a in ARCHITECTURES if a != "bow"])
+def test_reorder_state_can_drop_rows(architecture):
+    torch.manual_seed(0)
+    module = build_module(architecture, **TINY).eval()
+    latent = torch.randn(4, TINY["latent_dim"])
+    state = module.reorder_state(module.init_state(latent), torch.tensor([3]))
+    logits, _ = module.step(torch.tensor([BOS_ID]), state)
+    expected, _ = module.step(torch.tensor([BOS_ID]), module.init_state(latent[3:]))
+    torch.testing.assert_close(logits, expected, atol=1e-5, rtol=1e-5)

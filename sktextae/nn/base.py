@@ -3,19 +3,22 @@
 Interface of every module in this package (what the estimator and the decoders rely on)::
 
     encode(input_ids, lengths) -> latent                      # (B, latent_dim), deterministic
-    forward(input_ids, lengths, decoder_input_ids) -> (logits, aux_loss | None)
+    forward(input_ids, lengths, decoder_input_ids) -> (logits, kl | None)   # kl: (B, latent_dim) per unit
     decode(latent, decoder_input_ids) -> logits               # (B, T, V) or, for a bag, (B, V)
     init_state(latent) -> state; step(tokens, state) -> (logits (B, V), state)   # sequence decoders
+    reorder_state(state, index) -> state      # rows picked by a (B',) index: beams in beam search
 
 ``input_ids`` is (B, T) padded with ``PAD_ID`` and ``lengths`` (B,) counts the real tokens of each
-row. The bottleneck is a plug-in: it turns the encoder's pooled hidden vector into the latent vector
-and may add a loss term (a variational bottleneck adds its KL divergence).
+row. The bottleneck is a plug-in chosen by ``make_bottleneck``: it turns the encoder's pooled hidden
+vector into the latent vector; a variational one also returns the KL divergence of each latent unit,
+which the training loop weighs (annealing, free bits) into the loss.
 """
 
 import torch
 from torch import nn
 
 
+# Bottlenecks: forward(hidden) returns (latent, kl | None); mean(hidden) is the latent used at inference.
 class DeterministicBottleneck(nn.Module):
     """A linear projection from the encoder's hidden vector to the latent vector."""
 
@@ -23,12 +26,38 @@ class DeterministicBottleneck(nn.Module):
         super().__init__()
         self.project = nn.Linear(hidden_dim, latent_dim)
 
-    # forward returns (latent, aux_loss | None)
     def forward(self, hidden):
         return self.project(hidden), None
 
     def mean(self, hidden):
         return self.project(hidden)
+
+
+class GaussianBottleneck(nn.Module):
+    """A diagonal Gaussian posterior q(z|x) against a standard normal prior (Bowman et al. 2016).
+
+    In training mode the latent is drawn with the reparameterisation trick; ``mean`` (used by
+    ``transform``) is the posterior mean.
+    """
+
+    def __init__(self, *, hidden_dim, latent_dim):
+        super().__init__()
+        self.to_mean = nn.Linear(hidden_dim, latent_dim)
+        self.to_log_var = nn.Linear(hidden_dim, latent_dim)
+
+    def forward(self, hidden):
+        mean, log_var = self.to_mean(hidden), self.to_log_var(hidden)  # (B, L) each
+        latent = mean + torch.randn_like(mean) * torch.exp(0.5 * log_var) if self.training else mean
+        kl = 0.5 * (mean.pow(2) + log_var.exp() - 1.0 - log_var)  # (B, L): KL(q || N(0, I)) per unit
+        return latent, kl
+
+    def mean(self, hidden):
+        return self.to_mean(hidden)
+
+
+def make_bottleneck(*, hidden_dim, latent_dim, variational):
+    cls = GaussianBottleneck if variational else DeterministicBottleneck
+    return cls(hidden_dim=hidden_dim, latent_dim=latent_dim)
 
 
 class AutoencoderModule(nn.Module):
@@ -50,8 +79,8 @@ class AutoencoderModule(nn.Module):
         return self.bottleneck.mean(self.encode_hidden(input_ids, lengths))
 
     def forward(self, input_ids, lengths, decoder_input_ids=None):
-        latent, aux_loss = self.bottleneck(self.encode_hidden(input_ids, lengths))
-        return self.decode(latent, decoder_input_ids), aux_loss
+        latent, kl = self.bottleneck(self.encode_hidden(input_ids, lengths))
+        return self.decode(latent, decoder_input_ids), kl
 
 
 def padding_mask(lengths, max_len):

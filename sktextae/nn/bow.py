@@ -3,7 +3,7 @@ predicts the text's bag of tokens (a distribution over the vocabulary, word orde
 
 from torch import nn
 
-from .base import AutoencoderModule, DeterministicBottleneck, masked_mean
+from .base import AutoencoderModule, make_bottleneck, masked_mean
 
 
 def _mlp(*, in_dim, hidden_dim, num_layers, dropout):
@@ -16,13 +16,14 @@ def _mlp(*, in_dim, hidden_dim, num_layers, dropout):
 class BagOfWordsAutoencoder(AutoencoderModule):
     is_sequence_decoder = False
 
-    def __init__(self, *, vocab_size, latent_dim, embedding_dim, hidden_dim, num_layers, dropout):
+    def __init__(self, *, vocab_size, latent_dim, embedding_dim, hidden_dim, num_layers, dropout,
+                 variational=False):
         super().__init__()
         self.latent_dim = latent_dim
         # A mean of embeddings is a linear map of the normalised token counts: the classic BoW input.
         self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=0)
         self.encoder = _mlp(in_dim=embedding_dim, hidden_dim=hidden_dim, num_layers=num_layers, dropout=dropout)
-        self.bottleneck = DeterministicBottleneck(hidden_dim=hidden_dim, latent_dim=latent_dim)
+        self.bottleneck = make_bottleneck(hidden_dim=hidden_dim, latent_dim=latent_dim, variational=variational)
         self.decoder = nn.Sequential(
             _mlp(in_dim=latent_dim, hidden_dim=hidden_dim, num_layers=num_layers, dropout=dropout),
             nn.Linear(hidden_dim, vocab_size),

@@ -6,13 +6,14 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
-from .base import AutoencoderModule, DeterministicBottleneck
+from .base import AutoencoderModule, make_bottleneck
 
 _CELLS = {"gru": nn.GRU, "lstm": nn.LSTM}
 
 
 class RecurrentAutoencoder(AutoencoderModule):
-    def __init__(self, *, vocab_size, latent_dim, embedding_dim, hidden_dim, num_layers, dropout, cell="gru"):
+    def __init__(self, *, vocab_size, latent_dim, embedding_dim, hidden_dim, num_layers, dropout, variational=False,
+                 cell="gru"):
         super().__init__()
         if cell not in _CELLS:
             raise ValueError(f"cell must be one of {sorted(_CELLS)}, got {cell!r}.")
@@ -23,7 +24,7 @@ class RecurrentAutoencoder(AutoencoderModule):
         self.dropout = nn.Dropout(dropout)
         self.encoder = rnn(embedding_dim, hidden_dim, num_layers, batch_first=True,
                            bidirectional=True, dropout=between_layers)
-        self.bottleneck = DeterministicBottleneck(hidden_dim=2 * hidden_dim, latent_dim=latent_dim)
+        self.bottleneck = make_bottleneck(hidden_dim=2 * hidden_dim, latent_dim=latent_dim, variational=variational)
         self.latent_to_state = nn.Linear(latent_dim, num_layers * hidden_dim)
         self.decoder = rnn(embedding_dim + latent_dim, hidden_dim, num_layers, batch_first=True,
                            dropout=between_layers)
@@ -58,3 +59,17 @@ class RecurrentAutoencoder(AutoencoderModule):
     def step(self, tokens, state):
         logits, state = self._run_decoder(tokens[:, None], state)  # tokens (B,) -> (B, 1)
         return logits[:, 0], state
+
+    def reorder_state(self, state, index):
+        """Row ``i`` of the new state is row ``index[i]`` of ``state``: selects, reorders or repeats rows.
+
+        ``index`` is a 1-D LongTensor on the state's device (beam search expands each row to its beams
+        with it, then follows the surviving beams).
+        """
+        latent, rnn_state = state
+        # The RNN state keeps the batch in dim 1: (layers, B, H), and a pair of those for an LSTM.
+        if self.cell == "lstm":
+            rnn_state = tuple(part.index_select(1, index) for part in rnn_state)
+        else:
+            rnn_state = rnn_state.index_select(1, index)
+        return latent.index_select(0, index), rnn_state

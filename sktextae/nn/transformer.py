@@ -4,7 +4,7 @@ Transformer decoder whose only view of the text is the latent vector (its cross-
 import torch
 from torch import nn
 
-from .base import AutoencoderModule, DeterministicBottleneck, masked_mean, padding_mask
+from .base import AutoencoderModule, make_bottleneck, masked_mean, padding_mask
 
 
 class TokenEmbedding(nn.Module):
@@ -23,7 +23,7 @@ class TokenEmbedding(nn.Module):
 
 class TransformerAutoencoder(AutoencoderModule):
     def __init__(self, *, vocab_size, latent_dim, embedding_dim, hidden_dim, num_layers, num_heads, dropout,
-                 max_positions, memory_slots=4):
+                 max_positions, variational=False, memory_slots=4):
         super().__init__()
         self.latent_dim, self.embedding_dim, self.memory_slots = latent_dim, embedding_dim, memory_slots
         self.embed = TokenEmbedding(vocab_size=vocab_size, embedding_dim=embedding_dim,
@@ -32,7 +32,7 @@ class TransformerAutoencoder(AutoencoderModule):
                      activation="gelu", batch_first=True, norm_first=True)
         self.encoder = nn.TransformerEncoder(nn.TransformerEncoderLayer(**layer), num_layers,
                                              norm=nn.LayerNorm(embedding_dim), enable_nested_tensor=False)
-        self.bottleneck = DeterministicBottleneck(hidden_dim=embedding_dim, latent_dim=latent_dim)
+        self.bottleneck = make_bottleneck(hidden_dim=embedding_dim, latent_dim=latent_dim, variational=variational)
         # A few memory slots give cross-attention something to choose between; one slot would
         # reduce it to adding the same vector at every position.
         self.latent_to_memory = nn.Linear(latent_dim, memory_slots * embedding_dim)
@@ -67,3 +67,8 @@ class TransformerAutoencoder(AutoencoderModule):
         memory, prefix = state
         prefix = torch.cat([prefix, tokens[:, None]], dim=1)  # (B, t)
         return self._decode_memory(memory, prefix)[:, -1], (memory, prefix)
+
+    def reorder_state(self, state, index):
+        """Row ``i`` of the new state is row ``index[i]`` of ``state``: selects, reorders or repeats rows."""
+        memory, prefix = state
+        return memory.index_select(0, index), prefix.index_select(0, index)  # (B', M, D), (B', t)

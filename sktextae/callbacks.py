@@ -1,0 +1,62 @@
+"""Training policies for variational models, as skorch callbacks."""
+
+import numpy as np
+import torch
+from skorch.callbacks import Callback
+
+from .batching import TokenDataset
+
+
+class KLAnnealing(Callback):
+    """Raise the net's ``kl_weight`` linearly from 0 to 1 over the first ``warmup_epochs`` epochs.
+
+    The weight grows batch by batch; a decoder that first learns to use the latent vector is less
+    likely to ignore it (posterior collapse) once the KL term weighs in fully (Bowman et al. 2016).
+    ``warmup_epochs=0`` keeps the weight at 1. The weight of each epoch's last batch is recorded
+    in the history as ``kl_weight``.
+    """
+
+    def __init__(self, warmup_epochs=5):
+        self.warmup_epochs = warmup_epochs
+
+    def initialize(self):
+        self.steps_ = 0
+        self.batches_per_epoch_ = 1
+        return self
+
+    def on_epoch_begin(self, net, dataset_train=None, **kwargs):
+        self.batches_per_epoch_ = max(1, -(-len(dataset_train) // net.batch_size))
+
+    def on_batch_begin(self, net, training=False, **kwargs):
+        if not training:
+            return
+        self.steps_ += 1
+        warmup_steps = self.warmup_epochs * self.batches_per_epoch_
+        net.kl_weight = min(1.0, self.steps_ / warmup_steps) if warmup_steps else 1.0
+
+    def on_epoch_end(self, net, **kwargs):
+        net.history.record("kl_weight", net.kl_weight)
+
+
+class ActiveUnits(Callback):
+    """Record ``active_units``: latent units whose posterior mean varies across texts.
+
+    A unit is active when the variance of its posterior mean over texts exceeds ``threshold``
+    (Burda et al. 2016); a collapsed unit carries no information about the text. Measured each
+    epoch on the validation texts, or on the first ``max_texts`` training texts when there are none.
+    """
+
+    def __init__(self, threshold=0.01, max_texts=2000):
+        self.threshold, self.max_texts = threshold, max_texts
+
+    def on_epoch_end(self, net, dataset_train=None, dataset_valid=None, **kwargs):
+        dataset = dataset_valid if dataset_valid is not None else dataset_train
+        texts = TokenDataset(dataset.sequences[:self.max_texts])
+        means = []
+        net.module_.eval()
+        with torch.inference_mode(), net.autocast():
+            for inputs, _ in net.get_iterator(texts, training=False):
+                inputs = {key: value.to(net.device) for key, value in inputs.items()}
+                means.append(net.module_.encode(inputs["input_ids"], inputs["lengths"]).float().cpu().numpy())
+        variance = np.concatenate(means).var(axis=0) if len(texts) > 1 else np.zeros(1)
+        net.history.record("active_units", int((variance > self.threshold).sum()))
