@@ -18,17 +18,24 @@ _POOL_BATCHES = 50
 
 
 class TokenDataset(Dataset):
-    """Token sequences (1-D int arrays) and their lengths."""
+    """Token sequences (1-D int arrays), their lengths, and optionally one label per sequence.
 
-    def __init__(self, sequences):
+    Items are the sequences, or ``(sequence, label)`` pairs when ``labels`` is given (an array:
+    class indices with -1 for unlabelled, or float targets with NaN for unlabelled).
+    """
+
+    def __init__(self, sequences, labels=None):
         self.sequences = list(sequences)
+        self.labels = labels
         self.lengths = np.fromiter((len(s) for s in self.sequences), dtype=np.int64, count=len(self.sequences))
 
     def __len__(self):
         return len(self.sequences)
 
     def __getitem__(self, index):
-        return self.sequences[index]
+        if self.labels is None:
+            return self.sequences[index]
+        return self.sequences[index], self.labels[index]
 
 
 class LengthBucketSampler(Sampler):
@@ -96,19 +103,28 @@ class Collator:
     original text, and ``word_dropout`` replaces each decoder input token after BOS by ``UNK_ID`` with
     that probability (Bowman et al. 2016), so the decoder must lean on the latent vector. Both draw
     from ``rng`` afresh for every batch; at their default of 0 the collator is deterministic.
+
+    Labelled items, ``(sequence, label)`` pairs, add ``inputs["labels"]``.
     """
 
     def __init__(self, *, sequence_targets=True, noise=0.0, noise_type="delete", word_dropout=0.0, rng=None):
         self.sequence_targets, self.noise, self.noise_type = sequence_targets, noise, noise_type
         self.word_dropout, self.rng = word_dropout, rng
 
-    def __call__(self, sequences):
+    def __call__(self, items):
+        labels = None
+        if items and isinstance(items[0], tuple):  # (sequence, label) pairs from a labelled TokenDataset
+            sequences, labels = [item[0] for item in items], np.array([item[1] for item in items])
+        else:
+            sequences = items
         encoder_sequences = sequences
         if self.noise:
             encoder_sequences = [corrupt(s, noise=self.noise, noise_type=self.noise_type, rng=self.rng)
                                  for s in sequences]
         input_ids, lengths = pad(encoder_sequences, suffix=[EOS_ID])
         inputs = {"input_ids": input_ids, "lengths": lengths}
+        if labels is not None:
+            inputs["labels"] = torch.from_numpy(labels)  # read by the loss, not by the module
         if self.sequence_targets:
             inputs["decoder_input_ids"] = self._drop_words(pad(sequences, prefix=[BOS_ID])[0])
             target_ids, _ = pad(sequences, suffix=[EOS_ID])

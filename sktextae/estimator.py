@@ -19,6 +19,7 @@ from .batching import NOISE_TYPES, Collator, LengthBucketSampler, TokenDataset
 from .callbacks import ActiveUnits, KLAnnealing
 from .decoding import decode_latent
 from .nn import ARCHITECTURES, build_module
+from .nn.supervised import SupervisedAutoencoder
 from .tokenization import PAD_ID, TOKENIZER_KINDS, decode, encode, train_tokenizer
 from .training import AutoencoderNet, resolve_device, token_log_probs
 from .validation import check_latent, check_texts
@@ -28,111 +29,9 @@ class TruncationWarning(UserWarning):
     """Some texts were longer than ``max_length`` tokens and were cut."""
 
 
-class TextAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
-    """Learn to compress raw texts into fixed-size vectors, and to decode them back.
-
-    ``fit`` trains a tokenizer on the texts, then an encoder-decoder network that minimises the
-    token-level cross-entropy of reconstructing each text from its latent vector. ``transform``
-    gives the latent vectors (features for classifiers, similarity, clustering) and
-    ``inverse_transform`` decodes latent vectors back to text. Training runs through a
-    ``skorch.NeuralNet`` (``net_``), on CUDA when there is a GPU.
-
-    Parameters
-    ----------
-    latent_dim : int, default=64
-        Size of the latent vector, the number of output features of ``transform``.
-    architecture : {"transformer", "gru", "lstm", "bow"}, default="transformer"
-        ``"transformer"``: a self-attention encoder mean-pooled to the latent vector, and a causal
-        Transformer decoder that sees the text only through it. ``"gru"``/``"lstm"``: a bidirectional
-        recurrent encoder and a recurrent decoder conditioned on the latent vector. ``"bow"``: an MLP
-        over the bag of tokens, whose decoder predicts the text's bag of tokens (word order is lost).
-    tokenizer : {"bpe", "word", "char"}, default="bpe"
-        ``"bpe"``: byte-level BPE trained in ``fit`` (any text, lossless). ``"word"``: words and
-        punctuation. ``"char"``: one token per character.
-    vocab_size : int, default=8000
-        Largest vocabulary the tokenizer may learn, including 5 special tokens.
-    max_length : int, default=128
-        Most tokens read from a text; longer texts are cut, counted in ``n_truncated_`` and reported
-        with a ``TruncationWarning``. Also the most tokens ``inverse_transform`` produces.
-    embedding_dim : int, default=256
-        Size of the token embeddings (the Transformer's model width).
-    hidden_dim : int, default=512
-        Recurrent state size, the Transformer's feed-forward width, or the bag-of-words MLP width.
-    num_layers : int, default=2
-        Layers in the encoder and in the decoder.
-    num_heads : int, default=4
-        Attention heads (``"transformer"`` only); must divide ``embedding_dim``.
-    dropout : float, default=0.1
-        Dropout probability during training.
-    noise : float in [0, 1), default=0.0
-        Denoising: during training each token of the encoder's input is independently corrupted
-        with this probability while the decoder must still produce the original text. With
-        ``noise_type="delete"``, ``noise=0.6`` *deletes* about 60% of the tokens (it does not keep
-        60%), as in TSDAE. At least one token of each text is kept; fresh draws every epoch; never
-        applied by ``transform``, ``score`` or decoding.
-    noise_type : {"delete", "mask"}, default="delete"
-        ``"delete"`` removes the chosen tokens; ``"mask"`` replaces them with a ``[MASK]`` token.
-    variational : bool, default=False
-        A variational autoencoder (Bowman et al. 2016): a Gaussian posterior per text, a KL term to a
-        standard normal prior, annealed from 0 (``kl_annealing_epochs``), with a ``free_bits`` floor
-        against posterior collapse. ``transform`` returns the posterior mean; ``sample`` decodes
-        draws from the prior. The history records ``train_kl``, ``train_reconstruction`` (and
-        ``valid_...``), ``kl_weight`` and ``active_units`` per epoch.
-    kl_annealing_epochs : int, default=5
-        Epochs over which the KL weight rises linearly from 0 to 1 (``variational=True`` only).
-    free_bits : float, default=0.1
-        Floor in nats on each latent unit's mean KL in the training loss (``variational=True`` only).
-    word_dropout : float in [0, 1) or "auto", default="auto"
-        Probability of replacing each decoder input token by ``[UNK]`` during training, so that the
-        decoder relies on the latent vector. ``"auto"`` is 0.25 when ``variational`` else 0.
-    max_epochs : int, default=20
-        Passes over the training texts in ``fit``.
-    batch_size : int, default=64
-        Texts per batch, for training and inference.
-    lr : float, default=1e-3
-        AdamW learning rate.
-    validation_fraction : float, default=0.1
-        Share of the texts held out to measure validation loss each epoch; 0 uses all for training.
-    patience : int or None, default=3
-        Stop after this many epochs without a better validation loss, and keep the weights of the
-        best epoch; None trains all ``max_epochs``. Needs ``validation_fraction > 0``.
-    device : str, default="auto"
-        ``"auto"`` trains on CUDA when available (bf16 autocast where the GPU supports it), else on
-        the CPU (fp32); or any torch device string such as ``"cpu"`` or ``"cuda:1"``.
-    random_state : int, RandomState instance or None, default=None
-        Seeds weight initialisation, dropout, the validation split and batch order. The global
-        torch random state is left as it was.
-    verbose : int, default=0
-        0 is silent; 1 or more shows a progress bar and a per-epoch log while training.
-    callbacks : list of skorch callbacks or None, default=None
-        Extra ``skorch.callbacks`` for training (copied in ``fit``, so the ones passed are unchanged).
-
-    Attributes
-    ----------
-    tokenizer_ : tokenizers.Tokenizer
-        The tokenizer trained in ``fit``.
-    net_ : skorch.NeuralNet
-        The trained network; ``net_.history`` holds the per-epoch losses.
-    device_ : str
-        The device the network was trained on.
-    n_truncated_ : int
-        How many texts of the last ``fit``/``partial_fit`` call were longer than ``max_length``.
-    bag_size_ : int
-        Median length in tokens of the training texts: how many tokens ``inverse_transform``
-        returns for ``architecture="bow"``.
-
-    Examples
-    --------
-    >>> from sktextae import TextAutoencoder
-    >>> texts = ["the cat sat on the mat", "a dog ran in the park", "the cat ran"] * 10
-    >>> ae = TextAutoencoder(latent_dim=8, architecture="gru", embedding_dim=16, hidden_dim=16,
-    ...                      num_layers=1, max_epochs=2, validation_fraction=0, patience=None,
-    ...                      random_state=0)
-    >>> ae.fit_transform(texts).shape
-    (30, 8)
-    >>> ae.inverse_transform(ae.transform(["the cat sat"])).shape
-    (1,)
-    """
+class _BaseTextAutoencoder(BaseEstimator):
+    """What every estimator of this package shares: the text input contract, the tokenizer, the skorch
+    net and its training, encoding, decoding and scoring. Subclasses define ``__init__`` and ``fit``."""
 
     _parameter_constraints = {
         "latent_dim": [Interval(Integral, 1, None, closed="left")],
@@ -162,93 +61,27 @@ class TextAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         "callbacks": [list, None],
     }
 
-    def __init__(self, latent_dim=64, *, architecture="transformer", tokenizer="bpe", vocab_size=8000,
-                 max_length=128, embedding_dim=256, hidden_dim=512, num_layers=2, num_heads=4, dropout=0.1,
-                 noise=0.0, noise_type="delete", variational=False, kl_annealing_epochs=5, free_bits=0.1,
-                 word_dropout="auto", max_epochs=20, batch_size=64, lr=1e-3, validation_fraction=0.1, patience=3, device="auto",
-                 random_state=None, verbose=0, callbacks=None):
-        self.latent_dim = latent_dim
-        self.architecture = architecture
-        self.tokenizer = tokenizer
-        self.vocab_size = vocab_size
-        self.max_length = max_length
-        self.embedding_dim = embedding_dim
-        self.hidden_dim = hidden_dim
-        self.num_layers = num_layers
-        self.num_heads = num_heads
-        self.dropout = dropout
-        self.noise = noise
-        self.noise_type = noise_type
-        self.variational = variational
-        self.kl_annealing_epochs = kl_annealing_epochs
-        self.free_bits = free_bits
-        self.word_dropout = word_dropout
-        self.max_epochs = max_epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.validation_fraction = validation_fraction
-        self.patience = patience
-        self.device = device
-        self.random_state = random_state
-        self.verbose = verbose
-        self.callbacks = callbacks
+    def _fit_new(self, texts, *, epochs, labels=None, n_outputs=None, task=None, class_weight=None,
+                 pretrained=None):
+        """Train a new network, and a new tokenizer unless ``pretrained`` (a fitted TextAutoencoder) gives one.
 
-    # ------------------------------------------------------------------ fitting
-
-    @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y=None):
-        """Train the tokenizer and the network on the texts ``X`` (``y`` is ignored).
-
-        Parameters
-        ----------
-        X : iterable of str
-            Raw texts: a list, tuple, 1-D array, pandas Series or one-column DataFrame.
-        y : None
-            Ignored; present for Pipeline compatibility.
-
-        Returns
-        -------
-        self : TextAutoencoder
+        With ``n_outputs``, the network gets a supervised head (``task``) trained on ``labels``.
         """
-        return self._fit_new(check_texts(X), epochs=self.max_epochs)
-
-    @_fit_context(prefer_skip_nested_validation=True)
-    def partial_fit(self, X, y=None):
-        """Train one more epoch on ``X`` with the fitted tokenizer (or ``fit`` one epoch if unfitted).
-
-        This is the domain-adaptation step: continue training a fitted model on new, in-domain
-        texts. As with scikit-learn's other ``partial_fit`` methods, each call is one pass over
-        ``X``; call it in a loop for more.
-
-        Parameters
-        ----------
-        X : iterable of str
-            Raw texts.
-        y : None
-            Ignored.
-
-        Returns
-        -------
-        self : TextAutoencoder
-        """
-        texts = check_texts(X)
-        if not hasattr(self, "net_"):
-            return self._fit_new(texts, epochs=1)
-        self._check_combinations(len(texts))
-        sequences, self.n_truncated_ = self._encode(texts)
-        self._train(sequences, epochs=1, rng=check_random_state(self.random_state))
-        return self
-
-    def _fit_new(self, texts, *, epochs):
-        """Train a new tokenizer and a new network."""
         self._check_combinations(len(texts))
         device = resolve_device(self.device)
-        tokenizer = train_tokenizer(texts, kind=self.tokenizer, vocab_size=self.vocab_size)
-        sequences, n_truncated = self._encode(texts, tokenizer=tokenizer)
-        self.tokenizer_, self.device_, self.n_truncated_ = tokenizer, device, n_truncated
-        self.bag_size_ = max(1, int(np.median([len(s) for s in sequences])))
-        self.net_ = self._build_net()
-        self._train(sequences, epochs=epochs, rng=check_random_state(self.random_state))
+        if pretrained is None:
+            tokenizer, max_length = train_tokenizer(texts, kind=self.tokenizer, vocab_size=self.vocab_size), \
+                self.max_length
+        else:  # reuse, never refit: a copy, so that training here leaves the pretrained model as it was
+            tokenizer, max_length = copy.deepcopy(pretrained.tokenizer_), pretrained.max_length_
+        sequences, n_truncated = self._encode(texts, tokenizer=tokenizer, max_length=max_length)
+        self.tokenizer_, self.device_, self.n_truncated_, self.max_length_ = tokenizer, device, n_truncated, max_length
+        self.bag_size_ = pretrained.bag_size_ if pretrained is not None else \
+            max(1, int(np.median([len(s) for s in sequences])))
+        self.net_ = self._build_net(shapes=pretrained if pretrained is not None else self, n_outputs=n_outputs,
+                                    task=task, class_weight=class_weight)
+        self._train(sequences, labels, epochs=epochs, rng=check_random_state(self.random_state),
+                    pretrained=pretrained)
         return self
 
     def _check_combinations(self, n_texts):
@@ -260,14 +93,16 @@ class TextAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
                              f"num_heads({self.num_heads}) for architecture='transformer'.")
         self._n_validation(n_texts)  # raises here, before a failed fit has replaced any fitted state
 
-    def _build_net(self):
+    def _build_net(self, *, shapes, n_outputs=None, task=None, class_weight=None):
         # A factory, not a module: skorch builds it in initialize(), inside _train's private seeded
         # torch random state, so the initial weights follow random_state and the global state is untouched.
-        module = functools.partial(build_module, self.architecture, vocab_size=self.tokenizer_.get_vocab_size(),
-                                   latent_dim=self.latent_dim, embedding_dim=self.embedding_dim,
-                                   hidden_dim=self.hidden_dim, num_layers=self.num_layers,
-                                   num_heads=self.num_heads, dropout=self.dropout, max_length=self.max_length,
-                                   variational=self.variational)
+        # ``shapes`` is the estimator whose architecture parameters shape the network: this one, or
+        # the pretrained model whose weights will be loaded into it.
+        module = functools.partial(_make_module, shapes.architecture, vocab_size=self.tokenizer_.get_vocab_size(),
+                                   latent_dim=shapes.latent_dim, embedding_dim=shapes.embedding_dim,
+                                   hidden_dim=shapes.hidden_dim, num_layers=shapes.num_layers,
+                                   num_heads=shapes.num_heads, dropout=self.dropout, max_length=self.max_length_,
+                                   variational=shapes.variational, n_outputs=n_outputs)
         on_cuda = torch.device(self.device_).type == "cuda"
         callbacks = [("clip", GradientNormClipping(gradient_clip_value=1.0))]
         if self.patience is not None:
@@ -287,7 +122,8 @@ class TextAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             max_epochs=self.max_epochs, batch_size=self.batch_size, device=self.device_,
             callbacks=callbacks, verbose=self.verbose, train_split=None,
             use_bf16=on_cuda and torch.cuda.is_bf16_supported(), noise=self.noise, noise_type=self.noise_type,
-            word_dropout=self._word_dropout(), free_bits=self.free_bits,
+            word_dropout=self._word_dropout(), free_bits=self.free_bits, task=task, class_weight=class_weight,
+            reconstruction_weight=getattr(self, "reconstruction_weight", 1.0),
             **({"optimizer__fused": True} if on_cuda else {}),
         )
 
@@ -296,21 +132,25 @@ class TextAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             return 0.25 if self.variational else 0.0
         return self.word_dropout
 
-    def _train(self, sequences, *, epochs, rng):
+    def _train(self, sequences, labels=None, *, epochs, rng, pretrained=None):
         n_valid = self._n_validation(len(sequences))
         order = rng.permutation(len(sequences))
-        train = TokenDataset([sequences[i] for i in order[n_valid:]])
-        valid = TokenDataset([sequences[i] for i in order[:n_valid]]) if n_valid else None
+        train = TokenDataset([sequences[i] for i in order[n_valid:]],
+                             None if labels is None else labels[order[n_valid:]])
+        valid = TokenDataset([sequences[i] for i in order[:n_valid]],
+                             None if labels is None else labels[order[:n_valid]]) if n_valid else None
         self.net_.set_params(max_epochs=epochs, shuffle_seed=int(rng.randint(2**31 - 1)),
                              train_split=predefined_split(valid) if valid is not None else None)
         # A private torch random state: reproducible with random_state, and the caller's is untouched.
         cuda = [torch.device(self.device_).index or 0] if torch.device(self.device_).type == "cuda" else []
         with torch.random.fork_rng(devices=cuda):
             torch.manual_seed(int(rng.randint(2**31 - 1)))
-            if self.net_.initialized_:
-                self.net_.partial_fit(train)
-            else:
-                self.net_.fit(train)
+            if not self.net_.initialized_:
+                self.net_.initialize()
+                if pretrained is not None:
+                    autoencoder = getattr(self.net_.module_, "autoencoder", self.net_.module_)
+                    autoencoder.load_state_dict(pretrained.net_.module_.state_dict())
+            self.net_.partial_fit(train)
 
     def _n_validation(self, n_texts):
         if self.validation_fraction == 0:
@@ -323,18 +163,9 @@ class TextAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
 
     # ------------------------------------------------------------------ using the fitted model
 
-    def transform(self, X):
-        """Encode texts to their latent vectors.
-
-        Parameters
-        ----------
-        X : iterable of str
-            Raw texts.
-
-        Returns
-        -------
-        Z : ndarray of shape (n_texts, latent_dim), dtype float32
-        """
+    def _transform(self, X):
+        """The latent vectors of texts (each public class defines ``transform`` itself: scikit-learn's
+        ``set_output`` wraps only methods a class defines)."""
         check_is_fitted(self)
         sequences, _ = self._encode(check_texts(X))
         Z = np.empty((len(sequences), self._n_features_out), dtype=np.float32)
@@ -446,7 +277,7 @@ class TextAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         with self._inference_context():
             for start in range(0, len(Z), self.batch_size):
                 latent = torch.from_numpy(Z[start:start + self.batch_size]).to(self.net_.device)
-                sequences += decode_latent(module, latent, max_length=self.max_length, n_tokens=self.bag_size_,
+                sequences += decode_latent(module, latent, max_length=self.max_length_, n_tokens=self.bag_size_,
                                            **options)
         return np.array(decode(self.tokenizer_, sequences) if sequences else [], dtype=object)
 
@@ -492,10 +323,11 @@ class TextAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
 
     # ------------------------------------------------------------------ helpers
 
-    def _encode(self, texts, *, tokenizer=None):
-        sequences, n_truncated = encode(tokenizer or self.tokenizer_, texts, max_length=self.max_length)
+    def _encode(self, texts, *, tokenizer=None, max_length=None):
+        max_length = max_length or self.max_length_
+        sequences, n_truncated = encode(tokenizer or self.tokenizer_, texts, max_length=max_length)
         if n_truncated:
-            warnings.warn(f"{n_truncated} of {len(texts)} texts were longer than max_length={self.max_length} "
+            warnings.warn(f"{n_truncated} of {len(texts)} texts were longer than max_length={max_length} "
                           f"tokens and were truncated; raise max_length to keep them whole.",
                           TruncationWarning, stacklevel=3)
         return sequences, n_truncated
@@ -539,8 +371,219 @@ class TextAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         tags = super().__sklearn_tags__()
         tags.input_tags.string = True
         tags.input_tags.two_d_array = False
-        tags.transformer_tags.preserves_dtype = []
         return tags
+
+
+class TextAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _BaseTextAutoencoder):
+    """Learn to compress raw texts into fixed-size vectors, and to decode them back.
+
+    ``fit`` trains a tokenizer on the texts, then an encoder-decoder network that minimises the
+    token-level cross-entropy of reconstructing each text from its latent vector. ``transform``
+    gives the latent vectors (features for classifiers, similarity, clustering) and
+    ``inverse_transform`` decodes latent vectors back to text. Training runs through a
+    ``skorch.NeuralNet`` (``net_``), on CUDA when there is a GPU.
+
+    Parameters
+    ----------
+    latent_dim : int, default=64
+        Size of the latent vector, the number of output features of ``transform``.
+    architecture : {"transformer", "gru", "lstm", "bow"}, default="transformer"
+        ``"transformer"``: a self-attention encoder mean-pooled to the latent vector, and a causal
+        Transformer decoder that sees the text only through it. ``"gru"``/``"lstm"``: a bidirectional
+        recurrent encoder and a recurrent decoder conditioned on the latent vector. ``"bow"``: an MLP
+        over the bag of tokens, whose decoder predicts the text's bag of tokens (word order is lost).
+    tokenizer : {"bpe", "word", "char"}, default="bpe"
+        ``"bpe"``: byte-level BPE trained in ``fit`` (any text, lossless). ``"word"``: words and
+        punctuation. ``"char"``: one token per character.
+    vocab_size : int, default=8000
+        Largest vocabulary the tokenizer may learn, including 5 special tokens.
+    max_length : int, default=128
+        Most tokens read from a text; longer texts are cut, counted in ``n_truncated_`` and reported
+        with a ``TruncationWarning``. Also the most tokens ``inverse_transform`` produces.
+    embedding_dim : int, default=256
+        Size of the token embeddings (the Transformer's model width).
+    hidden_dim : int, default=512
+        Recurrent state size, the Transformer's feed-forward width, or the bag-of-words MLP width.
+    num_layers : int, default=2
+        Layers in the encoder and in the decoder.
+    num_heads : int, default=4
+        Attention heads (``"transformer"`` only); must divide ``embedding_dim``.
+    dropout : float, default=0.1
+        Dropout probability during training.
+    noise : float in [0, 1), default=0.0
+        Denoising: during training each token of the encoder's input is independently corrupted
+        with this probability while the decoder must still produce the original text. With
+        ``noise_type="delete"``, ``noise=0.6`` *deletes* about 60% of the tokens (it does not keep
+        60%), as in TSDAE. At least one token of each text is kept; fresh draws every epoch; never
+        applied by ``transform``, ``score`` or decoding.
+    noise_type : {"delete", "mask"}, default="delete"
+        ``"delete"`` removes the chosen tokens; ``"mask"`` replaces them with a ``[MASK]`` token.
+    variational : bool, default=False
+        A variational autoencoder (Bowman et al. 2016): a Gaussian posterior per text, a KL term to a
+        standard normal prior, annealed from 0 (``kl_annealing_epochs``), with a ``free_bits`` floor
+        against posterior collapse. ``transform`` returns the posterior mean; ``sample`` decodes
+        draws from the prior. The history records ``train_kl``, ``train_reconstruction`` (and
+        ``valid_...``), ``kl_weight`` and ``active_units`` per epoch.
+    kl_annealing_epochs : int, default=5
+        Epochs over which the KL weight rises linearly from 0 to 1 (``variational=True`` only).
+    free_bits : float, default=0.1
+        Floor in nats on each latent unit's mean KL in the training loss (``variational=True`` only).
+    word_dropout : float in [0, 1) or "auto", default="auto"
+        Probability of replacing each decoder input token by ``[UNK]`` during training, so that the
+        decoder relies on the latent vector. ``"auto"`` is 0.25 when ``variational`` else 0.
+    max_epochs : int, default=20
+        Passes over the training texts in ``fit``.
+    batch_size : int, default=64
+        Texts per batch, for training and inference.
+    lr : float, default=1e-3
+        AdamW learning rate.
+    validation_fraction : float, default=0.1
+        Share of the texts held out to measure validation loss each epoch; 0 uses all for training.
+    patience : int or None, default=3
+        Stop after this many epochs without a better validation loss, and keep the weights of the
+        best epoch; None trains all ``max_epochs``. Needs ``validation_fraction > 0``.
+    device : str, default="auto"
+        ``"auto"`` trains on CUDA when available (bf16 autocast where the GPU supports it), else on
+        the CPU (fp32); or any torch device string such as ``"cpu"`` or ``"cuda:1"``.
+    random_state : int, RandomState instance or None, default=None
+        Seeds weight initialisation, dropout, the validation split and batch order. The global
+        torch random state is left as it was.
+    verbose : int, default=0
+        0 is silent; 1 or more shows a progress bar and a per-epoch log while training.
+    callbacks : list of skorch callbacks or None, default=None
+        Extra ``skorch.callbacks`` for training (copied in ``fit``, so the ones passed are unchanged).
+
+    Attributes
+    ----------
+    tokenizer_ : tokenizers.Tokenizer
+        The tokenizer trained in ``fit``.
+    net_ : skorch.NeuralNet
+        The trained network; ``net_.history`` holds the per-epoch losses.
+    device_ : str
+        The device the network was trained on.
+    n_truncated_ : int
+        How many texts of the last ``fit``/``partial_fit`` call were longer than ``max_length``.
+    max_length_ : int
+        The ``max_length`` the model was fitted with, which ``transform`` and decoding use.
+    bag_size_ : int
+        Median length in tokens of the training texts: how many tokens ``inverse_transform``
+        returns for ``architecture="bow"``.
+
+    Examples
+    --------
+    >>> from sktextae import TextAutoencoder
+    >>> texts = ["the cat sat on the mat", "a dog ran in the park", "the cat ran"] * 10
+    >>> ae = TextAutoencoder(latent_dim=8, architecture="gru", embedding_dim=16, hidden_dim=16,
+    ...                      num_layers=1, max_epochs=2, validation_fraction=0, patience=None,
+    ...                      random_state=0)
+    >>> ae.fit_transform(texts).shape
+    (30, 8)
+    >>> ae.inverse_transform(ae.transform(["the cat sat"])).shape
+    (1,)
+    """
+
+    def __init__(self, latent_dim=64, *, architecture="transformer", tokenizer="bpe", vocab_size=8000,
+                 max_length=128, embedding_dim=256, hidden_dim=512, num_layers=2, num_heads=4, dropout=0.1,
+                 noise=0.0, noise_type="delete", variational=False, kl_annealing_epochs=5, free_bits=0.1,
+                 word_dropout="auto", max_epochs=20, batch_size=64, lr=1e-3, validation_fraction=0.1, patience=3, device="auto",
+                 random_state=None, verbose=0, callbacks=None):
+        self.latent_dim = latent_dim
+        self.architecture = architecture
+        self.tokenizer = tokenizer
+        self.vocab_size = vocab_size
+        self.max_length = max_length
+        self.embedding_dim = embedding_dim
+        self.hidden_dim = hidden_dim
+        self.num_layers = num_layers
+        self.num_heads = num_heads
+        self.dropout = dropout
+        self.noise = noise
+        self.noise_type = noise_type
+        self.variational = variational
+        self.kl_annealing_epochs = kl_annealing_epochs
+        self.free_bits = free_bits
+        self.word_dropout = word_dropout
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.validation_fraction = validation_fraction
+        self.patience = patience
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+        self.callbacks = callbacks
+
+    # ------------------------------------------------------------------ fitting
+
+    def transform(self, X):
+        """Encode texts to their latent vectors.
+
+        Parameters
+        ----------
+        X : iterable of str
+            Raw texts.
+
+        Returns
+        -------
+        Z : ndarray of shape (n_texts, latent_dim), dtype float32
+        """
+        return self._transform(X)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = []  # always float32
+        return tags
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Train the tokenizer and the network on the texts ``X`` (``y`` is ignored).
+
+        Parameters
+        ----------
+        X : iterable of str
+            Raw texts: a list, tuple, 1-D array, pandas Series or one-column DataFrame.
+        y : None
+            Ignored; present for Pipeline compatibility.
+
+        Returns
+        -------
+        self : TextAutoencoder
+        """
+        return self._fit_new(check_texts(X), epochs=self.max_epochs)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y=None):
+        """Train one more epoch on ``X`` with the fitted tokenizer (or ``fit`` one epoch if unfitted).
+
+        This is the domain-adaptation step: continue training a fitted model on new, in-domain
+        texts. As with scikit-learn's other ``partial_fit`` methods, each call is one pass over
+        ``X``; call it in a loop for more.
+
+        Parameters
+        ----------
+        X : iterable of str
+            Raw texts.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : TextAutoencoder
+        """
+        texts = check_texts(X)
+        if not hasattr(self, "net_"):
+            return self._fit_new(texts, epochs=1)
+        self._check_combinations(len(texts))
+        sequences, self.n_truncated_ = self._encode(texts)
+        self._train(sequences, epochs=1, rng=check_random_state(self.random_state))
+        return self
+
+
+def _make_module(architecture, *, n_outputs=None, dropout, **sizes):
+    """The network: an autoencoder module, with a supervised head when ``n_outputs`` is given."""
+    module = build_module(architecture, dropout=dropout, **sizes)
+    return module if n_outputs is None else SupervisedAutoencoder(autoencoder=module, n_outputs=n_outputs,
+                                                                  dropout=dropout)
 
 
 def _silent(*args, **kwargs):

@@ -119,9 +119,9 @@ def reconstruction_report(autoencoder, X):
 
     texts = check_texts(X)
     reconstructions = list(autoencoder.inverse_transform(autoencoder.transform(texts)))
-    refs, _ = encode(autoencoder.tokenizer_, texts, max_length=autoencoder.max_length)
-    hyps, _ = encode(autoencoder.tokenizer_, reconstructions, max_length=autoencoder.max_length)
-    bag = autoencoder.architecture == "bow"
+    refs, _ = encode(autoencoder.tokenizer_, texts, max_length=autoencoder.max_length_)
+    hyps, _ = encode(autoencoder.tokenizer_, reconstructions, max_length=autoencoder.max_length_)
+    bag = not autoencoder.net_.module_.is_sequence_decoder
     accuracy = bag_token_accuracy if bag else token_accuracy
     return {"token_accuracy": accuracy(refs, hyps), "bleu": float("nan") if bag else corpus_bleu(refs, hyps),
             "exact_match": exact_match_rate(texts, reconstructions), "n_texts": len(texts)}

@@ -46,14 +46,22 @@ class AutoencoderNet(NeuralNet):
         modules; Kingma et al. 2016): units below it are not pushed further towards the prior.
     kl_weight : float
         Weight of the KL term in the training loss; ``callbacks.KLAnnealing`` raises it from 0 to 1.
+    task : {None, "classification", "regression"}
+        The supervised head's loss (``nn.SupervisedAutoencoder``): cross-entropy over labels >= 0,
+        or mean squared error over non-NaN targets; unlabelled texts add only reconstruction.
+    reconstruction_weight : float
+        Weight of the reconstruction loss beside the supervised loss.
+    class_weight : list of float or None
+        Per-class weights of the cross-entropy.
     """
 
     def __init__(self, *args, shuffle_seed=0, use_bf16=False, noise=0.0, noise_type="delete", word_dropout=0.0,
-                 free_bits=0.0, kl_weight=1.0, **kwargs):
+                 free_bits=0.0, kl_weight=1.0, task=None, reconstruction_weight=1.0, class_weight=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.shuffle_seed, self.use_bf16 = shuffle_seed, use_bf16
         self.noise, self.noise_type, self.word_dropout = noise, noise_type, word_dropout
         self.free_bits, self.kl_weight = free_bits, kl_weight
+        self.task, self.reconstruction_weight, self.class_weight = task, reconstruction_weight, class_weight
 
     def initialize(self):
         self.shuffle_rng_ = np.random.default_rng(self.shuffle_seed)
@@ -76,12 +84,29 @@ class AutoencoderNet(NeuralNet):
 
     def infer(self, x, **fit_params):
         # non_blocking: with pinned batches the copy overlaps the previous step's compute.
-        x = {key: value.to(self.device, non_blocking=True) for key, value in x.items()}
+        x = {key: value.to(self.device, non_blocking=True) for key, value in x.items() if key != "labels"}
         with self.autocast():
             return self.module_(**x, **fit_params)
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
-        logits, kl = y_pred  # kl: (B, latent_dim) per unit, or None
+        logits, kl, *head = y_pred  # kl: (B, latent_dim) per unit, or None; head: supervised outputs
+        loss = self._reconstruction_loss(logits, kl, y_true, training=training)
+        if not head:
+            return loss
+        labels = X["labels"].to(self.device, non_blocking=True)
+        return self.reconstruction_weight * loss + self._supervised_loss(head[0].float(), labels)
+
+    def _supervised_loss(self, outputs, labels):
+        if self.task == "classification":
+            known = labels >= 0
+            weight = None if self.class_weight is None else torch.tensor(self.class_weight, device=outputs.device)
+            losses = torch.nn.functional.cross_entropy(outputs, labels.clamp(min=0), weight=weight, reduction="none")
+        else:
+            known = ~torch.isnan(labels).any(dim=-1)  # (B,): targets are (B, n_outputs)
+            losses = (outputs - torch.nan_to_num(labels)).pow(2).mean(dim=-1)
+        return (losses * known).sum() / known.sum().clamp(min=1)  # 0 for a batch with no labels
+
+    def _reconstruction_loss(self, logits, kl, y_true, *, training):
         target_ids = y_true.to(self.device, non_blocking=True)
         n_tokens = (target_ids != PAD_ID).sum().clamp(min=1)
         nll = -token_log_probs(logits, target_ids).sum()

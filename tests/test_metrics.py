@@ -90,9 +90,11 @@ def test_bleu_refuses_mismatched_lengths_and_bad_orders():
 
 def fake_autoencoder(texts, reconstructions, architecture):
     """Just what reconstruction_report reads from a fitted TextAutoencoder."""
+    module = SimpleNamespace(is_sequence_decoder=architecture != "bow")
     return SimpleNamespace(
-        tokenizer_=train_tokenizer(texts, kind="word", vocab_size=50), max_length=20, architecture=architecture,
-        transform=lambda X: np.zeros((len(X), 2)), inverse_transform=lambda Z: np.array(reconstructions, dtype=object))
+        tokenizer_=train_tokenizer(texts, kind="word", vocab_size=50), max_length_=20,
+        net_=SimpleNamespace(module_=module), transform=lambda X: np.zeros((len(X), 2)),
+        inverse_transform=lambda Z: np.array(reconstructions, dtype=object))
 
 
 def test_reconstruction_report_has_bleu():
