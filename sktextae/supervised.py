@@ -1,0 +1,372 @@
+"""Supervised estimators on the autoencoder: a semi-supervised classifier and a regressor.
+
+Both train a head on the latent vector jointly with the reconstruction loss, so unlabelled texts
+(label -1 or None for the classifier, NaN for the regressor) still shape the encoder, and both can
+start from a fitted ``TextAutoencoder`` (``pretrained=``): pretrain on a large unlabelled corpus,
+then fine-tune on the labels.
+"""
+
+import numbers
+from numbers import Real
+
+import numpy as np
+import torch
+from sklearn.base import ClassifierMixin, ClassNamePrefixFeaturesOutMixin, RegressorMixin, TransformerMixin, clone
+from sklearn.utils.class_weight import compute_class_weight
+from sklearn.utils.validation import check_is_fitted
+
+from ._sklearn_private import Interval, StrOptions, _fit_context
+from .estimator import TextAutoencoder, _BaseTextAutoencoder
+from .validation import check_texts
+
+_SUPERVISED_DOC = """
+    The text input contract, the training machinery and every parameter of ``TextAutoencoder``
+    apply (see its docstring), plus:
+
+    reconstruction_weight : float, default=1.0
+        Weight of the reconstruction loss beside the supervised loss; 0 trains the encoder on the
+        labels alone (unlabelled texts then contribute nothing).
+    pretrained : TextAutoencoder or None, default=None
+        A fitted ``TextAutoencoder`` to start from: its tokenizer, ``max_length`` and network
+        (architecture, sizes and weights) are reused, not refitted, and the parameters of this
+        estimator that shape them (``architecture``, ``latent_dim``, ``tokenizer``, ``vocab_size``,
+        ``max_length``, ``embedding_dim``, ``hidden_dim``, ``num_layers``, ``num_heads``,
+        ``variational``) are not used. Training here works on copies: the pretrained model is never
+        changed, and ``clone`` keeps the same fitted model rather than an unfitted copy.
+"""
+
+
+class _SupervisedMixin(TransformerMixin):
+    """What the classifier and the regressor share: the head's outputs, transform, and clone with
+    ``pretrained``. A TransformerMixin itself, so that ``set_output`` wraps the ``transform`` here."""
+
+    def _head_outputs(self, X):
+        """The head's outputs for texts X: (n_texts, n_outputs) float32."""
+        check_is_fitted(self)
+        sequences, _ = self._encode(check_texts(X))
+        outputs = None
+        module = self.net_.module_
+        with self._inference_context():
+            for indices, inputs, _ in self._inference_batches(sequences):
+                batch = module.predict(inputs["input_ids"], inputs["lengths"]).float().cpu().numpy()
+                if outputs is None:
+                    outputs = np.empty((len(sequences), batch.shape[1]), dtype=np.float32)
+                outputs[indices] = batch
+        return outputs
+
+    def _check_pretrained(self):
+        if self.pretrained is not None:
+            check_is_fitted(self.pretrained, msg="pretrained must be a fitted TextAutoencoder: call "
+                                                 "pretrained.fit(texts) before passing it.")
+
+    def _check_y(self, y, n_texts):
+        if y is None:
+            raise ValueError(f"{type(self).__name__} needs labels: call fit(X, y).")
+        y = np.asarray(y)
+        if y.ndim == 2 and y.shape[1] == 1 and isinstance(self, ClassifierMixin):
+            y = y[:, 0]
+        if y.ndim not in (1, 2) or (y.ndim == 2 and isinstance(self, ClassifierMixin)):
+            raise ValueError(f"y must be 1-D (one label per text), got shape {y.shape}.")
+        if len(y) != n_texts:
+            raise ValueError(f"X has {n_texts} texts but y has {len(y)} labels: pass one label per text.")
+        return y
+
+    def transform(self, X):
+        """Encode texts to their latent vectors (the encoder is fine-tuned with the head).
+
+        Parameters
+        ----------
+        X : iterable of str
+
+        Returns
+        -------
+        Z : ndarray of shape (n_texts, latent_dim), dtype float32
+        """
+        return self._transform(X)
+
+    def __sklearn_clone__(self):
+        # scikit-learn's clone would replace a fitted `pretrained` with an unfitted copy, silently
+        # dropping its training; keep the very same object (fit only reads it, never changes it).
+        params = self.get_params(deep=False)
+        pretrained = params.pop("pretrained")
+        return type(self)(**{name: clone(value, safe=False) for name, value in params.items()}, pretrained=pretrained)
+
+
+_SUPERVISED_CONSTRAINTS = {
+    **_BaseTextAutoencoder._parameter_constraints,
+    "reconstruction_weight": [Interval(Real, 0, None, closed="left")],
+    "pretrained": [TextAutoencoder, None],
+}
+
+
+class TextAutoencoderClassifier(_SupervisedMixin, ClassNamePrefixFeaturesOutMixin, ClassifierMixin,
+                                _BaseTextAutoencoder):
+    __doc__ = """A semi-supervised text classifier: a classification head on the autoencoder's latent vector.
+
+    The head and the autoencoder train together: cross-entropy on the labelled texts plus
+    ``reconstruction_weight`` times the reconstruction loss on every text. Following scikit-learn's
+    convention (``SelfTrainingClassifier``, ``LabelSpreading``), a text labelled ``-1`` (or ``None``
+    in an object array) is unlabelled and contributes only to reconstruction.
+
+    Parameters
+    ----------""" + _SUPERVISED_DOC + """    class_weight : dict, "balanced" or None, default=None
+        Weights of the classes in the cross-entropy, as in scikit-learn's linear models.
+
+    Attributes
+    ----------
+    classes_ : ndarray
+        The class labels seen among the labelled texts, sorted.
+    n_labelled_ : int
+        How many training texts were labelled.
+    tokenizer_, net_, device_, n_truncated_, max_length_, bag_size_
+        As in ``TextAutoencoder``.
+
+    Examples
+    --------
+    >>> from sktextae import TextAutoencoderClassifier
+    >>> texts = ["the cat sat on the mat", "stocks fell sharply", "a dog ran", "bonds rallied"] * 5
+    >>> labels = ["pets", "markets", "pets", -1] * 5   # -1: unlabelled
+    >>> clf = TextAutoencoderClassifier(latent_dim=8, architecture="gru", embedding_dim=16, hidden_dim=16,
+    ...                                 num_layers=1, max_epochs=2, validation_fraction=0, patience=None,
+    ...                                 random_state=0).fit(texts, labels)
+    >>> clf.classes_
+    array(['markets', 'pets'], dtype=object)
+    >>> clf.predict_proba(["a cat"]).shape
+    (1, 2)
+    """
+
+    _parameter_constraints = {**_SUPERVISED_CONSTRAINTS,
+                              "class_weight": [dict, StrOptions({"balanced"}), None]}
+
+    def __init__(self, latent_dim=64, *, architecture="transformer", tokenizer="bpe", vocab_size=8000,
+                 max_length=128, embedding_dim=256, hidden_dim=512, num_layers=2, num_heads=4, dropout=0.1,
+                 noise=0.0, noise_type="delete", variational=False, kl_annealing_epochs=5, free_bits=0.1,
+                 word_dropout="auto", max_epochs=20, batch_size=64, lr=1e-3, validation_fraction=0.1, patience=3,
+                 device="auto", random_state=None, verbose=0, callbacks=None, reconstruction_weight=1.0,
+                 class_weight=None, pretrained=None):
+        self.latent_dim = latent_dim
+        self.architecture = architecture
+        self.tokenizer = tokenizer
+        self.vocab_size = vocab_size
+        self.max_length = max_length
+        self.embedding_dim = embedding_dim
+        self.hidden_dim = hidden_dim
+        self.num_layers = num_layers
+        self.num_heads = num_heads
+        self.dropout = dropout
+        self.noise = noise
+        self.noise_type = noise_type
+        self.variational = variational
+        self.kl_annealing_epochs = kl_annealing_epochs
+        self.free_bits = free_bits
+        self.word_dropout = word_dropout
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.validation_fraction = validation_fraction
+        self.patience = patience
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+        self.callbacks = callbacks
+        self.reconstruction_weight = reconstruction_weight
+        self.class_weight = class_weight
+        self.pretrained = pretrained
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y):
+        """Train on texts ``X`` with labels ``y`` (-1 or None marks an unlabelled text).
+
+        Parameters
+        ----------
+        X : iterable of str
+        y : array-like of shape (n_texts,)
+            Labels of any type (int, str, ...); -1, or None in an object array, for unlabelled texts.
+
+        Returns
+        -------
+        self : TextAutoencoderClassifier
+        """
+        texts = check_texts(X)
+        y = self._check_y(y, len(texts))
+        labelled = np.array([not _is_unlabelled(label) for label in y], dtype=bool)
+        if not labelled.any():
+            raise ValueError("Every text is unlabelled (-1 or None): at least two classes need labelled texts. "
+                             "To train on unlabelled texts alone, use TextAutoencoder.")
+        classes = _unique_labels(y[labelled])
+        if len(classes) < 2:
+            raise ValueError(f"The labelled texts hold a single class ({classes[0]!r}); a classifier needs at "
+                             f"least 2.")
+        self._check_pretrained()
+        encoded = np.full(len(y), -1, dtype=np.int64)
+        encoded[labelled] = np.searchsorted(classes, y[labelled])
+        weights = None
+        if self.class_weight is not None:
+            weights = compute_class_weight(self.class_weight, classes=classes, y=y[labelled]).tolist()
+        self._fit_new(texts, epochs=self.max_epochs, labels=encoded, n_outputs=len(classes), task="classification",
+                      class_weight=weights, pretrained=self.pretrained)
+        self.classes_, self.n_labelled_ = classes, int(labelled.sum())
+        return self
+
+    def predict_proba(self, X):
+        """Class probabilities of texts, columns in the order of ``classes_``.
+
+        Parameters
+        ----------
+        X : iterable of str
+
+        Returns
+        -------
+        proba : ndarray of shape (n_texts, n_classes)
+        """
+        logits = torch.from_numpy(self._head_outputs(X))
+        return torch.softmax(logits, dim=1).numpy().astype(np.float64)
+
+    def predict(self, X):
+        """The most probable class of each text.
+
+        Parameters
+        ----------
+        X : iterable of str
+
+        Returns
+        -------
+        labels : ndarray of shape (n_texts,)
+        """
+        return self.classes_[self._head_outputs(X).argmax(axis=1)]
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = []
+        return tags
+
+
+class TextAutoencoderRegressor(_SupervisedMixin, ClassNamePrefixFeaturesOutMixin, RegressorMixin,
+                               _BaseTextAutoencoder):
+    __doc__ = """A text regressor: a regression head on the autoencoder's latent vector.
+
+    The head and the autoencoder train together: squared error on the standardised targets of the
+    labelled texts plus ``reconstruction_weight`` times the reconstruction loss on every text. A
+    target of NaN marks an unlabelled text (for several targets, a row with any NaN).
+
+    Parameters
+    ----------""" + _SUPERVISED_DOC + """
+    Attributes
+    ----------
+    n_labelled_ : int
+        How many training texts had a target.
+    target_mean_, target_scale_ : float or ndarray of shape (n_targets,)
+        The labelled targets' mean and standard deviation; the head predicts standardised targets.
+    tokenizer_, net_, device_, n_truncated_, max_length_, bag_size_
+        As in ``TextAutoencoder``.
+    """
+
+    _parameter_constraints = _SUPERVISED_CONSTRAINTS
+
+    def __init__(self, latent_dim=64, *, architecture="transformer", tokenizer="bpe", vocab_size=8000,
+                 max_length=128, embedding_dim=256, hidden_dim=512, num_layers=2, num_heads=4, dropout=0.1,
+                 noise=0.0, noise_type="delete", variational=False, kl_annealing_epochs=5, free_bits=0.1,
+                 word_dropout="auto", max_epochs=20, batch_size=64, lr=1e-3, validation_fraction=0.1, patience=3,
+                 device="auto", random_state=None, verbose=0, callbacks=None, reconstruction_weight=1.0,
+                 pretrained=None):
+        self.latent_dim = latent_dim
+        self.architecture = architecture
+        self.tokenizer = tokenizer
+        self.vocab_size = vocab_size
+        self.max_length = max_length
+        self.embedding_dim = embedding_dim
+        self.hidden_dim = hidden_dim
+        self.num_layers = num_layers
+        self.num_heads = num_heads
+        self.dropout = dropout
+        self.noise = noise
+        self.noise_type = noise_type
+        self.variational = variational
+        self.kl_annealing_epochs = kl_annealing_epochs
+        self.free_bits = free_bits
+        self.word_dropout = word_dropout
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.validation_fraction = validation_fraction
+        self.patience = patience
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+        self.callbacks = callbacks
+        self.reconstruction_weight = reconstruction_weight
+        self.pretrained = pretrained
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y):
+        """Train on texts ``X`` with targets ``y`` (NaN marks an unlabelled text).
+
+        Parameters
+        ----------
+        X : iterable of str
+        y : array-like of shape (n_texts,) or (n_texts, n_targets), float
+
+        Returns
+        -------
+        self : TextAutoencoderRegressor
+        """
+        texts = check_texts(X)
+        y = self._check_y(y, len(texts))
+        try:
+            targets = y.astype(np.float64).reshape(len(y), -1)  # (n, n_targets)
+        except (TypeError, ValueError):
+            raise TypeError(f"y must hold numbers (NaN for unlabelled texts), got dtype {y.dtype}.") from None
+        labelled = ~np.isnan(targets).any(axis=1)
+        if not labelled.any():
+            raise ValueError("Every target is NaN (unlabelled): at least one labelled text is needed. "
+                             "To train on unlabelled texts alone, use TextAutoencoder.")
+        if np.isinf(targets).any():
+            raise ValueError("y holds an infinite value: pass finite targets (NaN for unlabelled texts).")
+        mean, scale = targets[labelled].mean(axis=0), targets[labelled].std(axis=0)
+        scale[scale == 0] = 1.0
+        self._check_pretrained()
+        standardised = ((targets - mean) / scale).astype(np.float32)
+        self._fit_new(texts, epochs=self.max_epochs, labels=standardised, n_outputs=targets.shape[1],
+                      task="regression", pretrained=self.pretrained)
+        if y.ndim == 1:  # scalars: predict returns 1-D
+            mean, scale = mean[0], scale[0]
+        self.target_mean_, self.target_scale_, self.n_labelled_ = mean, scale, int(labelled.sum())
+        return self
+
+    def predict(self, X):
+        """Predicted targets of texts.
+
+        Parameters
+        ----------
+        X : iterable of str
+
+        Returns
+        -------
+        y : ndarray of shape (n_texts,) or (n_texts, n_targets)
+        """
+        predictions = self._head_outputs(X) * self.target_scale_ + self.target_mean_  # (n, n_targets)
+        return predictions[:, 0] if np.ndim(self.target_mean_) == 0 else predictions
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = []
+        return tags
+
+
+def _is_unlabelled(label):
+    if label is None:
+        return True
+    if isinstance(label, numbers.Number) and not isinstance(label, bool):
+        if isinstance(label, Real) and np.isnan(label):
+            raise ValueError("y holds NaN: mark unlabelled texts with -1 (or None in an object array).")
+        return label == -1
+    return False
+
+
+def _unique_labels(labels):
+    try:
+        return np.unique(labels)
+    except TypeError:
+        types = sorted({type(label).__name__ for label in labels})
+        raise TypeError(f"y mixes label types {types}: use one type for all labels (and -1 or None for "
+                        f"unlabelled texts).") from None
