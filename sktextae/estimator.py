@@ -19,6 +19,7 @@ from .batching import NOISE_TYPES, Collator, LengthBucketSampler, TokenDataset
 from .callbacks import ActiveUnits, KLAnnealing
 from .decoding import decode_latent
 from .nn import ARCHITECTURES, build_module
+from .nn.base import GaussianBottleneck
 from .nn.supervised import SupervisedAutoencoder
 from .tokenization import PAD_ID, TOKENIZER_KINDS, decode, encode, train_tokenizer
 from .training import AutoencoderNet, resolve_device, token_log_probs
@@ -70,14 +71,16 @@ class _BaseTextAutoencoder(BaseEstimator):
         self._check_combinations(len(texts))
         device = resolve_device(self.device)
         if pretrained is None:
-            tokenizer, max_length = train_tokenizer(texts, kind=self.tokenizer, vocab_size=self.vocab_size), \
-                self.max_length
+            tokenizer = train_tokenizer(texts, kind=self.tokenizer, vocab_size=self.vocab_size)
+            max_length = self.max_length
         else:  # reuse, never refit: a copy, so that training here leaves the pretrained model as it was
             tokenizer, max_length = copy.deepcopy(pretrained.tokenizer_), pretrained.max_length_
         sequences, n_truncated = self._encode(texts, tokenizer=tokenizer, max_length=max_length)
         self.tokenizer_, self.device_, self.n_truncated_, self.max_length_ = tokenizer, device, n_truncated, max_length
-        self.bag_size_ = pretrained.bag_size_ if pretrained is not None else \
-            max(1, int(np.median([len(s) for s in sequences])))
+        if pretrained is None:
+            self.bag_size_ = max(1, int(np.median([len(s) for s in sequences])))
+        else:
+            self.bag_size_ = pretrained.bag_size_
         self.net_ = self._build_net(shapes=pretrained if pretrained is not None else self, n_outputs=n_outputs,
                                     task=task, class_weight=class_weight)
         self._train(sequences, labels, epochs=epochs, rng=check_random_state(self.random_state),
@@ -108,7 +111,7 @@ class _BaseTextAutoencoder(BaseEstimator):
         if self.patience is not None:
             callbacks.append(("early_stopping", EarlyStopping(monitor="valid_loss", patience=self.patience,
                                                               load_best=True, sink=_silent)))
-        if self.variational:
+        if shapes.variational:
             callbacks += [("kl_annealing", KLAnnealing(self.kl_annealing_epochs)), ("active_units", ActiveUnits())]
             # Per-epoch means of what get_loss records per batch.
             callbacks += [(name, PassthroughScoring(name, on_train=name.startswith("train")))
@@ -122,14 +125,15 @@ class _BaseTextAutoencoder(BaseEstimator):
             max_epochs=self.max_epochs, batch_size=self.batch_size, device=self.device_,
             callbacks=callbacks, verbose=self.verbose, train_split=None,
             use_bf16=on_cuda and torch.cuda.is_bf16_supported(), noise=self.noise, noise_type=self.noise_type,
-            word_dropout=self._word_dropout(), free_bits=self.free_bits, task=task, class_weight=class_weight,
+            word_dropout=self._word_dropout(shapes.variational), free_bits=self.free_bits, task=task,
+            class_weight=class_weight,
             reconstruction_weight=getattr(self, "reconstruction_weight", 1.0),
             **({"optimizer__fused": True} if on_cuda else {}),
         )
 
-    def _word_dropout(self):
+    def _word_dropout(self, variational):
         if self.word_dropout == "auto":
-            return 0.25 if self.variational else 0.0
+            return 0.25 if variational else 0.0
         return self.word_dropout
 
     def _train(self, sequences, labels=None, *, epochs, rng, pretrained=None):
@@ -225,7 +229,8 @@ class _BaseTextAutoencoder(BaseEstimator):
         texts : ndarray of shape (n_samples,), dtype object (str)
         """
         check_is_fitted(self)
-        if not self.variational:
+        autoencoder = getattr(self.net_.module_, "autoencoder", self.net_.module_)
+        if not isinstance(autoencoder.bottleneck, GaussianBottleneck):
             raise ValueError("sample() draws from the prior of a variational model, and this model was fitted "
                              "with variational=False: refit with variational=True, or decode your own latent "
                              "vectors with inverse_transform().")
@@ -485,8 +490,8 @@ class TextAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _BaseTe
     def __init__(self, latent_dim=64, *, architecture="transformer", tokenizer="bpe", vocab_size=8000,
                  max_length=128, embedding_dim=256, hidden_dim=512, num_layers=2, num_heads=4, dropout=0.1,
                  noise=0.0, noise_type="delete", variational=False, kl_annealing_epochs=5, free_bits=0.1,
-                 word_dropout="auto", max_epochs=20, batch_size=64, lr=1e-3, validation_fraction=0.1, patience=3, device="auto",
-                 random_state=None, verbose=0, callbacks=None):
+                 word_dropout="auto", max_epochs=20, batch_size=64, lr=1e-3, validation_fraction=0.1, patience=3,
+                 device="auto", random_state=None, verbose=0, callbacks=None):
         self.latent_dim = latent_dim
         self.architecture = architecture
         self.tokenizer = tokenizer

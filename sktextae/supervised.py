@@ -6,6 +6,7 @@ start from a fitted ``TextAutoencoder`` (``pretrained=``): pretrain on a large u
 then fine-tune on the labels.
 """
 
+import copy
 import numbers
 from numbers import Real
 
@@ -62,7 +63,14 @@ class _SupervisedMixin(TransformerMixin):
     def _check_y(self, y, n_texts):
         if y is None:
             raise ValueError(f"{type(self).__name__} needs labels: call fit(X, y).")
-        y = np.asarray(y)
+        labels = np.asarray(y)
+        if labels.dtype.kind in "US" and not hasattr(y, "dtype"):
+            # numpy turns a list that mixes str and numbers into str (["a", -1] -> ["a", "-1"]), which would
+            # make -1 a class: keep each label as it was given.
+            as_objects = np.asarray(y, dtype=object)
+            if not all(isinstance(label, str) for label in as_objects.ravel()):
+                labels = as_objects
+        y = labels
         if y.ndim == 2 and y.shape[1] == 1 and isinstance(self, ClassifierMixin):
             y = y[:, 0]
         if y.ndim not in (1, 2) or (y.ndim == 2 and isinstance(self, ClassifierMixin)):
@@ -89,7 +97,13 @@ class _SupervisedMixin(TransformerMixin):
         # dropping its training; keep the very same object (fit only reads it, never changes it).
         params = self.get_params(deep=False)
         pretrained = params.pop("pretrained")
-        return type(self)(**{name: clone(value, safe=False) for name, value in params.items()}, pretrained=pretrained)
+        cloned = type(self)(**{name: clone(value, safe=False) for name, value in params.items()}, pretrained=pretrained)
+        # What scikit-learn's own clone carries over besides the parameters: set_output's and the
+        # metadata-routing configuration.
+        for attribute in ("_sklearn_output_config", "_metadata_request"):
+            if hasattr(self, attribute):
+                setattr(cloned, attribute, copy.deepcopy(getattr(self, attribute)))
+        return cloned
 
 
 _SUPERVISED_CONSTRAINTS = {
@@ -195,7 +209,7 @@ class TextAutoencoderClassifier(_SupervisedMixin, ClassNamePrefixFeaturesOutMixi
                              "To train on unlabelled texts alone, use TextAutoencoder.")
         classes = _unique_labels(y[labelled])
         if len(classes) < 2:
-            raise ValueError(f"The labelled texts hold a single class ({classes[0]!r}); a classifier needs at "
+            raise ValueError(f"The labelled texts hold a single class ({classes.tolist()[0]!r}); a classifier needs at "
                              f"least 2.")
         self._check_pretrained()
         encoded = np.full(len(y), -1, dtype=np.int64)
@@ -350,6 +364,7 @@ class TextAutoencoderRegressor(_SupervisedMixin, ClassNamePrefixFeaturesOutMixin
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.transformer_tags.preserves_dtype = []
+        tags.target_tags.multi_output = True  # y may be (n_texts, n_targets)
         return tags
 
 
