@@ -59,3 +59,118 @@ def test_dataset_lengths():
     ds = TokenDataset(SEQS)
     assert len(ds) == 3 and ds.lengths.tolist() == [3, 1, 0]
     np.testing.assert_array_equal(ds[0], SEQS[0])
+
+
+# --------------------------------------------------------------------------- training-time noise
+
+import pytest  # noqa: E402
+
+from sktextae.batching import corrupt  # noqa: E402
+from sktextae.tokenization import MASK_ID, UNK_ID  # noqa: E402
+
+
+def _random_sequences(n_sequences, length, seed=0):
+    """Token ids >= 5 (no special token), so that MASK_ID and UNK_ID in an output can only be noise."""
+    rng = np.random.default_rng(seed)
+    return [rng.integers(5, 1000, size=length) for _ in range(n_sequences)]
+
+
+@pytest.mark.parametrize("noise", [0.1, 0.6, 0.9])
+def test_delete_noise_is_the_fraction_deleted_not_kept(noise):
+    """``noise`` is the share of tokens DELETED: noise=0.9 keeps about 10% of them.
+
+    One public TSDAE implementation reads its ratio the other way round (it keeps a fraction p of
+    the tokens); this pins sktextae's documented meaning. Over 20,000 tokens in texts of 20 the
+    binomial standard error is at most 0.0035, and the one-token-kept rule lowers the expectation
+    only by noise**20 / 20 (0.006 at noise=0.9), so 0.01 is a safe margin.
+    """
+    sequences = _random_sequences(1000, 20)
+    rng = np.random.default_rng(0)
+    kept = sum(len(corrupt(s, noise=noise, noise_type="delete", rng=rng)) for s in sequences)
+    assert abs(1 - kept / 20_000 - noise) < 0.01
+
+
+def test_delete_noise_keeps_at_least_one_token_in_order():
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(1, 6, size=2000)
+    for sequence in (rng.permutation(np.arange(5, 5 + n)) for n in lengths):  # distinct ids: order is checkable
+        out = corrupt(sequence, noise=0.99, noise_type="delete", rng=rng)
+        assert 1 <= len(out) <= len(sequence)
+        positions = [sequence.tolist().index(token) for token in out.tolist()]
+        assert positions == sorted(positions)  # a subsequence, in the input's order
+
+
+@pytest.mark.parametrize("noise_type", ["delete", "mask"])
+def test_noise_leaves_an_empty_sequence_empty(noise_type):
+    empty = np.array([], dtype=np.int64)
+    assert len(corrupt(empty, noise=0.99, noise_type=noise_type, rng=np.random.default_rng(0))) == 0
+
+
+@pytest.mark.parametrize("noise", [0.1, 0.6, 0.9])
+def test_mask_noise_masks_in_place_at_the_given_rate(noise):
+    sequences = _random_sequences(1000, 20)
+    rng = np.random.default_rng(0)
+    masked = 0
+    for sequence in sequences:
+        out = corrupt(sequence, noise=noise, noise_type="mask", rng=rng)
+        assert out.shape == sequence.shape
+        is_masked = out == MASK_ID
+        np.testing.assert_array_equal(out[~is_masked], sequence[~is_masked])  # the rest is untouched
+        assert not is_masked.all()
+        masked += is_masked.sum()
+    assert abs(masked / 20_000 - noise) < 0.01
+
+
+def test_mask_noise_keeps_one_token_of_short_texts():
+    rng = np.random.default_rng(0)
+    for sequence in _random_sequences(500, 1) + _random_sequences(500, 3):
+        assert (corrupt(sequence, noise=0.99, noise_type="mask", rng=rng) != MASK_ID).any()
+
+
+@pytest.mark.parametrize("noise_type", ["delete", "mask"])
+def test_collator_noise_corrupts_only_the_encoder_input(noise_type):
+    sequences = _random_sequences(8, 12)
+    clean_inputs, clean_targets = Collator()(sequences)
+    collate = Collator(noise=0.5, noise_type=noise_type, rng=np.random.default_rng(0))
+    inputs, targets = collate(sequences)
+    # The decoder reads and predicts the original text ...
+    assert torch.equal(targets, clean_targets)
+    assert torch.equal(inputs["decoder_input_ids"], clean_inputs["decoder_input_ids"])
+    # ... while the encoder reads a corrupted copy, still ending in EOS.
+    assert not torch.equal(inputs["input_ids"], clean_inputs["input_ids"])
+    rows = torch.arange(len(sequences))
+    assert (inputs["input_ids"][rows, inputs["lengths"] - 1] == EOS_ID).all()
+    if noise_type == "delete":
+        assert (inputs["lengths"] < clean_inputs["lengths"]).any()
+    else:
+        assert torch.equal(inputs["lengths"], clean_inputs["lengths"])
+        assert (inputs["input_ids"] == MASK_ID).any()
+    # A fresh draw on every call (every batch, every epoch).
+    again, _ = collate(sequences)
+    assert not torch.equal(again["input_ids"], inputs["input_ids"])
+
+
+def test_collator_without_noise_is_deterministic():
+    sequences = _random_sequences(8, 12)
+    collate = Collator(rng=np.random.default_rng(0))
+    (first, first_targets), (second, second_targets) = collate(sequences), collate(sequences)
+    assert first.keys() == second.keys()
+    assert all(torch.equal(first[key], second[key]) for key in first)
+    assert torch.equal(first_targets, second_targets)
+
+
+def test_word_dropout_replaces_only_decoder_words_by_unk():
+    rng = np.random.default_rng(0)
+    sequences = [rng.integers(5, 1000, size=n) for n in rng.integers(0, 30, size=400)]  # ragged: padding
+    clean_inputs, clean_targets = Collator()(sequences)
+    inputs, targets = Collator(word_dropout=0.25, rng=np.random.default_rng(1))(sequences)
+    assert torch.equal(targets, clean_targets)
+    assert torch.equal(inputs["input_ids"], clean_inputs["input_ids"])
+    clean, dropped = clean_inputs["decoder_input_ids"], inputs["decoder_input_ids"]
+    changed = dropped != clean
+    assert (dropped[changed] == UNK_ID).all()
+    words = (clean != PAD_ID) & (clean != BOS_ID)  # the only positions word dropout may touch
+    assert not (changed & ~words).any()
+    assert (dropped[:, 0] == BOS_ID).all()
+    rate = changed.sum().item() / words.sum().item()  # over ~5,800 words: standard error 0.006
+    assert abs(rate - 0.25) < 0.03

@@ -1,0 +1,24 @@
+"""Reading the shared labelled datasets (``text,label`` CSVs) for benchmarks and slow tests."""
+
+import os
+import pathlib
+
+import numpy as np
+
+DEFAULT_DATA = pathlib.Path(os.environ.get("SKTEXTAE_DATA", pathlib.Path(__file__).parents[1] / ".." / "shared" / "data"))
+
+
+def load_split(data_dir, dataset, split, *, max_texts=None, random_state=0):
+    """Texts and labels of ``<data_dir>/<dataset>/<split>.csv``, optionally a stratified subsample."""
+    import pandas as pd  # a benchmark-only dependency
+
+    frame = pd.read_csv(pathlib.Path(data_dir) / dataset / f"{split}.csv", keep_default_na=False)
+    texts, labels = frame["text"].astype(str).tolist(), frame["label"].to_numpy()
+    if max_texts is not None and max_texts < len(texts):
+        from sklearn.model_selection import train_test_split
+
+        keep, _ = train_test_split(np.arange(len(texts)), train_size=max_texts, stratify=labels,
+                                   random_state=random_state)
+        keep = np.sort(keep)
+        texts, labels = [texts[i] for i in keep], labels[keep]
+    return texts, labels
