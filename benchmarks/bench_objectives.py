@@ -50,7 +50,7 @@ def main():
     parser.add_argument("--objectives", default=",".join(OBJECTIVES))
     parser.add_argument("--output", default="objectives")
     args = parser.parse_args()
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"cpu ({torch.get_num_threads()} threads)"
     rows = []
     for dataset in args.datasets.split(","):
         X_train, y_train = _data.load_split(args.data, dataset, "train", max_texts=args.max_train)

@@ -208,9 +208,13 @@ class TextAutoencoderClassifier(_SupervisedMixin, ClassNamePrefixFeaturesOutMixi
             raise ValueError("Every text is unlabelled (-1 or None): at least two classes need labelled texts. "
                              "To train on unlabelled texts alone, use TextAutoencoder.")
         classes = _unique_labels(y[labelled])
+        continuous = [label for label in classes.tolist() if isinstance(label, float) and not label.is_integer()]
+        if continuous:  # as scikit-learn's classifiers, whose score() would refuse them later
+            raise ValueError(f"y holds non-integer numbers such as {continuous[0]!r}: a classifier needs discrete "
+                             f"labels; for a numeric target use TextAutoencoderRegressor.")
         if len(classes) < 2:
-            raise ValueError(f"The labelled texts hold a single class ({classes.tolist()[0]!r}); a classifier needs at "
-                             f"least 2.")
+            raise ValueError(f"The labelled texts hold a single class ({classes.tolist()[0]!r}); a classifier "
+                             f"needs at least 2.")
         self._check_pretrained()
         encoded = np.full(len(y), -1, dtype=np.int64)
         encoded[labelled] = np.searchsorted(classes, y[labelled])
@@ -247,6 +251,7 @@ class TextAutoencoderClassifier(_SupervisedMixin, ClassNamePrefixFeaturesOutMixi
         -------
         labels : ndarray of shape (n_texts,)
         """
+        check_is_fitted(self)  # before reading classes_: NotFittedError, not AttributeError
         return self.classes_[self._head_outputs(X).argmax(axis=1)]
 
     def __sklearn_tags__(self):
