@@ -195,7 +195,8 @@ class TextAutoencoderClassifier(_SupervisedMixin, ClassNamePrefixFeaturesOutMixi
         ----------
         X : iterable of str
         y : array-like of shape (n_texts,)
-            Labels of any type (int, str, ...); -1, or None in an object array, for unlabelled texts.
+            Labels of any type (int, str, ...); -1, or None in an object array, for unlabelled texts
+            (a missing value in a pandas Series of strings, which is how pandas stores None, too).
 
         Returns
         -------
@@ -203,7 +204,9 @@ class TextAutoencoderClassifier(_SupervisedMixin, ClassNamePrefixFeaturesOutMixi
         """
         texts = check_texts(X)
         y = self._check_y(y, len(texts))
-        labelled = np.array([not _is_unlabelled(label) for label in y], dtype=bool)
+        # In a float array NaN is an error; elsewhere it is how pandas stores a None (str Series, pandas >= 3).
+        missing_is_unlabelled = y.dtype.kind != "f"
+        labelled = np.array([not _is_unlabelled(label, missing_is_unlabelled) for label in y], dtype=bool)
         if not labelled.any():
             raise ValueError("Every text is unlabelled (-1 or None): at least two classes need labelled texts. "
                              "To train on unlabelled texts alone, use TextAutoencoder.")
@@ -373,11 +376,13 @@ class TextAutoencoderRegressor(_SupervisedMixin, ClassNamePrefixFeaturesOutMixin
         return tags
 
 
-def _is_unlabelled(label):
-    if label is None:
+def _is_unlabelled(label, missing_is_unlabelled):
+    if label is None or type(label).__name__ == "NAType":  # None, or pandas.NA
         return True
     if isinstance(label, numbers.Number) and not isinstance(label, bool):
         if isinstance(label, Real) and np.isnan(label):
+            if missing_is_unlabelled:
+                return True
             raise ValueError("y holds NaN: mark unlabelled texts with -1 (or None in an object array).")
         return label == -1
     return False

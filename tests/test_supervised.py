@@ -330,7 +330,8 @@ UNLABELLED_KINDS = {
     "object-none": (lambda topic, unl: np.array([None if u else ("b" if t else "a") for t, u in zip(topic, unl)],
                                                 dtype=object), ["a", "b"]),
     "list-none": (lambda topic, unl: [None if u else ("b" if t else "a") for t, u in zip(topic, unl)], ["a", "b"]),
-    # dtype=object: pandas' str dtype would turn None into NaN, which is refused (see BAD_LABELS).
+    # dtype=object keeps None as None; for pandas' str dtype (None stored as NaN) see
+    # test_missing_values_in_a_pandas_string_series_are_unlabelled.
     "series-none": (lambda topic, unl: pd.Series([None if u else ("b" if t else "a") for t, u in zip(topic, unl)],
                                                  dtype=object), ["a", "b"]),
     "series-int-none": (lambda topic, unl: pd.Series([None if u else int(t) for t, u in zip(topic, unl)],
@@ -655,3 +656,17 @@ def test_score_samples_ranks_in_domain_texts_above_others(tiny, texts):
     assert held_out.mean() > noise.mean() + 0.3
     # score is the mean over all tokens, score_samples the mean within each text.
     assert autoencoder.score(computing) < autoencoder.score(cooking[15:])
+
+
+def test_missing_values_in_a_pandas_string_series_are_unlabelled(tiny, corpus):
+    # pandas >= 3 stores None in a Series of strings as NaN (and a "string" Series uses pd.NA):
+    # either way the user wrote "no label", which must not be an error.
+    from conftest import LABELS
+
+    texts = list(corpus)
+    names = ["cooking" if label == 0 else "computing" for label in LABELS]
+    for series in (pd.Series([None if i % 3 == 0 else n for i, n in enumerate(names)]),
+                   pd.Series([pd.NA if i % 3 == 0 else n for i, n in enumerate(names)], dtype="string")):
+        clf = tiny_model(TextAutoencoderClassifier, tiny).fit(texts, series)
+        assert list(clf.classes_) == ["computing", "cooking"]
+        assert clf.n_labelled_ == sum(1 for i in range(len(names)) if i % 3)
