@@ -1,0 +1,178 @@
+"""Representation quality of every architecture beside LSA and all-MiniLM-L6-v2, on every dataset.
+
+For each dataset (a folder holding ``train.csv`` and ``test.csv`` with ``text,label``): fit on the
+training texts without their labels, transform the training and test texts, then measure on the test
+split the linear-probe accuracy (LogisticRegression trained on the training vectors) and KMeans NMI
+(k = the number of classes). Every architecture and objective is trained at every latent size,
+beside LSA (TfidfVectorizer + TruncatedSVD) at the same sizes and the pretrained all-MiniLM-L6-v2
+(384 dimensions, not trained here; skipped with a message when the benchmarks extra is missing).
+The models are the size bench_objectives.py trains, all seeds are fixed, and the results are
+written after every row. The summary says, per dataset and latent size, whether the best sktextae
+model beats LSA, the issue's target.
+
+    python benchmarks/bench_quality.py [--data ../shared/data] [--datasets ag_news,trec]
+        [--architectures transformer,gru,lstm,bow] [--latent-dims 64,256] [--objectives plain]
+        [--max-epochs 10] [--max-train N] [--max-test N] [--batch-size 32] [--device auto]
+        [--output quality]
+
+By default every dataset is used whole; on a CPU, subsample with ``--max-train 6000 --max-test 2000``.
+"""
+
+import argparse
+import contextlib
+import io
+import pathlib
+import sys
+import time
+
+import torch
+from sklearn.decomposition import TruncatedSVD
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.pipeline import make_pipeline
+
+import _data
+import _minilm
+import _results
+from bench_objectives import OBJECTIVES, probe_and_cluster
+from sktextae import TextAutoencoder
+from sktextae.nn import ARCHITECTURES
+
+
+def autoencoder(architecture, latent_dim, *, max_epochs, batch_size, device, **options):
+    """The model bench_objectives.py trains: 128-wide embeddings, 256 hidden, one layer, 128 tokens."""
+    return TextAutoencoder(latent_dim, architecture=architecture, embedding_dim=128, hidden_dim=256, num_layers=1,
+                           max_length=128, max_epochs=max_epochs, batch_size=batch_size,
+                           lr=3e-3 if architecture != "transformer" else 1e-3, device=device, random_state=0,
+                           **options)
+
+
+def lsa(latent_dim):
+    return make_pipeline(TfidfVectorizer(sublinear_tf=True, min_df=2), TruncatedSVD(latent_dim, random_state=0))
+
+
+def resolve_device(device):
+    return ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+
+
+def device_name(device):
+    if torch.device(device).type == "cuda":
+        return torch.cuda.get_device_name(torch.device(device))
+    return f"cpu ({torch.get_num_threads()} threads)"
+
+
+def method_name(architecture, objective):
+    return f"sktextae-{architecture}" + ("" if objective == "plain" else f"-{objective}")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default=str(_data.DEFAULT_DATA))
+    parser.add_argument("--datasets", help="default: every folder of --data with train.csv and test.csv")
+    parser.add_argument("--architectures", default="transformer,gru,lstm,bow")
+    parser.add_argument("--latent-dims", default="64,256")
+    parser.add_argument("--objectives", default="plain", help=f"any of {','.join(OBJECTIVES)}")
+    parser.add_argument("--max-epochs", type=int, default=10)
+    parser.add_argument("--max-train", type=int, help="stratified subsample of the training texts (default: all)")
+    parser.add_argument("--max-test", type=int, help="stratified subsample of the test texts (default: all)")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--output", default="quality")
+    args = parser.parse_args()
+    data = pathlib.Path(args.data)
+    datasets = args.datasets.split(",") if args.datasets else \
+        sorted(p.name for p in data.glob("*") if (p / "train.csv").is_file() and (p / "test.csv").is_file())
+    if not datasets:
+        sys.exit(f"No dataset (a folder with train.csv and test.csv) under {data}: pass --data DIR.")
+    architectures, objectives = args.architectures.split(","), args.objectives.split(",")
+    latent_dims = [int(d) for d in args.latent_dims.split(",")]
+    for name, given, known in (("architecture", architectures, ARCHITECTURES), ("objective", objectives, OBJECTIVES)):
+        if set(given) - set(known):
+            parser.error(f"unknown {name}(s) {sorted(set(given) - set(known))}: use {','.join(known)}.")
+    device = resolve_device(args.device)
+    torch.manual_seed(0)
+    try:
+        minilm = _minilm.load_minilm(device)
+    except (ImportError, OSError) as error:
+        minilm = None
+        print(f"Skipping all-MiniLM-L6-v2: {error}", flush=True)
+
+    rows = []
+
+    def add(row, Z_train, y_train, Z_test, y_test, common):
+        row = {**common, **row, **probe_and_cluster(Z_train, y_train, Z_test, y_test, random_state=0)}
+        rows.append(_results.stamp(row))
+        print(f"{row['dataset']} {row['method']} latent_dim={row['latent_dim']}: accuracy {row['accuracy']:.3f}, "
+              f"NMI {row['nmi']:.3f}, fit {row['fit_seconds']} s, transform {row['transform_seconds']} s", flush=True)
+        save(args.output, rows, quiet=True)  # keep what is done if a later run fails
+
+    for dataset in datasets:
+        X_train, y_train = _data.load_split(data, dataset, "train", max_texts=args.max_train)
+        X_test, y_test = _data.load_split(data, dataset, "test", max_texts=args.max_test)
+        common = {"benchmark": "quality", "dataset": dataset, "n_train": len(X_train), "n_test": len(X_test),
+                  "device": device_name(device)}
+        if minilm is not None:
+            start = time.perf_counter()
+            Z_train, Z_test = minilm.encode(X_train, 128), minilm.encode(X_test, 128)
+            add({"method": "minilm", "latent_dim": _minilm.DIMENSION, "fit_seconds": None,  # pretrained
+                 "transform_seconds": round(time.perf_counter() - start, 2)}, Z_train, y_train, Z_test, y_test, common)
+        for latent_dim in latent_dims:
+            start = time.perf_counter()
+            model = lsa(latent_dim).fit(X_train)
+            fit_seconds, start = round(time.perf_counter() - start, 2), time.perf_counter()
+            Z_train, Z_test = model.transform(X_train), model.transform(X_test)
+            add({"method": "lsa", "latent_dim": latent_dim, "fit_seconds": fit_seconds,
+                 "transform_seconds": round(time.perf_counter() - start, 2)}, Z_train, y_train, Z_test, y_test, common)
+            for architecture in architectures:
+                for objective in objectives:
+                    ae = autoencoder(architecture, latent_dim, max_epochs=args.max_epochs, batch_size=args.batch_size,
+                                     device=device, **OBJECTIVES[objective])
+                    start = time.perf_counter()
+                    ae.fit(X_train)
+                    fit_seconds, start = round(time.perf_counter() - start, 2), time.perf_counter()
+                    Z_train, Z_test = ae.transform(X_train), ae.transform(X_test)
+                    add({"method": method_name(architecture, objective), "latent_dim": latent_dim,
+                         "fit_seconds": fit_seconds, "transform_seconds": round(time.perf_counter() - start, 2),
+                         "epochs": len(ae.net_.history)}, Z_train, y_train, Z_test, y_test, common)
+    save(args.output, rows, quiet=False)
+
+
+def save(name, rows, *, quiet):
+    """Write the table and, below it, the summary; print both unless ``quiet``."""
+    with contextlib.redirect_stdout(io.StringIO()) if quiet else contextlib.nullcontext():
+        _results.write(name, rows, COLUMNS, title=TITLE)
+    lines = summary(rows)
+    if lines:
+        with open(_results.RESULTS / f"{name}.md", "a") as md:
+            md.write("\n" + "\n".join(lines) + "\n")
+        if not quiet:
+            print("\n" + "\n".join(lines))
+
+
+def summary(rows):
+    """Per dataset and latent size: does the best sktextae model beat LSA, in accuracy and in NMI?"""
+    lines = ["## Does the best sktextae model beat LSA at the same latent size?", ""]
+    for dataset in dict.fromkeys(r["dataset"] for r in rows):
+        minilm = [r for r in rows if r["dataset"] == dataset and r["method"] == "minilm"]
+        reference = f" (all-MiniLM-L6-v2: {minilm[0]['accuracy']:.3f}, NMI {minilm[0]['nmi']:.3f})" if minilm else ""
+        for latent_dim in dict.fromkeys(r["latent_dim"] for r in rows if r["dataset"] == dataset):
+            here = [r for r in rows if r["dataset"] == dataset and r["latent_dim"] == latent_dim]
+            baseline = [r for r in here if r["method"] == "lsa"]
+            ours = [r for r in here if r["method"].startswith("sktextae-")]
+            if not baseline or not ours:
+                continue
+            verdicts = []
+            for metric in ("accuracy", "nmi"):
+                best = max(ours, key=lambda r: r[metric])
+                beats = "beats" if best[metric] > baseline[0][metric] else "does not beat"
+                verdicts.append(f"{metric} {best[metric]:.3f} ({best['method']}) {beats} LSA's "
+                                f"{baseline[0][metric]:.3f}")
+            lines.append(f"- {dataset}, latent_dim={latent_dim}: " + "; ".join(verdicts) + reference)
+    return lines if len(lines) > 2 else []
+
+
+COLUMNS = ["dataset", "method", "latent_dim", "accuracy", "nmi", "n_train", "n_test", "epochs", "fit_seconds",
+           "transform_seconds", "device"]
+TITLE = "Quality: linear probe and KMeans NMI on the test split, beside LSA and all-MiniLM-L6-v2"
+
+if __name__ == "__main__":
+    main()
