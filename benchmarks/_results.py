@@ -15,8 +15,11 @@ def stamp(row):
     return {**row, "date": datetime.date.today().isoformat(), "command": command}
 
 
-def write(name, rows, columns, *, title):
-    """Save ``rows`` as ``results/<name>.json`` and a Markdown table ``results/<name>.md``."""
+def write(name, rows, columns, *, title, notes=(), quiet=False):
+    """Save ``rows`` as ``results/<name>.json`` and a Markdown table ``results/<name>.md``.
+
+    ``notes`` (lines of Markdown) go below the table; ``quiet`` skips printing the table.
+    """
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{name}.json").write_text(json.dumps(rows, indent=2) + "\n")
     lines = [f"# {title}", "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
@@ -24,8 +27,11 @@ def write(name, rows, columns, *, title):
         lines.append("| " + " | ".join(_fmt(row.get(c, "")) for c in columns) + " |")
     if rows:
         lines += ["", f"Date: {rows[0]['date']}. Command: `{rows[0]['command']}`."]
+    if notes:
+        lines += [""] + list(notes)
     (RESULTS / f"{name}.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    if not quiet:
+        print("\n".join(lines))
 
 
 def _fmt(value):

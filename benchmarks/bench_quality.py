@@ -19,8 +19,6 @@ By default every dataset is used whole; on a CPU, subsample with ``--max-train 6
 """
 
 import argparse
-import contextlib
-import io
 import pathlib
 import sys
 import time
@@ -137,15 +135,8 @@ def main():
 
 
 def save(name, rows, *, quiet):
-    """Write the table and, below it, the summary; print both unless ``quiet``."""
-    with contextlib.redirect_stdout(io.StringIO()) if quiet else contextlib.nullcontext():
-        _results.write(name, rows, COLUMNS, title=TITLE)
-    lines = summary(rows)
-    if lines:
-        with open(_results.RESULTS / f"{name}.md", "a") as md:
-            md.write("\n" + "\n".join(lines) + "\n")
-        if not quiet:
-            print("\n" + "\n".join(lines))
+    """Write the table and, below it, the summary."""
+    _results.write(name, rows, COLUMNS, title=TITLE, notes=summary(rows), quiet=quiet)
 
 
 def summary(rows):

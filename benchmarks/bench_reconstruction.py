@@ -13,7 +13,6 @@ import platform
 import time
 from collections import Counter
 
-import numpy as np
 import torch
 
 import _results

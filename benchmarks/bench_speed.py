@@ -29,8 +29,6 @@ MiniLM; on a CPU, transform >= 3x MiniLM.
 """
 
 import argparse
-import contextlib
-import io
 import json
 import resource
 import subprocess
@@ -206,15 +204,8 @@ def _rounded(row):
 
 
 def save(name, rows, *, quiet):
-    """Write the table and, below it, the summary; print both unless ``quiet``."""
-    with contextlib.redirect_stdout(io.StringIO()) if quiet else contextlib.nullcontext():
-        _results.write(name, rows, COLUMNS, title=TITLE)
-    lines = summary(rows)
-    if lines:
-        with open(_results.RESULTS / f"{name}.md", "a") as md:
-            md.write("\n" + "\n".join(lines) + "\n")
-        if not quiet:
-            print("\n" + "\n".join(lines))
+    """Write the table and, below it, the summary."""
+    _results.write(name, rows, COLUMNS, title=TITLE, notes=summary(rows), quiet=quiet)
 
 
 def summary(rows):
