@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from sklearn.utils import estimator_checks
 
 from sktextae import TextAutoencoder
 
@@ -89,3 +90,24 @@ def texts(corpus):
 def labels():
     """The topic of each text in ``texts``: 0 for cooking, 1 for computing."""
     return np.array(LABELS)
+
+
+# scikit-learn's own checks that need no numeric data: every estimator of the package passes them.
+DATA_FREE_CHECKS = [
+    estimator_checks.check_estimator_cloneable,
+    estimator_checks.check_no_attributes_set_in_init,
+    estimator_checks.check_get_params_invariance,
+    estimator_checks.check_set_params,
+    estimator_checks.check_parameters_default_constructible,
+    # Calls fit with numeric data and bad parameters: @_fit_context validates the parameters first.
+    estimator_checks.check_param_validation,
+    estimator_checks.check_estimator_repr,
+    estimator_checks.check_do_not_raise_errors_in_init_or_set_params,
+    estimator_checks.check_mixin_order,
+    estimator_checks.check_valid_tag_types,
+    estimator_checks.check_estimator_tags_renamed,
+    estimator_checks.check_get_feature_names_out_error,
+    # Call predict / transform with numeric data on an unfitted estimator: NotFittedError comes first.
+    estimator_checks.check_estimators_unfitted,
+    estimator_checks.check_transformers_unfitted,
+]

@@ -19,11 +19,11 @@ from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.utils import estimator_checks
 from sklearn.utils._param_validation import InvalidParameterError
 from sklearn.utils.validation import check_is_fitted
 from skorch.callbacks import EpochTimer
 
+from conftest import DATA_FREE_CHECKS
 from sktextae import TextAutoencoderClassifier, TextAutoencoderRegressor
 from sktextae.tokenization import encode
 
@@ -89,24 +89,6 @@ def assert_pretrained_unchanged(pretrained, texts):
 
 # --------------------------------------------------------------------------- scikit-learn's own checks
 
-DATA_FREE_CHECKS = [
-    estimator_checks.check_estimator_cloneable,
-    estimator_checks.check_no_attributes_set_in_init,
-    estimator_checks.check_get_params_invariance,
-    estimator_checks.check_set_params,
-    estimator_checks.check_parameters_default_constructible,
-    # Calls fit with numeric data and bad parameters: @_fit_context validates the parameters first.
-    estimator_checks.check_param_validation,
-    estimator_checks.check_estimator_repr,
-    estimator_checks.check_do_not_raise_errors_in_init_or_set_params,
-    estimator_checks.check_mixin_order,
-    estimator_checks.check_valid_tag_types,
-    estimator_checks.check_estimator_tags_renamed,
-    estimator_checks.check_get_feature_names_out_error,
-    # Call predict / transform with numeric data on an unfitted estimator: NotFittedError comes first.
-    estimator_checks.check_estimators_unfitted,
-    estimator_checks.check_transformers_unfitted,
-]
 
 
 @pytest.mark.parametrize("config", ["default", "tiny", "pretrained"])
