@@ -92,6 +92,22 @@ class _SupervisedMixin(TransformerMixin):
         """
         return self._transform(X)
 
+    def get_params(self, deep=True):
+        """Parameters of this estimator; ``pretrained`` is returned as it is, never opened up.
+
+        scikit-learn lists a nested estimator's parameters as ``pretrained__<name>`` with
+        ``deep=True``, and ``set_params`` would then change the user's own fitted model in place:
+        ``pretrained`` is read-only here, so its parameters are not offered.
+        """
+        return super().get_params(deep=False)
+
+    def set_params(self, **params):
+        nested = sorted(name for name in params if name.startswith("pretrained__"))
+        if nested:
+            raise ValueError(f"{nested[0]!r}: the pretrained model is read-only here. Set its parameters on the "
+                             f"model itself and refit it, or pass another fitted model as pretrained=.")
+        return super().set_params(**params)
+
     def __sklearn_clone__(self):
         # scikit-learn's clone would replace a fitted `pretrained` with an unfitted copy, silently
         # dropping its training; keep the very same object (fit only reads it, never changes it).

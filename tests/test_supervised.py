@@ -652,3 +652,14 @@ def test_missing_values_in_a_pandas_string_series_are_unlabelled(tiny, corpus):
         clf = tiny_model(TextAutoencoderClassifier, tiny).fit(texts, series)
         assert list(clf.classes_) == ["computing", "cooking"]
         assert clf.n_labelled_ == sum(1 for i in range(len(names)) if i % 3)
+
+
+def test_pretrained_parameters_are_not_settable_through_the_classifier(tiny, corpus):
+    # get_params(deep=True) would offer pretrained__lr, and set_params would then change the user's
+    # own fitted model: the pretrained model is read-only from here.
+    pretrained = tiny().fit(list(corpus))
+    clf = tiny_model(TextAutoencoderClassifier, tiny, pretrained=pretrained)
+    assert not any(name.startswith("pretrained__") for name in clf.get_params(deep=True))
+    with pytest.raises(ValueError, match="pretrained__lr"):
+        clf.set_params(pretrained__lr=0.5)
+    assert pretrained.lr != 0.5
