@@ -16,7 +16,7 @@ Run it with::
 
     python examples/generate.py
 
-It takes about a minute on 2 CPU cores (less on a GPU).
+It takes a few minutes at most on 2 CPU cores.
 """
 
 import time

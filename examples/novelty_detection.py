@@ -21,9 +21,9 @@ Run it with::
 
     python examples/novelty_detection.py
 
-It takes about 30 seconds on 2 CPU cores (less on a GPU). On a machine busy with other work, run it as
+It takes a few minutes at most on 2 CPU cores. On a machine busy with other work, run it as
 ``OMP_NUM_THREADS=1 python examples/novelty_detection.py``: PyTorch's threads then stop competing for
-the cores (on 2 cores shared with a benchmark, 30 seconds instead of 2 minutes). The corpus depends on
+the cores. The corpus depends on
 the Python version, so the numbers change a little between interpreters.
 """
 

@@ -20,9 +20,9 @@ Run it with::
 
     python examples/pretrain_finetune.py
 
-It takes about a minute on 2 CPU cores (less on a GPU). On a machine busy with other work, run it as
+It takes a few minutes at most on 2 CPU cores. On a machine busy with other work, run it as
 ``OMP_NUM_THREADS=1 python examples/pretrain_finetune.py``: PyTorch's threads then stop competing for
-the cores (on 2 cores shared with a benchmark, 1 minute instead of 4). The corpus depends on the
+the cores. The corpus depends on the
 Python version, so the numbers change a little between interpreters.
 """
 

@@ -63,7 +63,7 @@ class _BaseTextAutoencoder(BaseEstimator):
     }
 
     def _fit_new(self, texts, *, epochs, labels=None, n_outputs=None, task=None, class_weight=None,
-                 pretrained=None):
+                 reconstruction_weight=1.0, pretrained=None):
         """Train a new network, and a new tokenizer unless ``pretrained`` (a fitted TextAutoencoder) gives one.
 
         With ``n_outputs``, the network gets a supervised head (``task``) trained on ``labels``.
@@ -82,7 +82,8 @@ class _BaseTextAutoencoder(BaseEstimator):
         else:
             self.bag_size_ = pretrained.bag_size_
         self.net_ = self._build_net(shapes=pretrained if pretrained is not None else self, n_outputs=n_outputs,
-                                    task=task, class_weight=class_weight)
+                                    task=task, class_weight=class_weight,
+                                    reconstruction_weight=reconstruction_weight)
         self._train(sequences, labels, epochs=epochs, rng=check_random_state(self.random_state),
                     pretrained=pretrained)
         return self
@@ -96,7 +97,7 @@ class _BaseTextAutoencoder(BaseEstimator):
                              f"num_heads({self.num_heads}) for architecture='transformer'.")
         self._n_validation(n_texts)  # raises here, before a failed fit has replaced any fitted state
 
-    def _build_net(self, *, shapes, n_outputs=None, task=None, class_weight=None):
+    def _build_net(self, *, shapes, n_outputs=None, task=None, class_weight=None, reconstruction_weight=1.0):
         # A factory, not a module: skorch builds it in initialize(), inside _train's private seeded
         # torch random state, so the initial weights follow random_state and the global state is untouched.
         # ``shapes`` is the estimator whose architecture parameters shape the network: this one, or
@@ -126,8 +127,7 @@ class _BaseTextAutoencoder(BaseEstimator):
             callbacks=callbacks, verbose=self.verbose, train_split=None,
             use_bf16=on_cuda and torch.cuda.is_bf16_supported(), noise=self.noise, noise_type=self.noise_type,
             word_dropout=self._word_dropout(shapes.variational), free_bits=self.free_bits, task=task,
-            class_weight=class_weight,
-            reconstruction_weight=getattr(self, "reconstruction_weight", 1.0),
+            class_weight=class_weight, reconstruction_weight=reconstruction_weight,
             **({"optimizer__fused": True} if on_cuda else {}),
         )
 
@@ -152,8 +152,7 @@ class _BaseTextAutoencoder(BaseEstimator):
             if not self.net_.initialized_:
                 self.net_.initialize()
                 if pretrained is not None:
-                    autoencoder = getattr(self.net_.module_, "autoencoder", self.net_.module_)
-                    autoencoder.load_state_dict(pretrained.net_.module_.state_dict())
+                    _autoencoder(self.net_.module_).load_state_dict(pretrained.net_.module_.state_dict())
             self.net_.partial_fit(train)
 
     def _n_validation(self, n_texts):
@@ -229,8 +228,7 @@ class _BaseTextAutoencoder(BaseEstimator):
         texts : ndarray of shape (n_samples,), dtype object (str)
         """
         check_is_fitted(self)
-        autoencoder = getattr(self.net_.module_, "autoencoder", self.net_.module_)
-        if not isinstance(autoencoder.bottleneck, GaussianBottleneck):
+        if not isinstance(_autoencoder(self.net_.module_).bottleneck, GaussianBottleneck):
             raise ValueError("sample() draws from the prior of a variational model, and this model was fitted "
                              "with variational=False: refit with variational=True, or decode your own latent "
                              "vectors with inverse_transform().")
@@ -582,6 +580,11 @@ class TextAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _BaseTe
         sequences, self.n_truncated_ = self._encode(texts)
         self._train(sequences, epochs=1, rng=check_random_state(self.random_state))
         return self
+
+
+def _autoencoder(module):
+    """The autoencoder inside a module: the module itself, or the one a supervised head wraps."""
+    return module.autoencoder if isinstance(module, SupervisedAutoencoder) else module
 
 
 def _make_module(architecture, *, n_outputs=None, dropout, **sizes):

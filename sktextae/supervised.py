@@ -241,6 +241,7 @@ class TextAutoencoderClassifier(_SupervisedMixin, ClassNamePrefixFeaturesOutMixi
         if self.class_weight is not None:
             weights = compute_class_weight(self.class_weight, classes=classes, y=y[labelled]).tolist()
         self._fit_new(texts, epochs=self.max_epochs, labels=encoded, n_outputs=len(classes), task="classification",
+                      reconstruction_weight=self.reconstruction_weight,
                       class_weight=weights, pretrained=self.pretrained)
         self.classes_, self.n_labelled_ = classes, int(labelled.sum())
         return self
@@ -365,6 +366,7 @@ class TextAutoencoderRegressor(_SupervisedMixin, ClassNamePrefixFeaturesOutMixin
         self._check_pretrained()
         standardised = ((targets - mean) / scale).astype(np.float32)
         self._fit_new(texts, epochs=self.max_epochs, labels=standardised, n_outputs=targets.shape[1],
+                      reconstruction_weight=self.reconstruction_weight,
                       task="regression", pretrained=self.pretrained)
         if y.ndim == 1:  # scalars: predict returns 1-D
             mean, scale = mean[0], scale[0]
