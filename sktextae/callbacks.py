@@ -1,8 +1,9 @@
-"""Training policies for variational models, as skorch callbacks."""
+"""Training policies for variational models, and a progress bar that never waits for the device,
+as skorch callbacks."""
 
 import numpy as np
 import torch
-from skorch.callbacks import Callback
+from skorch.callbacks import Callback, ProgressBar
 
 from .batching import TokenDataset
 
@@ -56,7 +57,22 @@ class ActiveUnits(Callback):
         net.module_.eval()
         with torch.inference_mode(), net.autocast():
             for inputs, _ in net.get_iterator(texts, training=False):
-                inputs = {key: value.to(net.device) for key, value in inputs.items()}
-                means.append(net.module_.encode(inputs["input_ids"], inputs["lengths"]).float().cpu().numpy())
-        variance = np.concatenate(means).var(axis=0) if len(texts) > 1 else np.zeros(1)
+                inputs = {key: value.to(net.device, non_blocking=True) for key, value in inputs.items()}
+                means.append(net.module_.encode(inputs["input_ids"], inputs["lengths"]).float())
+            means = torch.cat(means).cpu().numpy()  # one read from the device, not one per batch
+        variance = means.var(axis=0) if len(texts) > 1 else np.zeros(1)
         net.history.record("active_units", int((variance > self.threshold).sum()))
+
+
+class SyncFreeProgressBar(ProgressBar):
+    """skorch's ``ProgressBar``, without the per-batch read of values still on the device.
+
+    ``AutoencoderNet`` keeps each batch's loss on the device until the epoch ends (see
+    ``AutoencoderNet.run_single_epoch``); skorch's bar would print them after every batch, which waits
+    for the GPU at every step. This one counts the batches and shows only values already on the host;
+    the per-epoch log (``verbose``) shows the losses.
+    """
+
+    def _get_postfix_dict(self, net):
+        return {key: value for key, value in super()._get_postfix_dict(net).items()
+                if not isinstance(value, torch.Tensor)}

@@ -11,12 +11,12 @@ import torch
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
-from skorch.callbacks import EarlyStopping, GradientNormClipping, PassthroughScoring, ProgressBar
+from skorch.callbacks import EarlyStopping, GradientNormClipping, PassthroughScoring
 from skorch.helper import predefined_split
 
 from ._sklearn_private import Interval, StrOptions, _fit_context
 from .batching import NOISE_TYPES, Collator, LengthBucketSampler, TokenDataset
-from .callbacks import ActiveUnits, KLAnnealing
+from .callbacks import ActiveUnits, KLAnnealing, SyncFreeProgressBar
 from .decoding import decode_latent
 from .nn import ARCHITECTURES, build_module
 from .nn.base import GaussianBottleneck
@@ -119,7 +119,7 @@ class _BaseTextAutoencoder(BaseEstimator):
                           for name in ("train_kl", "train_reconstruction", "valid_kl", "valid_reconstruction")
                           if self.validation_fraction or name.startswith("train")]
         if self.verbose:
-            callbacks.append(("progress_bar", ProgressBar()))
+            callbacks.append(("progress_bar", SyncFreeProgressBar()))
         callbacks += copy.deepcopy(self.callbacks or [])
         return AutoencoderNet(
             module, criterion=torch.nn.Identity, optimizer=torch.optim.AdamW, lr=self.lr,

@@ -1,7 +1,8 @@
 """The skorch net that trains an autoencoder module: batching, device transfer, bf16 and the loss.
 
-Only skorch's hooks are overridden (``get_iterator``, ``infer``, ``get_loss``); its ``fit`` loop,
-callbacks and history are used as they are.
+skorch's hooks are overridden (``get_iterator``, ``infer``, ``get_loss``), and ``run_single_epoch``
+only so that the loop never waits for the device (see there); its ``fit`` loop, callbacks and
+history are used as they are.
 """
 
 import contextlib
@@ -9,6 +10,7 @@ import contextlib
 import numpy as np
 import torch
 from skorch import NeuralNet
+from skorch.dataset import get_len
 from torch.utils.data import DataLoader
 
 from .batching import Collator, LengthBucketSampler
@@ -88,6 +90,29 @@ class AutoencoderNet(NeuralNet):
         with self.autocast():
             return self.module_(**x, **fit_params)
 
+    def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
+        # skorch's loop, bookkeeping and notifications unchanged, except that skorch records
+        # ``loss.item()`` after every batch: on CUDA that waits for the GPU to finish the step before
+        # the next batch can be queued. Here every per-batch value stays a detached device tensor and
+        # all of them become floats in one transfer at the end of the pass, before the on_epoch_end
+        # callbacks (PassthroughScoring, EarlyStopping, PrintLog) read them. Until then a callback's
+        # on_batch_end sees 0-d tensors (``callbacks.SyncFreeProgressBar`` shows no per-batch loss).
+        if iterator is None:
+            return
+        batch_count = 0
+        try:
+            for batch in iterator:
+                self.notify("on_batch_begin", batch=batch, training=training)
+                step = step_fn(batch, **fit_params)
+                self.history.record_batch(f"{prefix}_loss", step["loss"].detach())
+                batch_size = get_len(batch[0]) if isinstance(batch, (tuple, list)) else get_len(batch)
+                self.history.record_batch(f"{prefix}_batch_size", batch_size)
+                self.notify("on_batch_end", batch=batch, training=training, **step)
+                batch_count += 1
+        finally:  # an interrupted fit (skorch catches KeyboardInterrupt) leaves floats too
+            _batch_values_to_floats(self.history[-1]["batches"])
+        self.history.record(f"{prefix}_batch_count", batch_count)
+
     def get_loss(self, y_pred, y_true, X=None, training=False):
         logits, kl, *head = y_pred  # kl: (B, latent_dim) per unit, or None; head: supervised outputs
         loss = self._reconstruction_loss(logits, kl, y_true, training=training)
@@ -99,7 +124,10 @@ class AutoencoderNet(NeuralNet):
     def _supervised_loss(self, outputs, labels):
         if self.task == "classification":
             known = labels >= 0
-            weight = None if self.class_weight is None else torch.tensor(self.class_weight, device=outputs.device)
+            weight = None
+            if self.class_weight is not None:
+                # non_blocking: CUDA stages a copy from pageable memory at once, without waiting for the GPU.
+                weight = torch.tensor(self.class_weight, dtype=outputs.dtype).to(outputs.device, non_blocking=True)
             losses = torch.nn.functional.cross_entropy(outputs, labels.clamp(min=0), weight=weight, reduction="none")
         else:
             known = ~torch.isnan(labels).any(dim=-1)  # (B,): targets are (B, n_outputs)
@@ -113,12 +141,27 @@ class AutoencoderNet(NeuralNet):
         if kl is None:
             return nll / n_tokens
         prefix = "train" if training else "valid"
-        self.history.record_batch(f"{prefix}_reconstruction", (nll / n_tokens).item())
-        self.history.record_batch(f"{prefix}_kl", kl.sum(dim=1).mean().item())  # nats per text
+        # Device tensors until the end of the pass: see run_single_epoch.
+        self.history.record_batch(f"{prefix}_reconstruction", (nll / n_tokens).detach())
+        self.history.record_batch(f"{prefix}_kl", kl.sum(dim=1).mean().detach())  # nats per text
         if not training:
             return (nll + kl.sum()) / n_tokens  # the negative ELBO per token: comparable across epochs
         kl_floored = kl.mean(dim=0).clamp(min=self.free_bits).sum() * kl.shape[0]
         return (nll + self.kl_weight * kl_floored) / n_tokens
+
+
+def _batch_values_to_floats(batches):
+    """Replace the 0-d tensors of a pass's batch records by Python numbers, the values ``.item()`` gives,
+    in one transfer per device and dtype (one in all, as a rule: the losses are float32)."""
+    places = {}  # (device, dtype) -> [(record, key)]
+    for record in batches:
+        for key, value in record.items():
+            if isinstance(value, torch.Tensor) and value.dim() == 0:
+                places.setdefault((value.device, value.dtype), []).append((record, key))
+    for where in places.values():
+        numbers = torch.stack([record[key] for record, key in where]).tolist()
+        for (record, key), number in zip(where, numbers):
+            record[key] = number
 
 
 def resolve_device(device):
