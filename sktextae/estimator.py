@@ -53,6 +53,7 @@ class _BaseTextAutoencoder(BaseEstimator):
         "word_dropout": [Interval(Real, 0, 1, closed="left"), StrOptions({"auto"})],
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "inference_batch_size": [Interval(Integral, 1, None, closed="left")],
         "lr": [Interval(Real, 0, None, closed="neither")],
         "validation_fraction": [Interval(Real, 0, 1, closed="left")],
         "patience": [Interval(Integral, 1, None, closed="left"), None],
@@ -278,8 +279,8 @@ class _BaseTextAutoencoder(BaseEstimator):
             options["generator"] = torch.Generator(device=self.net_.device)
             options["generator"].manual_seed(int(check_random_state(random_state).randint(2**31 - 1)))
         with self._inference_context():
-            for start in range(0, len(Z), self.batch_size):
-                latent = torch.from_numpy(Z[start:start + self.batch_size]).to(self.net_.device)
+            for start in range(0, len(Z), self.inference_batch_size):
+                latent = torch.from_numpy(Z[start:start + self.inference_batch_size]).to(self.net_.device)
                 sequences += decode_latent(module, latent, max_length=self.max_length_, n_tokens=self.bag_size_,
                                            **options)
         return np.array(decode(self.tokenizer_, sequences) if sequences else [], dtype=object)
@@ -343,9 +344,10 @@ class _BaseTextAutoencoder(BaseEstimator):
             yield
 
     def _inference_batches(self, sequences):
-        """Yield ``(indices, inputs, target_ids)`` on the device, in batches of similar lengths."""
+        """Yield ``(indices, inputs, target_ids)`` on the device, in batches of ``inference_batch_size``
+        texts of similar lengths (shortest first); ``indices`` place each row's results in input order."""
         lengths = np.fromiter((len(s) for s in sequences), dtype=np.int64, count=len(sequences))
-        sampler = LengthBucketSampler(lengths, batch_size=self.batch_size, shuffle=False)
+        sampler = LengthBucketSampler(lengths, batch_size=self.inference_batch_size, shuffle=False)
         collate = Collator(sequence_targets=self.net_.module_.is_sequence_decoder)
         device = self.net_.device
         for indices in sampler:
@@ -437,7 +439,13 @@ class TextAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _BaseTe
     max_epochs : int, default=20
         Passes over the training texts in ``fit``.
     batch_size : int, default=64
-        Texts per batch, for training and inference.
+        Texts per training batch (and per validation batch during ``fit``).
+    inference_batch_size : int, default=256
+        Texts (or latent vectors) per batch in ``transform``, ``inverse_transform``, ``sample``,
+        ``interpolate``, ``score_samples``, ``score`` and the supervised estimators' ``predict``:
+        with no gradients to keep, larger batches fit in memory and keep a GPU busy. Texts are
+        batched by length and the results come back in input order; it changes nothing but speed
+        and memory, except which draws ``strategy="sample"`` makes.
     lr : float, default=1e-3
         AdamW learning rate.
     validation_fraction : float, default=0.1
@@ -488,8 +496,8 @@ class TextAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _BaseTe
     def __init__(self, latent_dim=64, *, architecture="transformer", tokenizer="bpe", vocab_size=8000,
                  max_length=128, embedding_dim=256, hidden_dim=512, num_layers=2, num_heads=4, dropout=0.1,
                  noise=0.0, noise_type="delete", variational=False, kl_annealing_epochs=5, free_bits=0.1,
-                 word_dropout="auto", max_epochs=20, batch_size=64, lr=1e-3, validation_fraction=0.1, patience=3,
-                 device="auto", random_state=None, verbose=0, callbacks=None):
+                 word_dropout="auto", max_epochs=20, batch_size=64, inference_batch_size=256, lr=1e-3,
+                 validation_fraction=0.1, patience=3, device="auto", random_state=None, verbose=0, callbacks=None):
         self.latent_dim = latent_dim
         self.architecture = architecture
         self.tokenizer = tokenizer
@@ -508,6 +516,7 @@ class TextAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _BaseTe
         self.word_dropout = word_dropout
         self.max_epochs = max_epochs
         self.batch_size = batch_size
+        self.inference_batch_size = inference_batch_size
         self.lr = lr
         self.validation_fraction = validation_fraction
         self.patience = patience

@@ -171,8 +171,8 @@ class TextAutoencoderClassifier(_SupervisedMixin, ClassNamePrefixFeaturesOutMixi
     def __init__(self, latent_dim=64, *, architecture="transformer", tokenizer="bpe", vocab_size=8000,
                  max_length=128, embedding_dim=256, hidden_dim=512, num_layers=2, num_heads=4, dropout=0.1,
                  noise=0.0, noise_type="delete", variational=False, kl_annealing_epochs=5, free_bits=0.1,
-                 word_dropout="auto", max_epochs=20, batch_size=64, lr=1e-3, validation_fraction=0.1, patience=3,
-                 device="auto", random_state=None, verbose=0, callbacks=None, reconstruction_weight=1.0,
+                 word_dropout="auto", max_epochs=20, batch_size=64, inference_batch_size=256, lr=1e-3,
+                 validation_fraction=0.1, patience=3, device="auto", random_state=None, verbose=0, callbacks=None, reconstruction_weight=1.0,
                  class_weight=None, pretrained=None):
         self.latent_dim = latent_dim
         self.architecture = architecture
@@ -192,6 +192,7 @@ class TextAutoencoderClassifier(_SupervisedMixin, ClassNamePrefixFeaturesOutMixi
         self.word_dropout = word_dropout
         self.max_epochs = max_epochs
         self.batch_size = batch_size
+        self.inference_batch_size = inference_batch_size
         self.lr = lr
         self.validation_fraction = validation_fraction
         self.patience = patience
@@ -305,8 +306,8 @@ class TextAutoencoderRegressor(_SupervisedMixin, ClassNamePrefixFeaturesOutMixin
     def __init__(self, latent_dim=64, *, architecture="transformer", tokenizer="bpe", vocab_size=8000,
                  max_length=128, embedding_dim=256, hidden_dim=512, num_layers=2, num_heads=4, dropout=0.1,
                  noise=0.0, noise_type="delete", variational=False, kl_annealing_epochs=5, free_bits=0.1,
-                 word_dropout="auto", max_epochs=20, batch_size=64, lr=1e-3, validation_fraction=0.1, patience=3,
-                 device="auto", random_state=None, verbose=0, callbacks=None, reconstruction_weight=1.0,
+                 word_dropout="auto", max_epochs=20, batch_size=64, inference_batch_size=256, lr=1e-3,
+                 validation_fraction=0.1, patience=3, device="auto", random_state=None, verbose=0, callbacks=None, reconstruction_weight=1.0,
                  pretrained=None):
         self.latent_dim = latent_dim
         self.architecture = architecture
@@ -326,6 +327,7 @@ class TextAutoencoderRegressor(_SupervisedMixin, ClassNamePrefixFeaturesOutMixin
         self.word_dropout = word_dropout
         self.max_epochs = max_epochs
         self.batch_size = batch_size
+        self.inference_batch_size = inference_batch_size
         self.lr = lr
         self.validation_fraction = validation_fraction
         self.patience = patience

@@ -26,6 +26,7 @@ from sklearn.utils.validation import check_is_fitted
 from skorch.callbacks import Callback, EpochTimer
 
 from conftest import DATA_FREE_CHECKS
+import sktextae.estimator
 from sktextae import TextAutoencoder, TruncationWarning
 from sktextae.nn import ARCHITECTURES
 from sktextae.tokenization import decode
@@ -307,6 +308,46 @@ def test_outputs_do_not_depend_on_batching_or_order(fitted, texts):
     np.testing.assert_allclose(fitted.transform([texts[3]]), Z[3:4], rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("architecture", ARCHITECTURES)
+def test_inference_batch_size_changes_only_the_batching(architecture, tiny, texts, monkeypatch):
+    estimator = tiny(architecture=architecture, variational=True, batch_size=16).fit(texts)
+    module, decode_latent = estimator.net_.module_, sktextae.estimator.decode_latent
+    widths, decoded_rows = [], []  # the (B, T) of each batch encoded, the B of each batch decoded
+
+    def encode(input_ids, lengths):
+        widths.append(input_ids.shape)
+        return type(module).encode(module, input_ids, lengths)
+
+    def spy_decode_latent(module, latent, **options):
+        decoded_rows.append(len(latent))
+        return decode_latent(module, latent, **options)
+
+    monkeypatch.setattr(module, "encode", encode)
+    monkeypatch.setattr(sktextae.estimator, "decode_latent", spy_decode_latent)
+    outputs = {}
+    for size in (1, 8, 256):
+        widths.clear(), decoded_rows.clear()
+        estimator.set_params(inference_batch_size=size)
+        Z = estimator.transform(texts)
+        # Batches of `size` texts (not of the training batch_size), from the shortest texts to the longest.
+        assert [shape[0] for shape in widths] == [min(size, len(texts) - start) for start in range(0, 40, size)]
+        assert [shape[1] for shape in widths] == sorted(shape[1] for shape in widths)
+        decoded = estimator.inverse_transform(Z[:10])
+        assert decoded_rows == [min(size, 10 - start) for start in range(0, 10, size)]
+        outputs[size] = dict(
+            Z=Z, decoded=decoded, scores=estimator.score_samples(texts), score=estimator.score(texts),
+            sampled=estimator.sample(3, random_state=0),
+            interpolated=estimator.interpolate(texts[0], texts[1], n_steps=3))
+        if architecture != "bow":
+            outputs[size]["beam"] = estimator.inverse_transform(Z[:3], strategy="beam", beam_size=3)
+    for size in (1, 8):
+        np.testing.assert_allclose(outputs[size]["Z"], outputs[256]["Z"], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(outputs[size]["scores"], outputs[256]["scores"], rtol=1e-5, atol=1e-6)
+        assert outputs[size]["score"] == pytest.approx(outputs[256]["score"], rel=1e-6)
+        for key in ("decoded", "sampled", "interpolated") + (("beam",) if architecture != "bow" else ()):
+            assert outputs[size][key].tolist() == outputs[256][key].tolist(), key
+
+
 def test_inverse_transform_stays_within_max_length(tiny, texts):
     estimator = tiny(tokenizer="char", max_length=12, architecture="gru")
     with pytest.warns(TruncationWarning):
@@ -414,6 +455,7 @@ def test_bad_latents_raise_and_change_nothing(make_Z, match, fitted_gru, corpus)
     ({"tokenizer": "sentencepiece"}, InvalidParameterError, "'tokenizer' parameter"),
     ({"validation_fraction": 1.0}, InvalidParameterError, "'validation_fraction' parameter"),
     ({"patience": 0}, InvalidParameterError, "'patience' parameter"),
+    ({"inference_batch_size": 0}, InvalidParameterError, "'inference_batch_size' parameter"),
     ({"callbacks": EpochTimer()}, InvalidParameterError, "'callbacks' parameter"),
     ({"patience": 3, "validation_fraction": 0}, ValueError, r"patience=3.*validation_fraction=0"),
     ({"architecture": "transformer", "embedding_dim": 10, "num_heads": 4}, ValueError,

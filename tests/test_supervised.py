@@ -7,6 +7,7 @@ columns, starting from a ``pretrained`` TextAutoencoder without changing it, and
 ``TextAutoencoder.score_samples``. Every model is tiny (the ``tiny`` fixture's parameters).
 """
 
+import copy
 import pickle
 
 import joblib
@@ -663,3 +664,21 @@ def test_pretrained_parameters_are_not_settable_through_the_classifier(tiny, cor
     with pytest.raises(ValueError, match="pretrained__lr"):
         clf.set_params(pretrained__lr=0.5)
     assert pretrained.lr != 0.5
+
+
+def test_inference_batch_size_changes_only_the_batching(fitted, texts, monkeypatch):
+    outputs = {}
+    for size in (1, 7, 256):
+        estimator = copy.deepcopy(fitted).set_params(inference_batch_size=size)  # the fixture stays as it is
+        module, batches = estimator.net_.module_, []
+
+        def predict(input_ids, lengths):
+            batches.append(len(input_ids))
+            return type(module).predict(module, input_ids, lengths)
+
+        monkeypatch.setattr(module, "predict", predict)
+        outputs[size] = head_outputs(estimator, texts), estimator.predict(texts), estimator.transform(texts)
+        assert batches == 2 * [min(size, len(texts) - start) for start in range(0, len(texts), size)]
+    for size in (1, 7):
+        for got, expected in zip(outputs[size], outputs[256]):
+            np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
