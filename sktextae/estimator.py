@@ -58,6 +58,7 @@ class _BaseTextAutoencoder(BaseEstimator):
         "validation_fraction": [Interval(Real, 0, 1, closed="left")],
         "patience": [Interval(Integral, 1, None, closed="left"), None],
         "device": [str],
+        "compile": ["boolean"],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
         "callbacks": [list, None],
@@ -128,7 +129,7 @@ class _BaseTextAutoencoder(BaseEstimator):
             callbacks=callbacks, verbose=self.verbose, train_split=None,
             use_bf16=on_cuda and torch.cuda.is_bf16_supported(), noise=self.noise, noise_type=self.noise_type,
             word_dropout=self._word_dropout(shapes.variational), free_bits=self.free_bits, task=task,
-            class_weight=class_weight, reconstruction_weight=reconstruction_weight,
+            class_weight=class_weight, reconstruction_weight=reconstruction_weight, compile=self.compile,
             **({"optimizer__fused": True} if on_cuda else {}),
         )
 
@@ -153,7 +154,9 @@ class _BaseTextAutoencoder(BaseEstimator):
             if not self.net_.initialized_:
                 self.net_.initialize()
                 if pretrained is not None:
-                    _autoencoder(self.net_.module_).load_state_dict(pretrained.net_.module_.state_dict())
+                    # Through _autoencoder on both sides: either network may be compiled, whose state
+                    # dict names every weight "_orig_mod.<name>".
+                    _autoencoder(self.net_.module_).load_state_dict(_autoencoder(pretrained.net_.module_).state_dict())
             self.net_.partial_fit(train)
 
     def _n_validation(self, n_texts):
@@ -456,6 +459,12 @@ class TextAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _BaseTe
     device : str, default="auto"
         ``"auto"`` trains on CUDA when available (bf16 autocast where the GPU supports it), else on
         the CPU (fp32); or any torch device string such as ``"cpu"`` or ``"cuda:1"``.
+    compile : bool, default=False
+        Train through ``torch.compile`` (skorch's ``compile=True``): ``net_.module_`` becomes the
+        compiled wrapper of the network. Worth it for long fits on a GPU; the first batches pay the
+        compilation (seconds to minutes; on the CPU it needs a C++ compiler). The results
+        are those of the uncompiled network up to floating-point rounding, except that dropout
+        draws differ. Inference (``transform``, decoding, scoring) runs the network uncompiled.
     random_state : int, RandomState instance or None, default=None
         Seeds weight initialisation, dropout, the validation split and batch order. The global
         torch random state is left as it was.
@@ -497,7 +506,8 @@ class TextAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _BaseTe
                  max_length=128, embedding_dim=256, hidden_dim=512, num_layers=2, num_heads=4, dropout=0.1,
                  noise=0.0, noise_type="delete", variational=False, kl_annealing_epochs=5, free_bits=0.1,
                  word_dropout="auto", max_epochs=20, batch_size=64, inference_batch_size=256, lr=1e-3,
-                 validation_fraction=0.1, patience=3, device="auto", random_state=None, verbose=0, callbacks=None):
+                 validation_fraction=0.1, patience=3, device="auto", compile=False, random_state=None, verbose=0,
+                 callbacks=None):
         self.latent_dim = latent_dim
         self.architecture = architecture
         self.tokenizer = tokenizer
@@ -521,6 +531,7 @@ class TextAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _BaseTe
         self.validation_fraction = validation_fraction
         self.patience = patience
         self.device = device
+        self.compile = compile
         self.random_state = random_state
         self.verbose = verbose
         self.callbacks = callbacks
@@ -592,7 +603,9 @@ class TextAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _BaseTe
 
 
 def _autoencoder(module):
-    """The autoencoder inside a module: the module itself, or the one a supervised head wraps."""
+    """The autoencoder inside a module: the module itself, or the one a supervised head wraps; under
+    ``compile=True``, inside the wrapper torch.compile puts around the network."""
+    module = getattr(module, "_orig_mod", module)  # torch._dynamo's OptimizedModule keeps the original here
     return module.autoencoder if isinstance(module, SupervisedAutoencoder) else module
 
 

@@ -172,8 +172,8 @@ class TextAutoencoderClassifier(_SupervisedMixin, ClassNamePrefixFeaturesOutMixi
                  max_length=128, embedding_dim=256, hidden_dim=512, num_layers=2, num_heads=4, dropout=0.1,
                  noise=0.0, noise_type="delete", variational=False, kl_annealing_epochs=5, free_bits=0.1,
                  word_dropout="auto", max_epochs=20, batch_size=64, inference_batch_size=256, lr=1e-3,
-                 validation_fraction=0.1, patience=3, device="auto", random_state=None, verbose=0, callbacks=None, reconstruction_weight=1.0,
-                 class_weight=None, pretrained=None):
+                 validation_fraction=0.1, patience=3, device="auto", compile=False, random_state=None, verbose=0,
+                 callbacks=None, reconstruction_weight=1.0, class_weight=None, pretrained=None):
         self.latent_dim = latent_dim
         self.architecture = architecture
         self.tokenizer = tokenizer
@@ -197,6 +197,7 @@ class TextAutoencoderClassifier(_SupervisedMixin, ClassNamePrefixFeaturesOutMixi
         self.validation_fraction = validation_fraction
         self.patience = patience
         self.device = device
+        self.compile = compile
         self.random_state = random_state
         self.verbose = verbose
         self.callbacks = callbacks
@@ -307,8 +308,8 @@ class TextAutoencoderRegressor(_SupervisedMixin, ClassNamePrefixFeaturesOutMixin
                  max_length=128, embedding_dim=256, hidden_dim=512, num_layers=2, num_heads=4, dropout=0.1,
                  noise=0.0, noise_type="delete", variational=False, kl_annealing_epochs=5, free_bits=0.1,
                  word_dropout="auto", max_epochs=20, batch_size=64, inference_batch_size=256, lr=1e-3,
-                 validation_fraction=0.1, patience=3, device="auto", random_state=None, verbose=0, callbacks=None, reconstruction_weight=1.0,
-                 pretrained=None):
+                 validation_fraction=0.1, patience=3, device="auto", compile=False, random_state=None, verbose=0,
+                 callbacks=None, reconstruction_weight=1.0, pretrained=None):
         self.latent_dim = latent_dim
         self.architecture = architecture
         self.tokenizer = tokenizer
@@ -332,6 +333,7 @@ class TextAutoencoderRegressor(_SupervisedMixin, ClassNamePrefixFeaturesOutMixin
         self.validation_fraction = validation_fraction
         self.patience = patience
         self.device = device
+        self.compile = compile
         self.random_state = random_state
         self.verbose = verbose
         self.callbacks = callbacks

@@ -74,6 +74,23 @@ def tiny():
     return tiny_autoencoder
 
 
+@pytest.fixture
+def fast_compile(monkeypatch):
+    """``compile=True`` with torch.compile's ``aot_eager`` backend: the network is captured and run as
+    a compiled graph (forward and backward), without inductor's code generation, which takes many
+    seconds per model on a CPU. Yields the list of networks torch.compile wrapped."""
+    compiled, real_compile = [], torch.compile
+
+    def compile_for_tests(model, **options):
+        compiled.append(model)
+        return real_compile(model, **{**options, "backend": "aot_eager"})
+
+    torch.compiler.reset()
+    monkeypatch.setattr(torch, "compile", compile_for_tests)
+    yield compiled
+    torch.compiler.reset()
+
+
 @pytest.fixture(scope="session")
 def corpus():
     """``TEXTS`` as an immutable tuple, for module- and session-scoped fixtures."""

@@ -586,6 +586,23 @@ def test_clone_keeps_the_fitted_pretrained_model(cls, pretrained, tiny, texts, l
     assert_pretrained_unchanged(pretrained, texts)
 
 
+# Either network compiled: a compiled network's state dict names its weights "_orig_mod.<name>".
+@pytest.mark.parametrize("compile_pretrained, compile_tuned", [(True, False), (False, True)])
+def test_fine_tuning_between_compiled_and_plain_networks(compile_pretrained, compile_tuned, tiny, texts, labels,
+                                                         fast_compile):
+    autoencoder = tiny(architecture="bow", compile=compile_pretrained, max_epochs=1).fit(texts)
+    # A learning rate of 1e-12 leaves the weights where they started: the latents are the pretrained ones.
+    estimator = tiny_model(TextAutoencoderClassifier, tiny, pretrained=autoencoder, compile=compile_tuned,
+                           max_epochs=1, lr=1e-12).fit(texts, labels)
+    networks = [module for module in fast_compile if not isinstance(module, torch.nn.Identity)]  # not the criterion
+    assert len(networks) == compile_pretrained + compile_tuned
+    assert hasattr(estimator.net_.module_, "_orig_mod") == compile_tuned
+    np.testing.assert_allclose(estimator.transform(texts), autoencoder.transform(texts), atol=1e-5)
+    restored = pickle.loads(pickle.dumps(estimator))
+    np.testing.assert_array_equal(restored.predict_proba(texts), estimator.predict_proba(texts))
+    np.testing.assert_array_equal(restored.predict(texts), estimator.predict(texts))
+
+
 def test_grid_search_with_a_pretrained_model(pretrained, tiny, texts, labels):
     autoencoder = pretrained[0]
     vocabulary = autoencoder.tokenizer_.get_vocab()
