@@ -16,8 +16,12 @@ CUDA kernel loading stay out of the timings), and reports:
 - peak memory: the process' peak RSS on a CPU (``baseline_memory_mb``: its peak before the method
   started, after imports and reading the texts), ``torch.cuda.max_memory_allocated`` on a GPU.
 
-The models are the size bench_objectives.py trains (bench_quality.autoencoder), trained on every text
-(no validation split). The summary gives, per method, the time per text at the largest size over that
+The models have the package's default sizes (``TextAutoencoder(latent_dim, architecture=...)``; the
+issue's GPU target is for the default transformer), trained on every text (no validation split), with
+``--batch-size`` training batches and ``--inference-batch-size`` transform batches (MiniLM's too).
+Each sktextae row also gives the training FLOP rate: torch's ``FlopCounterMode`` counts the FLOPs of
+training steps on real batches, per real token (FLOPs spent on padding count as waste), times the
+measured tokens/s; on a GPU listed in ``BF16_PEAK_TFLOPS``, ``mfu`` is that rate over the bf16 peak. The summary gives, per method, the time per text at the largest size over that
 at the smallest (about 1 when time grows linearly, below 1 while fixed costs dominate), the memory
 added per 1k texts between consecutive sizes, and each sktextae model's transform throughput over
 MiniLM's, against the issue's targets: on a GPU, transformer fit >= 1M tokens/s and transform >= 10x
@@ -25,7 +29,8 @@ MiniLM; on a CPU, transform >= 3x MiniLM.
 
     python benchmarks/bench_speed.py [--data ../shared/data] [--dataset ag_news] [--sizes 1000,10000,100000]
         [--methods lsa,minilm,sktextae-transformer,sktextae-gru,sktextae-lstm,sktextae-bow]
-        [--max-epochs 1] [--batch-size 256] [--latent-dim 64] [--device auto] [--output speed]
+        [--max-epochs 1] [--batch-size 256] [--inference-batch-size 512] [--latent-dim 64] [--compile]
+        [--largest minilm=1000,...] [--device auto] [--output speed]
 """
 
 import argparse
@@ -41,8 +46,8 @@ import torch
 
 import _data
 import _results
-from bench_quality import autoencoder, device_name, lsa, resolve_device
-from sktextae import TruncationWarning
+from bench_quality import device_name, lsa, resolve_device
+from sktextae import TextAutoencoder, TruncationWarning
 from sktextae.nn import ARCHITECTURES
 
 METHODS = ["lsa", "minilm"] + [f"sktextae-{a}" for a in ("transformer", "gru", "lstm", "bow")]
@@ -57,7 +62,7 @@ def corpus(data, dataset, n_texts):
     return [texts[order[i % len(texts)]] for i in range(n_texts)]
 
 
-def measure(method, texts, *, device, max_epochs, batch_size, latent_dim):
+def measure(method, texts, *, device, max_epochs, batch_size, inference_batch_size, latent_dim, compile):
     """Fit and transform with one method in this process; its timings, token counts and peak memory."""
     cuda = torch.device(device).type == "cuda"
     row = {"method": method, "device": device_name(device), "n_texts": len(texts),
@@ -68,11 +73,11 @@ def measure(method, texts, *, device, max_epochs, batch_size, latent_dim):
         import _minilm
 
         model = _minilm.load_minilm(device)
-        model.encode(warm_up, batch_size)
+        model.encode(warm_up, inference_batch_size)
         if cuda:
             torch.cuda.reset_peak_memory_stats(device)  # the weights stay: loaded before, counted in the peak
         start = _clock(cuda)
-        model.encode(texts, batch_size)
+        model.encode(texts, inference_batch_size)
         row["transform_seconds"] = _clock(cuda) - start
     elif method == "lsa":
         lsa(max(1, min(latent_dim, len(warm_up) // 4))).fit(warm_up).transform(warm_up)
@@ -87,9 +92,11 @@ def measure(method, texts, *, device, max_epochs, batch_size, latent_dim):
     else:
         from sktextae.tokenization import encode
 
-        model = autoencoder(method.removeprefix("sktextae-"), latent_dim, max_epochs=max_epochs,
-                            batch_size=batch_size, device=device, validation_fraction=0, patience=None)
-        model.set_params(max_epochs=1).fit(warm_up).transform(warm_up)
+        # The package's defaults (the default transformer is the one the issue's targets name).
+        model = TextAutoencoder(latent_dim, architecture=method.removeprefix("sktextae-"), max_epochs=1,
+                                batch_size=batch_size, inference_batch_size=inference_batch_size,
+                                validation_fraction=0, patience=None, device=device, compile=compile, random_state=0)
+        model.fit(warm_up).transform(warm_up)
         model.set_params(max_epochs=max_epochs)
         if cuda:
             torch.cuda.empty_cache()
@@ -100,15 +107,57 @@ def measure(method, texts, *, device, max_epochs, batch_size, latent_dim):
         start = _clock(cuda)
         model.transform(texts)
         row["transform_seconds"] = _clock(cuda) - start
+        if cuda:
+            row["peak_memory_mb"] = torch.cuda.max_memory_allocated(device) / 2**20  # before counting FLOPs
         sequences, _ = encode(model.tokenizer_, texts, max_length=model.max_length_)
         row.update(epochs=len(model.net_.history), epoch_seconds=float(sum(model.net_.history[:, "dur"])),
-                   tokens_per_epoch=int(sum(len(s) for s in sequences)))
-    row["peak_memory_mb"] = torch.cuda.max_memory_allocated(device) / 2**20 if cuda else _peak_rss_mb()
+                   tokens_per_epoch=int(sum(len(s) for s in sequences)),
+                   train_flops_per_token=training_flops_per_token(model, sequences))
+    row.setdefault("peak_memory_mb", torch.cuda.max_memory_allocated(device) / 2**20 if cuda else _peak_rss_mb())
     if "epoch_seconds" in row:
         row["fit_tokens_per_s"] = row["tokens_per_epoch"] * row["epochs"] / row["epoch_seconds"]
         row["fit_texts_per_s"] = len(texts) * row["epochs"] / row["epoch_seconds"]
+    if row.get("train_flops_per_token"):
+        row["fit_tflops_per_s"] = row["train_flops_per_token"] * row["fit_tokens_per_s"] / 1e12
+        peak = bf16_peak_tflops(row["device"])
+        row["mfu"] = row["fit_tflops_per_s"] / peak if peak else None
     row["transform_texts_per_s"] = len(texts) / row["transform_seconds"]
     return row
+
+
+def training_flops_per_token(model, sequences, n_batches=8):
+    """The FLOPs of a training step (forward, loss and backward, as torch's FlopCounterMode counts the
+    matrix products and attention) per real token, over the first ``n_batches`` training batches.
+
+    The FLOPs spent on padding count as waste: the total is divided by the real tokens only, so MFU
+    below is the useful fraction of the GPU's peak.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from sktextae.batching import TokenDataset
+
+    net = model.net_
+    flops = tokens = 0
+    for i, (inputs, targets) in enumerate(net.get_iterator(TokenDataset(sequences), training=True)):
+        if i == n_batches:
+            break
+        with FlopCounterMode(display=False) as counter:
+            loss = net.get_loss(net.infer(inputs), targets, X=inputs, training=True)
+            loss.backward()
+        net.optimizer_.zero_grad(set_to_none=True)
+        flops += counter.get_total_flops()
+        tokens += int(inputs["lengths"].sum()) - len(inputs["lengths"])  # lengths count the EOS
+    return flops / max(tokens, 1)
+
+
+# Dense bf16 tensor-core peaks (no sparsity), TFLOP/s, from NVIDIA's data sheets.
+BF16_PEAK_TFLOPS = {"H100 SXM": 989.4, "H100 80GB HBM3": 989.4, "H100 PCIe": 756.0, "H100 NVL": 835.0,
+                    "H200": 989.4, "A100": 312.0}
+
+
+def bf16_peak_tflops(device):
+    """The GPU's dense bf16 peak, or None (a CPU, or a GPU not in the table)."""
+    return next((peak for name, peak in BF16_PEAK_TFLOPS.items() if name in device), None)
 
 
 def _clock(cuda):
@@ -126,7 +175,8 @@ def run_one(method, n_texts, args, device):
     """Measure one method at one size in a fresh process; the row, or None (with the reason printed)."""
     command = [sys.executable, __file__, "--one", method, "--n-texts", str(n_texts), "--data", args.data,
                "--dataset", args.dataset, "--max-epochs", str(args.max_epochs), "--batch-size", str(args.batch_size),
-               "--latent-dim", str(args.latent_dim), "--device", device]
+               "--inference-batch-size", str(args.inference_batch_size), "--latent-dim", str(args.latent_dim),
+               "--device", device] + (["--compile"] if args.compile else [])
     done = subprocess.run(command, stdout=subprocess.PIPE, text=True)  # stderr (warnings, errors) passes through
     results = [line[len(RESULT):] for line in done.stdout.splitlines() if line.startswith(RESULT)]
     if done.returncode or not results:
@@ -142,9 +192,13 @@ def main():
     parser.add_argument("--sizes", default="1000,10000,100000")
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--max-epochs", type=int, default=1)
-    parser.add_argument("--batch-size", type=int, default=256, help="training and inference, sktextae and MiniLM")
+    parser.add_argument("--batch-size", type=int, default=256, help="sktextae's training batches")
+    parser.add_argument("--inference-batch-size", type=int, default=512, help="transform, sktextae and MiniLM")
+    parser.add_argument("--compile", action="store_true", help="fit sktextae with compile=True (torch.compile)")
     parser.add_argument("--latent-dim", type=int, default=64, help="sktextae and LSA")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--largest", default="", metavar="METHOD=N,...",
+                        help="measure METHOD only at sizes <= N (for methods too slow for the largest sizes here)")
     parser.add_argument("--output", default="speed")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: measure this method in this process
     parser.add_argument("--n-texts", type=int, help=argparse.SUPPRESS)
@@ -157,7 +211,8 @@ def main():
         texts = corpus(args.data, args.dataset, args.n_texts)
         try:
             row = measure(args.one, texts, device=device, max_epochs=args.max_epochs, batch_size=args.batch_size,
-                          latent_dim=args.latent_dim)
+                          inference_batch_size=args.inference_batch_size, latent_dim=args.latent_dim,
+                          compile=args.compile)
         except (ImportError, OSError) as error:
             if args.one != "minilm":
                 raise
@@ -170,9 +225,15 @@ def main():
                and not (m.startswith("sktextae-") and m.removeprefix("sktextae-") in ARCHITECTURES)]
     if unknown:
         parser.error(f"unknown method(s) {unknown}: use {','.join(METHODS)}.")
+    try:
+        largest = {m: int(n) for m, n in (item.split("=") for item in args.largest.split(",") if item)}
+    except ValueError:
+        parser.error(f"--largest {args.largest!r}: use METHOD=N,..., e.g. minilm=1000.")
     rows = []
     for n_texts in sizes:
         for method in list(methods):
+            if n_texts > largest.get(method, n_texts):
+                continue
             row = run_one(method, n_texts, args, device)
             if row is not None and "skipped" in row:
                 print(f"Skipping MiniLM: {row['skipped']}", flush=True)
@@ -191,9 +252,9 @@ def main():
 
 def _rounded(row):
     order = ["method", "device", "n_texts", "fit_tokens_per_s", "fit_texts_per_s", "transform_texts_per_s",
-             "peak_memory_mb", "baseline_memory_mb", "fit_seconds", "epoch_seconds", "transform_seconds", "epochs",
+             "peak_memory_mb", "fit_tflops_per_s", "mfu", "train_flops_per_token", "baseline_memory_mb", "fit_seconds", "epoch_seconds", "transform_seconds", "epochs",
              "tokens_per_epoch"]
-    digits = {"fit_seconds": 3, "epoch_seconds": 3, "transform_seconds": 3}
+    digits = {"fit_seconds": 3, "epoch_seconds": 3, "transform_seconds": 3, "fit_tflops_per_s": 4, "mfu": 4}
     rounded = {}
     for key in order:
         value = row.get(key)
@@ -248,13 +309,14 @@ def summary(rows):
         for row in rows:
             if row["method"] == "sktextae-transformer" and row["n_texts"] == max(r["n_texts"] for r in rows):
                 meets = "meets" if row["fit_tokens_per_s"] >= 1e6 else "misses"
+                mfu = f", MFU {row['mfu']:.1%} of the bf16 peak" if row.get("mfu") else ""
                 lines.append(f"- sktextae-transformer fit at {row['n_texts']} texts: {row['fit_tokens_per_s']} "
-                             f"tokens/s ({meets} the GPU target of >= 1M tokens/s)")
+                             f"tokens/s ({meets} the GPU target of >= 1M tokens/s){mfu}")
     return lines
 
 
 COLUMNS = ["method", "n_texts", "fit_tokens_per_s", "fit_texts_per_s", "transform_texts_per_s", "peak_memory_mb",
-           "baseline_memory_mb", "fit_seconds", "epoch_seconds", "transform_seconds", "device"]
+           "fit_tflops_per_s", "mfu", "baseline_memory_mb", "fit_seconds", "epoch_seconds", "transform_seconds", "device"]
 TITLE = "Speed: fit and transform throughput and peak memory, beside LSA and all-MiniLM-L6-v2"
 
 if __name__ == "__main__":
