@@ -26,6 +26,9 @@ UNK_TEXT = "\ufffd"
 _N_BYTES = 256
 
 
+_ENCODE_CHUNK = 4096  # texts per encode_batch call
+
+
 def _check_texts(texts):
     if isinstance(texts, str):
         raise TypeError("Iterable over raw text documents expected, string object received; "
@@ -134,9 +137,15 @@ def encode(tokenizer, texts, *, max_length):
     # Not kept by pickling or to_str(), so it is set on every call; without it a special
     # token's string inside a text would become its id and vanish on decoding.
     tokenizer.encode_special_tokens = True
-    ids = [encoding.ids for encoding in tokenizer.encode_batch(texts, add_special_tokens=False)]
-    n_truncated = sum(len(row) > max_length for row in ids)
-    return [np.asarray(row[:max_length], dtype=np.int64) for row in ids], n_truncated
+    sequences, n_truncated = [], 0
+    # In chunks: an Encoding holds far more than its ids (offsets, token strings, masks), so a whole
+    # corpus' Encodings at once would dwarf the ids kept.
+    for start in range(0, len(texts), _ENCODE_CHUNK):
+        for encoding in tokenizer.encode_batch(texts[start:start + _ENCODE_CHUNK], add_special_tokens=False):
+            ids = encoding.ids
+            n_truncated += len(ids) > max_length
+            sequences.append(np.asarray(ids[:max_length], dtype=np.int64))
+    return sequences, n_truncated
 
 
 def decode(tokenizer, sequences):
