@@ -13,7 +13,7 @@ model beats LSA, the issue's target.
     python benchmarks/bench_quality.py [--data ../shared/data] [--datasets ag_news,trec]
         [--architectures transformer,gru,lstm,bow] [--latent-dims 64,256] [--objectives plain]
         [--max-epochs 10] [--max-train N] [--max-test N] [--batch-size 32] [--device auto]
-        [--output quality]
+        [--no-minilm] [--output quality]
 
 By default every dataset is used whole; on a CPU, subsample with ``--max-train 6000 --max-test 2000``.
 """
@@ -74,6 +74,8 @@ def main():
     parser.add_argument("--max-test", type=int, help="stratified subsample of the test texts (default: all)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--minilm", action=argparse.BooleanOptionalAction, default=True,
+                        help="--no-minilm leaves all-MiniLM-L6-v2 out (slow on a CPU at full dataset sizes)")
     parser.add_argument("--output", default="quality")
     args = parser.parse_args()
     data = pathlib.Path(args.data)
@@ -88,10 +90,10 @@ def main():
             parser.error(f"unknown {name}(s) {sorted(set(given) - set(known))}: use {','.join(known)}.")
     device = resolve_device(args.device)
     torch.manual_seed(0)
+    minilm = None
     try:
-        minilm = _minilm.load_minilm(device)
+        minilm = _minilm.load_minilm(device) if args.minilm else None
     except (ImportError, OSError) as error:
-        minilm = None
         print(f"Skipping all-MiniLM-L6-v2: {error}", flush=True)
 
     rows = []
