@@ -27,8 +27,11 @@ def token_log_probs(logits, target_ids):
     """
     log_probs = torch.log_softmax(logits.float(), dim=-1)
     if log_probs.dim() == 2:
-        log_probs = log_probs[:, None, :].expand(-1, target_ids.shape[1], -1)  # (B, T, V)
-    picked = log_probs.gather(-1, target_ids[..., None]).squeeze(-1)  # (B, T)
+        # Gather from the one (B, V) distribution directly: expanding it to (B, T, V) would make its
+        # gradient a full (B, T, V) tensor.
+        picked = log_probs.gather(-1, target_ids)  # (B, T)
+    else:
+        picked = log_probs.gather(-1, target_ids[..., None]).squeeze(-1)  # (B, T)
     return picked.masked_fill(target_ids == PAD_ID, 0.0)
 
 
