@@ -9,6 +9,18 @@ import sys
 RESULTS = pathlib.Path(__file__).parent / "results"
 
 
+def device_name(device="auto"):
+    """What a row's ``device`` says: the GPU's name, or the CPU with its torch thread count."""
+    import torch
+
+    from sktextae.training import resolve_device
+
+    device = torch.device(resolve_device(device))
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu ({torch.get_num_threads()} threads)"
+
+
 def stamp(row):
     """Add the date and the command that produced a row."""
     command = "python " + " ".join(shlex.quote(a) for a in [pathlib.Path(sys.argv[0]).as_posix()] + sys.argv[1:])

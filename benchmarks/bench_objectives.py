@@ -13,7 +13,6 @@ import argparse
 import time
 
 import numpy as np
-import torch
 from sklearn.cluster import KMeans
 from sklearn.decomposition import TruncatedSVD
 from sklearn.feature_extraction.text import TfidfVectorizer
@@ -50,7 +49,7 @@ def main():
     parser.add_argument("--objectives", default=",".join(OBJECTIVES))
     parser.add_argument("--output", default="objectives")
     args = parser.parse_args()
-    device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"cpu ({torch.get_num_threads()} threads)"
+    device = _results.device_name()
     rows = []
     for dataset in args.datasets.split(","):
         X_train, y_train = _data.load_split(args.data, dataset, "train", max_texts=args.max_train)

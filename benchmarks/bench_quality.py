@@ -34,6 +34,7 @@ import _results
 from bench_objectives import OBJECTIVES, probe_and_cluster
 from sktextae import TextAutoencoder
 from sktextae.nn import ARCHITECTURES
+from sktextae.training import resolve_device
 
 
 def autoencoder(architecture, latent_dim, *, max_epochs, batch_size, device, **options):
@@ -46,16 +47,6 @@ def autoencoder(architecture, latent_dim, *, max_epochs, batch_size, device, **o
 
 def lsa(latent_dim):
     return make_pipeline(TfidfVectorizer(sublinear_tf=True, min_df=2), TruncatedSVD(latent_dim, random_state=0))
-
-
-def resolve_device(device):
-    return ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
-
-
-def device_name(device):
-    if torch.device(device).type == "cuda":
-        return torch.cuda.get_device_name(torch.device(device))
-    return f"cpu ({torch.get_num_threads()} threads)"
 
 
 def method_name(architecture, objective):
@@ -109,7 +100,7 @@ def main():
         X_train, y_train = _data.load_split(data, dataset, "train", max_texts=args.max_train)
         X_test, y_test = _data.load_split(data, dataset, "test", max_texts=args.max_test)
         common = {"benchmark": "quality", "dataset": dataset, "n_train": len(X_train), "n_test": len(X_test),
-                  "device": device_name(device)}
+                  "device": _results.device_name(device)}
         if minilm is not None:
             start = time.perf_counter()
             Z_train, Z_test = minilm.encode(X_train, 128), minilm.encode(X_test, 128)

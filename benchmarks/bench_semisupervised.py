@@ -31,7 +31,6 @@ import argparse
 import time
 
 import numpy as np
-import torch
 from sklearn.decomposition import TruncatedSVD
 from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
@@ -100,7 +99,7 @@ def main():
     pairs = [pair.split(":") for pair in args.novelty.split(",") if pair]
     if any(len(pair) != 2 for pair in pairs):
         parser.error(f"--novelty takes INLIERS:OUTLIERS pairs such as ag_news:trec, got {args.novelty!r}.")
-    device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"cpu ({torch.get_num_threads()} threads)"
+    device = _results.device_name()
     params = model_params(args)
     rows, novelty_rows = [], []
     pretrained = {}  # dataset -> (fitted TextAutoencoder, seconds), reused by the novelty rows

@@ -46,9 +46,10 @@ import torch
 
 import _data
 import _results
-from bench_quality import device_name, lsa, resolve_device
+from bench_quality import lsa
 from sktextae import TextAutoencoder, TruncationWarning
 from sktextae.nn import ARCHITECTURES
+from sktextae.training import resolve_device
 
 METHODS = ["lsa", "minilm"] + [f"sktextae-{a}" for a in ("transformer", "gru", "lstm", "bow")]
 RESULT = "RESULT "  # prefix of the JSON line a measuring process prints
@@ -65,7 +66,7 @@ def corpus(data, dataset, n_texts):
 def measure(method, texts, *, device, max_epochs, batch_size, inference_batch_size, latent_dim, compile):
     """Fit and transform with one method in this process; its timings, token counts and peak memory."""
     cuda = torch.device(device).type == "cuda"
-    row = {"method": method, "device": device_name(device), "n_texts": len(texts),
+    row = {"method": method, "device": _results.device_name(device), "n_texts": len(texts),
            "baseline_memory_mb": 0 if cuda else _peak_rss_mb()}
     # The warm-up holds no more texts than a batch or the corpus, so its peak memory stays within the run's.
     warm_up = texts[:min(WARM_UP, batch_size)]
