@@ -1,8 +1,9 @@
+import numpy as np
 import pytest
 import torch
 
 from sktextae.batching import Collator
-from sktextae.nn import ARCHITECTURES, build_module
+from sktextae.nn import ARCHITECTURES, build_module, recurrent
 from sktextae.tokenization import BOS_ID
 
 VOCAB = 30
@@ -63,6 +64,43 @@ def test_step_by_step_decoding_matches_teacher_forcing(architecture):
     for t in range(decoder_input.shape[1]):
         logits, state = module.step(decoder_input[:, t], state)
         torch.testing.assert_close(logits, forced[:, t], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("num_layers", [1, 2])
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_recurrent_encoder_reads_each_row_as_if_alone(cell, num_layers):
+    # Each direction's stack run on the row alone, unpadded: the batched encoder must agree, padding or not.
+    torch.manual_seed(0)
+    module = build_module(cell, **{**TINY, "num_layers": num_layers}).eval()
+    rng = np.random.default_rng(0)
+    texts = [rng.integers(5, VOCAB, size) for size in (0, 2, 39, 11)]  # + EOS: lengths 1, 3, 40, 12
+    inputs, _ = Collator()(texts)
+    hidden = module.encode_hidden(inputs["input_ids"], inputs["lengths"])  # (B, 2H)
+    assert hidden.shape == (4, 2 * TINY["hidden_dim"])
+    for row, length in enumerate(inputs["lengths"].tolist()):
+        embedded = module.embedding(inputs["input_ids"][row:row + 1, :length])  # (1, length, E)
+        forward_last = module.forward_encoder(embedded)[0][0, -1]  # (H,)
+        backward_last = module.backward_encoder(embedded.flip(1))[0][0, -1]  # (H,)
+        torch.testing.assert_close(hidden[row], torch.cat([forward_last, backward_last]), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("training", [False, True])
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_recurrent_encoder_never_reads_the_device(cell, training, monkeypatch):
+    # On a GPU each of these would wait for the device: a synchronisation in every training step.
+    def fail(*args, **kwargs):
+        raise AssertionError("the encoder read a value from the device")
+
+    torch.manual_seed(0)
+    module = build_module(cell, **TINY).train(training)
+    inputs, _ = batch(module.is_sequence_decoder)
+    for name in ("cpu", "tolist", "item", "__bool__", "__int__", "__float__"):
+        monkeypatch.setattr(torch.Tensor, name, fail)
+    monkeypatch.setattr(torch.nn.utils.rnn, "pack_padded_sequence", fail)
+    monkeypatch.setattr(recurrent, "pack_padded_sequence", fail, raising=False)  # in case it is imported there
+    hidden = module.encode_hidden(inputs["input_ids"], inputs["lengths"])
+    monkeypatch.undo()
+    assert hidden.shape == (3, 2 * TINY["hidden_dim"]) and torch.isfinite(hidden).all()
 
 
 def test_unknown_architecture_is_refused():

@@ -42,7 +42,7 @@ def count_device_reads(monkeypatch):
 
 
 @pytest.mark.parametrize("verbose", [0, 1])
-@pytest.mark.parametrize("architecture", ["transformer", "bow"])
+@pytest.mark.parametrize("architecture", ["transformer", "gru", "lstm", "bow"])
 def test_training_reads_the_device_once_per_pass_not_per_batch(architecture, verbose, tiny, texts, monkeypatch,
                                                                capsys):
     reads = count_device_reads(monkeypatch)
@@ -133,10 +133,8 @@ class _FailOnSync(Callback):
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 class TestCuda:
-    # Not "gru"/"lstm": pack_padded_sequence needs the lengths on the CPU and copies its sort order
-    # back, a synchronisation per batch that only a recurrent encoder without packing would avoid.
     @pytest.mark.parametrize("variational", [False, True])
-    @pytest.mark.parametrize("architecture", ["transformer", "bow"])
+    @pytest.mark.parametrize("architecture", ["transformer", "gru", "lstm", "bow"])
     def test_training_step_does_not_synchronise(self, architecture, variational, tiny, texts):
         try:
             estimator = tiny(architecture=architecture, variational=variational, device="cuda", batch_size=4,

@@ -4,7 +4,6 @@ so that the conditioning does not fade over long texts)."""
 
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence
 
 from .base import AutoencoderModule, make_bottleneck
 
@@ -22,8 +21,9 @@ class RecurrentAutoencoder(AutoencoderModule):
         between_layers = dropout if num_layers > 1 else 0.0
         self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=0)
         self.dropout = nn.Dropout(dropout)
-        self.encoder = rnn(embedding_dim, hidden_dim, num_layers, batch_first=True,
-                           bidirectional=True, dropout=between_layers)
+        # Separate directional stacks (upper layers see one direction each): no packing, so no host-read lengths.
+        self.forward_encoder = rnn(embedding_dim, hidden_dim, num_layers, batch_first=True, dropout=between_layers)
+        self.backward_encoder = rnn(embedding_dim, hidden_dim, num_layers, batch_first=True, dropout=between_layers)
         self.bottleneck = make_bottleneck(hidden_dim=2 * hidden_dim, latent_dim=latent_dim, variational=variational)
         self.latent_to_state = nn.Linear(latent_dim, num_layers * hidden_dim)
         self.decoder = rnn(embedding_dim + latent_dim, hidden_dim, num_layers, batch_first=True,
@@ -32,11 +32,15 @@ class RecurrentAutoencoder(AutoencoderModule):
 
     def encode_hidden(self, input_ids, lengths):
         embedded = self.dropout(self.embedding(input_ids))  # (B, T, E)
-        # Packing keeps padding out of the final states; pack_padded_sequence wants lengths on the CPU.
-        packed = pack_padded_sequence(embedded, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        _, final = self.encoder(packed)
-        final = final[0] if self.cell == "lstm" else final  # (2 * layers, B, H)
-        return torch.cat([final[-2], final[-1]], dim=-1)  # (B, 2H): last layer, both directions
+        positions = torch.arange(input_ids.shape[1], device=lengths.device)  # (T,)
+        # Each row reversed within its own length; padding stays where it is, after the real tokens.
+        reverse = torch.where(positions < lengths[:, None], lengths[:, None] - 1 - positions, positions)  # (B, T)
+        reversed_embedded = embedded.gather(1, reverse[..., None].expand_as(embedded))  # (B, T, E)
+        forward_output, _ = self.forward_encoder(embedded)  # (B, T, H)
+        backward_output, _ = self.backward_encoder(reversed_embedded)  # (B, T, H)
+        # Each direction's last real position has read all of the text and none of the padding.
+        last = (lengths - 1).clamp(min=0)[:, None, None].expand(-1, 1, self.hidden_dim)  # (B, 1, H)
+        return torch.cat([forward_output.gather(1, last), backward_output.gather(1, last)], dim=-1)[:, 0]  # (B, 2H)
 
     def init_state(self, latent):
         batch = latent.shape[0]
