@@ -39,6 +39,7 @@ class _BaseTextAutoencoder(BaseEstimator):
         "architecture": [StrOptions(set(ARCHITECTURES))],
         "tokenizer": [StrOptions(set(TOKENIZER_KINDS))],
         "vocab_size": [Interval(Integral, 6, None, closed="left")],
+        "lowercase": ["boolean"],
         "max_length": [Interval(Integral, 1, None, closed="left")],
         "embedding_dim": [Interval(Integral, 1, None, closed="left")],
         "hidden_dim": [Interval(Integral, 1, None, closed="left")],
@@ -73,7 +74,8 @@ class _BaseTextAutoencoder(BaseEstimator):
         self._check_combinations(len(texts))
         device = resolve_device(self.device)
         if pretrained is None:
-            tokenizer = train_tokenizer(texts, kind=self.tokenizer, vocab_size=self.vocab_size)
+            tokenizer = train_tokenizer(texts, kind=self.tokenizer, vocab_size=self.vocab_size,
+                                        lowercase=self.lowercase)
             max_length = self.max_length
         else:  # reuse, never refit: a copy, so that training here leaves the pretrained model as it was
             tokenizer, max_length = copy.deepcopy(pretrained.tokenizer_), pretrained.max_length_
@@ -405,6 +407,11 @@ class TextAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _BaseTe
         punctuation. ``"char"``: one token per character.
     vocab_size : int, default=8000
         Largest vocabulary the tokenizer may learn, including 5 special tokens.
+    lowercase : bool, default=False
+        Lowercase every text before tokenizing it, as scikit-learn's ``TfidfVectorizer`` does by
+        default. The fitted tokenizer does it, in ``fit``, ``transform`` and scoring alike and after
+        pickling, so that "The" and "the" share a token: fewer, more frequent tokens, which can help
+        the latent vectors as features. ``inverse_transform`` then returns lowercased text.
     max_length : int, default=128
         Most tokens read from a text; longer texts are cut, counted in ``n_truncated_`` and reported
         with a ``TruncationWarning``. Also the most tokens ``inverse_transform`` produces.
@@ -503,15 +510,16 @@ class TextAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _BaseTe
     """
 
     def __init__(self, latent_dim=64, *, architecture="transformer", tokenizer="bpe", vocab_size=8000,
-                 max_length=128, embedding_dim=256, hidden_dim=512, num_layers=2, num_heads=4, dropout=0.1,
-                 noise=0.0, noise_type="delete", variational=False, kl_annealing_epochs=5, free_bits=0.1,
-                 word_dropout="auto", max_epochs=20, batch_size=64, inference_batch_size=256, lr=1e-3,
-                 validation_fraction=0.1, patience=3, device="auto", compile=False, random_state=None, verbose=0,
-                 callbacks=None):
+                 lowercase=False, max_length=128, embedding_dim=256, hidden_dim=512, num_layers=2, num_heads=4,
+                 dropout=0.1, noise=0.0, noise_type="delete", variational=False, kl_annealing_epochs=5,
+                 free_bits=0.1, word_dropout="auto", max_epochs=20, batch_size=64, inference_batch_size=256,
+                 lr=1e-3, validation_fraction=0.1, patience=3, device="auto", compile=False, random_state=None,
+                 verbose=0, callbacks=None):
         self.latent_dim = latent_dim
         self.architecture = architecture
         self.tokenizer = tokenizer
         self.vocab_size = vocab_size
+        self.lowercase = lowercase
         self.max_length = max_length
         self.embedding_dim = embedding_dim
         self.hidden_dim = hidden_dim

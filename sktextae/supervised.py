@@ -31,9 +31,11 @@ _SUPERVISED_DOC = """
         A fitted ``TextAutoencoder`` to start from: its tokenizer, ``max_length`` and network
         (architecture, sizes and weights) are reused, not refitted, and the parameters of this
         estimator that shape them (``architecture``, ``latent_dim``, ``tokenizer``, ``vocab_size``,
-        ``max_length``, ``embedding_dim``, ``hidden_dim``, ``num_layers``, ``num_heads``,
-        ``variational``) are not used. Training here works on copies: the pretrained model is never
-        changed, and ``clone`` keeps the same fitted model rather than an unfitted copy.
+        ``lowercase``, ``max_length``, ``embedding_dim``, ``hidden_dim``, ``num_layers``,
+        ``num_heads``, ``variational``) are not used: texts are lowercased if and only if the
+        pretrained model was fitted with ``lowercase=True``. Training here works on copies: the
+        pretrained model is never changed, and ``clone`` keeps the same fitted model rather than an
+        unfitted copy.
 """
 
 
@@ -169,15 +171,16 @@ class TextAutoencoderClassifier(_SupervisedMixin, ClassNamePrefixFeaturesOutMixi
                               "class_weight": [dict, StrOptions({"balanced"}), None]}
 
     def __init__(self, latent_dim=64, *, architecture="transformer", tokenizer="bpe", vocab_size=8000,
-                 max_length=128, embedding_dim=256, hidden_dim=512, num_layers=2, num_heads=4, dropout=0.1,
-                 noise=0.0, noise_type="delete", variational=False, kl_annealing_epochs=5, free_bits=0.1,
-                 word_dropout="auto", max_epochs=20, batch_size=64, inference_batch_size=256, lr=1e-3,
-                 validation_fraction=0.1, patience=3, device="auto", compile=False, random_state=None, verbose=0,
-                 callbacks=None, reconstruction_weight=1.0, class_weight=None, pretrained=None):
+                 lowercase=False, max_length=128, embedding_dim=256, hidden_dim=512, num_layers=2, num_heads=4,
+                 dropout=0.1, noise=0.0, noise_type="delete", variational=False, kl_annealing_epochs=5,
+                 free_bits=0.1, word_dropout="auto", max_epochs=20, batch_size=64, inference_batch_size=256,
+                 lr=1e-3, validation_fraction=0.1, patience=3, device="auto", compile=False, random_state=None,
+                 verbose=0, callbacks=None, reconstruction_weight=1.0, class_weight=None, pretrained=None):
         self.latent_dim = latent_dim
         self.architecture = architecture
         self.tokenizer = tokenizer
         self.vocab_size = vocab_size
+        self.lowercase = lowercase
         self.max_length = max_length
         self.embedding_dim = embedding_dim
         self.hidden_dim = hidden_dim
@@ -305,15 +308,16 @@ class TextAutoencoderRegressor(_SupervisedMixin, ClassNamePrefixFeaturesOutMixin
     _parameter_constraints = _SUPERVISED_CONSTRAINTS
 
     def __init__(self, latent_dim=64, *, architecture="transformer", tokenizer="bpe", vocab_size=8000,
-                 max_length=128, embedding_dim=256, hidden_dim=512, num_layers=2, num_heads=4, dropout=0.1,
-                 noise=0.0, noise_type="delete", variational=False, kl_annealing_epochs=5, free_bits=0.1,
-                 word_dropout="auto", max_epochs=20, batch_size=64, inference_batch_size=256, lr=1e-3,
-                 validation_fraction=0.1, patience=3, device="auto", compile=False, random_state=None, verbose=0,
-                 callbacks=None, reconstruction_weight=1.0, pretrained=None):
+                 lowercase=False, max_length=128, embedding_dim=256, hidden_dim=512, num_layers=2, num_heads=4,
+                 dropout=0.1, noise=0.0, noise_type="delete", variational=False, kl_annealing_epochs=5,
+                 free_bits=0.1, word_dropout="auto", max_epochs=20, batch_size=64, inference_batch_size=256,
+                 lr=1e-3, validation_fraction=0.1, patience=3, device="auto", compile=False, random_state=None,
+                 verbose=0, callbacks=None, reconstruction_weight=1.0, pretrained=None):
         self.latent_dim = latent_dim
         self.architecture = architecture
         self.tokenizer = tokenizer
         self.vocab_size = vocab_size
+        self.lowercase = lowercase
         self.max_length = max_length
         self.embedding_dim = embedding_dim
         self.hidden_dim = hidden_dim

@@ -1,8 +1,11 @@
 """Train, apply and invert the tokenizers that turn raw text into integer ids.
 
-Three kinds of Hugging Face ``tokenizers.Tokenizer`` are built, none of which
-alters the text (no lowercasing, no Unicode normalization), all with
-:data:`SPECIAL_TOKENS` at the same fixed ids and no BOS/EOS added on encoding:
+Three kinds of Hugging Face ``tokenizers.Tokenizer`` are built, all with
+:data:`SPECIAL_TOKENS` at the same fixed ids and no BOS/EOS added on encoding. None
+alters the text (no Unicode normalization, no lowercasing) unless trained with
+``lowercase=True``: its normalizer then lowercases every text before tokenizing it, in
+training and in every later encoding (a pickled tokenizer included), and decoding gives
+back the lowercased text (:func:`as_decoded_case` turns texts into that case). The kinds:
 
 - ``"bpe"``: byte-level BPE (GPT-2 style). Every byte is in the vocabulary, so
   any text, even characters never seen in training, round-trips exactly.
@@ -40,7 +43,19 @@ def _check_texts(texts):
     return texts
 
 
-def _build(kind):
+def _build(kind, *, lowercase):
+    tokenizer = _build_kind(kind)
+    if lowercase:
+        # In the tokenizer's normalizer rather than applied to the training texts: encode() then
+        # lowercases on its own, at fit and at transform, and so does a pickled tokenizer.
+        if tokenizer.normalizer is None:
+            tokenizer.normalizer = normalizers.Lowercase()
+        else:
+            tokenizer.normalizer = normalizers.Sequence([normalizers.Lowercase(), tokenizer.normalizer])
+    return tokenizer
+
+
+def _build_kind(kind):
     if kind == "bpe":
         tokenizer = Tokenizer(models.BPE())
         # The regex only decides where merges may not cross; it keeps every byte, so it is lossless.
@@ -65,7 +80,7 @@ def _build(kind):
     return tokenizer
 
 
-def train_tokenizer(texts, *, kind, vocab_size):
+def train_tokenizer(texts, *, kind, vocab_size, lowercase=False):
     """Train a tokenizer of the given kind on raw texts.
 
     Parameters
@@ -78,6 +93,9 @@ def train_tokenizer(texts, *, kind, vocab_size):
     vocab_size : int
         Maximum vocabulary size, special tokens included. At least 6, and at least
         261 (5 special tokens + 256 bytes) for ``"bpe"``.
+    lowercase : bool, default=False
+        Lowercase every text before tokenizing it, in training and in every later
+        :func:`encode` (the tokenizer's normalizer does it, so it is kept when pickled).
 
     Returns
     -------
@@ -91,7 +109,8 @@ def train_tokenizer(texts, *, kind, vocab_size):
     texts whose characters were all seen in training. With ``"word"`` it holds for texts
     whose words are all in the vocabulary, except that a literal ``"▁"`` (U+2581) decodes
     as a space; an unknown word decodes to a single U+FFFD that also replaces the space
-    before it (``"a zzz b"`` gives ``"a\\ufffd b"``).
+    before it (``"a zzz b"`` gives ``"a\\ufffd b"``). With ``lowercase=True``, each of these
+    holds with ``as_decoded_case(tokenizer, [t])[0]`` in place of ``t`` on the right.
     """
     if kind not in TOKENIZER_KINDS:
         raise ValueError(f"kind={kind!r} is not supported; use one of {TOKENIZER_KINDS}.")
@@ -99,8 +118,10 @@ def train_tokenizer(texts, *, kind, vocab_size):
     if not isinstance(vocab_size, Integral) or isinstance(vocab_size, bool) or vocab_size < minimum:
         raise ValueError(f"vocab_size={vocab_size!r} is too small for kind={kind!r}; "
                          f"use an integer >= {minimum}.")
+    if not isinstance(lowercase, (bool, np.bool_)):
+        raise ValueError(f"lowercase={lowercase!r} is invalid; use True or False.")
     texts = _check_texts(texts)
-    tokenizer = _build(kind)
+    tokenizer = _build(kind, lowercase=bool(lowercase))
     options = dict(vocab_size=int(vocab_size), special_tokens=SPECIAL_TOKENS, show_progress=False)
     if kind == "bpe":
         trainer = trainers.BpeTrainer(initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), **options)
@@ -109,6 +130,36 @@ def train_tokenizer(texts, *, kind, vocab_size):
     tokenizer.train_from_iterator(texts, trainer=trainer)
     assert [tokenizer.token_to_id(token) for token in SPECIAL_TOKENS] == list(range(5))
     return tokenizer
+
+
+def _lowercases(tokenizer):
+    """Whether the tokenizer lowercases texts before tokenizing them (trained with ``lowercase=True``)."""
+    normalizer = tokenizer.normalizer
+    parts = list(normalizer) if isinstance(normalizer, normalizers.Sequence) else [normalizer]
+    return any(isinstance(part, normalizers.Lowercase) for part in parts)
+
+
+def as_decoded_case(tokenizer, texts):
+    """The texts in the case that decoding their encodings gives back.
+
+    Lowercased exactly as the tokenizer lowercases (Unicode-aware, and not always what
+    ``str.lower`` gives: a final sigma stays "σ") if it does, else the texts unchanged.
+
+    Parameters
+    ----------
+    tokenizer : tokenizers.Tokenizer
+        A tokenizer from :func:`train_tokenizer`.
+    texts : iterable of str
+
+    Returns
+    -------
+    list of str
+    """
+    texts = _check_texts(texts)
+    if not _lowercases(tokenizer):
+        return texts
+    lowercase = normalizers.Lowercase()
+    return [lowercase.normalize_str(text) for text in texts]
 
 
 def encode(tokenizer, texts, *, max_length):

@@ -453,6 +453,7 @@ def test_bad_latents_raise_and_change_nothing(make_Z, match, fitted_gru, corpus)
     ({"architecture": "cnn"}, InvalidParameterError, "'architecture' parameter"),
     ({"dropout": 1.5}, InvalidParameterError, "'dropout' parameter"),
     ({"tokenizer": "sentencepiece"}, InvalidParameterError, "'tokenizer' parameter"),
+    ({"lowercase": "yes"}, InvalidParameterError, "'lowercase' parameter"),
     ({"validation_fraction": 1.0}, InvalidParameterError, "'validation_fraction' parameter"),
     ({"patience": 0}, InvalidParameterError, "'patience' parameter"),
     ({"inference_batch_size": 0}, InvalidParameterError, "'inference_batch_size' parameter"),
@@ -571,6 +572,57 @@ def test_partial_fit_with_word_tokenizer_and_unknown_words(tiny, texts):
     estimator.partial_fit(NEW_DOMAIN)
     assert estimator.tokenizer_.get_vocab() == vocabulary
     assert np.isfinite(estimator.score_samples(NEW_DOMAIN)).all()
+
+
+# --------------------------------------------------------------------------- lowercase
+
+CASE_VARIANTS = ["Hello World", "hello world", "HELLO wORLD"]
+
+
+def test_lowercase_is_a_parameter(tiny):
+    assert TextAutoencoder().get_params()["lowercase"] is False
+    estimator = tiny(lowercase=True)
+    assert estimator.get_params()["lowercase"] is True
+    assert clone(estimator).get_params()["lowercase"] is True
+    assert clone(estimator).set_params(lowercase=False).get_params()["lowercase"] is False
+
+
+@pytest.mark.parametrize("architecture", ["gru", "bow"])
+def test_lowercase_gives_case_variants_the_same_outputs(architecture, tiny, texts, tmp_path):
+    estimator = tiny(architecture=architecture, lowercase=True).fit(texts)
+    Z = estimator.transform(CASE_VARIANTS)
+    np.testing.assert_array_equal(Z[1:], np.repeat(Z[:1], 2, axis=0))
+    scores = estimator.score_samples(CASE_VARIANTS)
+    assert scores[0] == scores[1] == scores[2]
+    joblib.dump(estimator, tmp_path / "model.joblib")
+    for restored in (pickle.loads(pickle.dumps(estimator)), joblib.load(tmp_path / "model.joblib")):
+        np.testing.assert_array_equal(restored.transform(CASE_VARIANTS), Z)
+    cased = tiny(architecture=architecture).fit(texts)
+    Z = cased.transform(CASE_VARIANTS)
+    assert not np.array_equal(Z[0], Z[1]) and not np.array_equal(Z[1], Z[2])
+
+
+@pytest.mark.parametrize("tokenizer", ["word", "char"])
+def test_lowercase_reconstructions_are_lowercase(tokenizer, tiny, texts):
+    # The "word" and "char" vocabularies learnt from lowercased texts hold no capital letter at all;
+    # with "bpe" every byte stays in the vocabulary, capitals included.
+    estimator = tiny(tokenizer=tokenizer, lowercase=True).fit(texts)
+    assert not any(character.isupper() for token in estimator.tokenizer_.get_vocab() for character in token
+                   if not token.startswith("["))
+    decoded = estimator.inverse_transform(estimator.transform(texts))
+    assert all(text == text.lower() for text in decoded)
+    assert any(text != text.lower() for text in texts)
+
+
+def test_partial_fit_keeps_the_fitted_lowercasing(tiny, texts):
+    # As with tokenizer and vocab_size, a changed lowercase takes effect at the next fit, not in partial_fit.
+    estimator = tiny(lowercase=True).fit(texts)
+    estimator.set_params(lowercase=False).partial_fit(texts)
+    Z = estimator.transform(CASE_VARIANTS)
+    np.testing.assert_array_equal(Z[0], Z[1])
+    estimator.fit(texts)
+    Z = estimator.transform(CASE_VARIANTS)
+    assert not np.array_equal(Z[0], Z[1])
 
 
 # --------------------------------------------------------------------------- early stopping, verbose

@@ -88,11 +88,11 @@ def test_bleu_refuses_mismatched_lengths_and_bad_orders():
             corpus_bleu([[5]], [[5]], max_order=bad)
 
 
-def fake_autoencoder(texts, reconstructions, architecture):
+def fake_autoencoder(texts, reconstructions, architecture, lowercase=False):
     """Just what reconstruction_report reads from a fitted TextAutoencoder."""
     module = SimpleNamespace(is_sequence_decoder=architecture != "bow")
     return SimpleNamespace(
-        tokenizer_=train_tokenizer(texts, kind="word", vocab_size=50), max_length_=20,
+        tokenizer_=train_tokenizer(texts, kind="word", vocab_size=50, lowercase=lowercase), max_length_=20,
         net_=SimpleNamespace(module_=module), transform=lambda X: np.zeros((len(X), 2)),
         inverse_transform=lambda Z: np.array(reconstructions, dtype=object))
 
@@ -112,3 +112,14 @@ def test_reconstruction_report_has_no_bleu_for_a_bag_of_words():
     report = reconstruction_report(fake_autoencoder(texts, ["mat the on sat cat the"], "bow"), texts)
     assert math.isnan(report["bleu"])
     assert report["token_accuracy"] == 1.0
+
+
+def test_reconstruction_report_of_a_lowercasing_model_compares_with_the_lowercased_texts():
+    # Such a model can only give back lowercase text: that counts as exact, and the tokens agree too.
+    texts = ["The Cat sat", "a DOG ran"]
+    reconstructions = ["the cat sat", "a dog ran"]
+    report = reconstruction_report(fake_autoencoder(texts, reconstructions, "gru", lowercase=True), texts)
+    assert report["exact_match"] == 1.0
+    assert report["token_accuracy"] == 1.0 and report["bleu"] == pytest.approx(1.0)
+    cased = reconstruction_report(fake_autoencoder(texts, reconstructions, "gru"), texts)
+    assert cased["exact_match"] == 0.0

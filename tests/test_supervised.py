@@ -568,6 +568,34 @@ def test_fine_tuning_starts_from_the_pretrained_weights(cls, pretrained, tiny, t
     assert_pretrained_unchanged(pretrained, texts)
 
 
+@pytest.mark.parametrize("pretrained_lowercase", [True, False])
+def test_fine_tuning_lowercases_as_the_pretrained_model_does(pretrained_lowercase, tiny, texts, labels):
+    # The pretrained tokenizer is reused, its lowercasing with it, whatever lowercase says here (as for
+    # tokenizer and vocab_size); the parameter itself is left as given.
+    autoencoder = tiny(architecture="bow", lowercase=pretrained_lowercase, max_epochs=1).fit(texts)
+    for cls in ESTIMATORS:
+        estimator = tiny_model(cls, tiny, pretrained=autoencoder, lowercase=not pretrained_lowercase, max_epochs=1)
+        estimator.fit(texts, targets_for(cls, labels))
+        assert estimator.get_params()["lowercase"] is (not pretrained_lowercase)
+        for restored in (estimator, pickle.loads(pickle.dumps(estimator))):
+            Z = restored.transform(["Hello World", "hello world"])
+            assert np.array_equal(Z[0], Z[1]) is pretrained_lowercase
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS, ids=lambda cls: cls.__name__)
+def test_lowercase_is_a_parameter(cls, tiny, texts, labels):
+    assert cls().get_params()["lowercase"] is False
+    estimator = tiny_model(cls, tiny, lowercase=True, max_epochs=1)
+    assert clone(estimator).get_params()["lowercase"] is True
+    estimator.fit(texts, targets_for(cls, labels))
+    Z = estimator.transform(["Hello World", "hello world"])
+    np.testing.assert_array_equal(Z[0], Z[1])
+    outputs = head_outputs(pickle.loads(pickle.dumps(estimator)), ["Hello World", "hello world"])
+    np.testing.assert_array_equal(outputs[0], outputs[1])
+    with pytest.raises(InvalidParameterError, match="'lowercase' parameter"):
+        tiny_model(cls, tiny, lowercase="yes").fit(texts, targets_for(cls, labels))
+
+
 @pytest.mark.parametrize("cls", ESTIMATORS, ids=lambda cls: cls.__name__)
 def test_clone_keeps_the_fitted_pretrained_model(cls, pretrained, tiny, texts, labels):
     autoencoder = pretrained[0]

@@ -11,6 +11,7 @@ from sktextae.tokenization import (
     SPECIAL_TOKENS,
     TOKENIZER_KINDS,
     UNK_ID,
+    as_decoded_case,
     decode,
     encode,
     train_tokenizer,
@@ -231,3 +232,70 @@ def test_bad_sequences_raise(word_tokenizer):
         decode(word_tokenizer, [[5], [5, size]])
     with pytest.raises(ValueError, match=r"holds id -1, outside the vocabulary"):
         decode(word_tokenizer, [[-1]])
+
+
+# --------------------------------------------------------------------------- lowercase
+
+CASED = ["The CAT sat on the mat.", "the cat SAT", "Ωμέγα ΟΔΟΣ", "İstanbul"]
+
+
+@pytest.mark.parametrize("kind", TOKENIZER_KINDS)
+def test_lowercase_makes_case_variants_encode_alike(kind):
+    # Both spellings are in the corpus, so without lowercasing each has tokens of its own (not [UNK]).
+    cased = train_tokenizer(CASED, kind=kind, vocab_size=VOCAB_SIZE)
+    lowercased = train_tokenizer(CASED, kind=kind, vocab_size=VOCAB_SIZE, lowercase=True)
+    (upper, lower), _ = encode(lowercased, ["The CAT", "the cat"], max_length=100)
+    np.testing.assert_array_equal(upper, lower)
+    assert not np.isin(upper, UNK_ID).any()
+    (upper, lower), _ = encode(cased, ["The CAT", "the cat"], max_length=100)
+    assert not np.array_equal(upper, lower)
+
+
+@pytest.mark.parametrize("kind", ["word", "char"])  # "bpe" holds every byte, "A" included, whatever it learns
+def test_lowercase_vocabulary_has_no_uppercase(kind):
+    tokenizer = train_tokenizer(CASED, kind=kind, vocab_size=VOCAB_SIZE, lowercase=True)
+    tokens = [token for token in tokenizer.get_vocab() if token not in SPECIAL_TOKENS]
+    assert tokens and not any(character.isupper() for token in tokens for character in token)
+
+
+@pytest.mark.parametrize("kind", TOKENIZER_KINDS)
+def test_lowercase_decodes_to_the_lowercased_text(kind):
+    tokenizer = train_tokenizer(CASED, kind=kind, vocab_size=VOCAB_SIZE, lowercase=True)
+    expected = as_decoded_case(tokenizer, CASED)
+    assert expected == ["the cat sat on the mat.", "the cat sat", "ωμέγα οδοσ", "i\u0307stanbul"]
+    assert decode(tokenizer, encode(tokenizer, CASED, max_length=100)[0]) == expected
+
+
+def test_lowercase_bpe_round_trips_unseen_text_lowercased():
+    tokenizer = train_tokenizer(["just ascii"], kind="bpe", vocab_size=300, lowercase=True)
+    unseen = ["Héllo WÖRLD, The CAT 🐍\n", "", "  Two  Spaces "]
+    assert decode(tokenizer, encode(tokenizer, unseen, max_length=100)[0]) == [
+        "héllo wörld, the cat 🐍\n", "", "  two  spaces "]
+
+
+def test_lowercase_word_keeps_its_spacing_rules():
+    # Lowercase() comes before the word kind's Prepend(" "): tokens and spaces are as without it.
+    tokenizer = train_tokenizer([" Hi, You.\n\tyou"], kind="word", vocab_size=VOCAB_SIZE, lowercase=True)
+    (ids,), _ = encode(tokenizer, [" Hi, YOU.\n\tyou"], max_length=100)
+    assert [tokenizer.id_to_token(i) for i in ids] == ["▁", "▁hi", ",", "▁you", ".", "\n", "\t", "you"]
+    assert decode(tokenizer, [ids]) == [" hi, you.\n\tyou"]
+
+
+@pytest.mark.parametrize("kind", TOKENIZER_KINDS)
+def test_lowercase_survives_pickling(kind):
+    tokenizer = train_tokenizer(CASED, kind=kind, vocab_size=VOCAB_SIZE, lowercase=True)
+    restored = pickle.loads(pickle.dumps(tokenizer))
+    (upper, lower), _ = encode(restored, ["The CAT", "the cat"], max_length=100)
+    np.testing.assert_array_equal(upper, lower)
+    assert as_decoded_case(restored, ["The CAT"]) == ["the cat"]
+
+
+def test_as_decoded_case_leaves_texts_of_a_cased_tokenizer_alone(kind_and_tokenizer):
+    _, tokenizer = kind_and_tokenizer
+    assert as_decoded_case(tokenizer, ("The CAT", "")) == ["The CAT", ""]
+
+
+@pytest.mark.parametrize("lowercase", ["yes", 1, None])
+def test_bad_lowercase_raises(lowercase):
+    with pytest.raises(ValueError, match=rf"lowercase={lowercase!r} is invalid; use True or False"):
+        train_tokenizer(TEXTS, kind="word", vocab_size=VOCAB_SIZE, lowercase=lowercase)
