@@ -2,8 +2,10 @@
 
 For each dataset (a folder holding ``train.csv`` and ``test.csv`` with ``text,label``): fit on the
 training texts without their labels, transform the training and test texts, then measure on the test
-split the linear-probe accuracy (LogisticRegression trained on the training vectors) and KMeans NMI
-(k = the number of classes). Every architecture and objective is trained at every latent size,
+split the linear-probe accuracy (LogisticRegression trained on the training vectors), the same probe
+trained on only ``--few-labels`` of them (a stratified sample), KMeans NMI (k = the number of classes)
+and the effective rank of the training vectors (over how many directions their variance really
+spreads). Every architecture and objective is trained at every latent size,
 beside LSA (TfidfVectorizer + TruncatedSVD) at the same sizes and the pretrained all-MiniLM-L6-v2
 (384 dimensions, not trained here; skipped with a message when the benchmarks extra is missing).
 The models are the size bench_objectives.py trains, all seeds are fixed, and the results are
@@ -12,8 +14,8 @@ model beats LSA, the issue's target.
 
     python benchmarks/bench_quality.py [--data ../shared/data] [--datasets ag_news,trec]
         [--architectures transformer,gru,lstm,bow] [--latent-dims 64,256] [--objectives plain]
-        [--max-epochs 10] [--max-train N] [--max-test N] [--batch-size 32] [--device auto]
-        [--no-minilm] [--output quality]
+        [--max-epochs 10] [--max-train N] [--max-test N] [--batch-size 32] [--max-length 128] [--lowercase]
+        [--few-labels 500] [--device auto] [--no-minilm] [--output quality]
 
 By default every dataset is used whole; on a CPU, subsample with ``--max-train 6000 --max-test 2000``.
 """
@@ -23,10 +25,14 @@ import pathlib
 import sys
 import time
 
+import numpy as np
 import torch
 from sklearn.decomposition import TruncatedSVD
 from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 import _data
 import _minilm
@@ -37,10 +43,10 @@ from sktextae.nn import ARCHITECTURES
 from sktextae.training import resolve_device
 
 
-def autoencoder(architecture, latent_dim, *, max_epochs, batch_size, device, **options):
-    """The model bench_objectives.py trains: 128-wide embeddings, 256 hidden, one layer, 128 tokens."""
+def autoencoder(architecture, latent_dim, *, max_epochs, batch_size, device, max_length=128, **options):
+    """The model bench_objectives.py trains: 128-wide embeddings, 256 hidden, one layer, 128 tokens by default."""
     return TextAutoencoder(latent_dim, architecture=architecture, embedding_dim=128, hidden_dim=256, num_layers=1,
-                           max_length=128, max_epochs=max_epochs, batch_size=batch_size,
+                           max_length=max_length, max_epochs=max_epochs, batch_size=batch_size,
                            lr=3e-3 if architecture != "transformer" else 1e-3, device=device, random_state=0,
                            **options)
 
@@ -64,6 +70,10 @@ def main():
     parser.add_argument("--max-train", type=int, help="stratified subsample of the training texts (default: all)")
     parser.add_argument("--max-test", type=int, help="stratified subsample of the test texts (default: all)")
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--max-length", type=int, default=128, help="tokens kept per text (the rest is cut, and counted)")
+    parser.add_argument("--lowercase", action="store_true", help="sktextae models lowercase the texts (LSA always does)")
+    parser.add_argument("--few-labels", type=int, default=500,
+                        help="training vectors (a stratified sample) for the second, few-label probe")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--minilm", action=argparse.BooleanOptionalAction, default=True,
                         help="--no-minilm leaves all-MiniLM-L6-v2 out (slow on a CPU at full dataset sizes)")
@@ -90,7 +100,9 @@ def main():
     rows = []
 
     def add(row, Z_train, y_train, Z_test, y_test, common):
-        row = {**common, **row, **probe_and_cluster(Z_train, y_train, Z_test, y_test, random_state=0)}
+        row = {**common, **row, **probe_and_cluster(Z_train, y_train, Z_test, y_test, random_state=0),
+               **few_label_probe(Z_train, y_train, Z_test, y_test, n_labels=args.few_labels),
+               "effective_rank": effective_rank(Z_train)}
         rows.append(_results.stamp(row))
         print(f"{row['dataset']} {row['method']} latent_dim={row['latent_dim']}: accuracy {row['accuracy']:.3f}, "
               f"NMI {row['nmi']:.3f}, fit {row['fit_seconds']} s, transform {row['transform_seconds']} s", flush=True)
@@ -116,15 +128,36 @@ def main():
             for architecture in architectures:
                 for objective in objectives:
                     ae = autoencoder(architecture, latent_dim, max_epochs=args.max_epochs, batch_size=args.batch_size,
-                                     device=device, **OBJECTIVES[objective])
+                                     device=device, max_length=args.max_length,
+                                     **({"lowercase": True} if args.lowercase else {}), **OBJECTIVES[objective])
                     start = time.perf_counter()
                     ae.fit(X_train)
                     fit_seconds, start = round(time.perf_counter() - start, 2), time.perf_counter()
                     Z_train, Z_test = ae.transform(X_train), ae.transform(X_test)
                     add({"method": method_name(architecture, objective), "latent_dim": latent_dim,
                          "fit_seconds": fit_seconds, "transform_seconds": round(time.perf_counter() - start, 2),
-                         "epochs": len(ae.net_.history)}, Z_train, y_train, Z_test, y_test, common)
+                         "epochs": len(ae.net_.history),
+                         "max_length": args.max_length, "n_truncated": ae.n_truncated_,
+                         "lowercase": args.lowercase}, Z_train, y_train, Z_test, y_test, common)
     save(args.output, rows, quiet=False)
+
+
+def few_label_probe(Z_train, y_train, Z_test, y_test, *, n_labels):
+    """The linear probe again, trained on a stratified sample of ``n_labels`` training vectors only."""
+    if n_labels >= len(y_train):
+        return {"few_labels": None, "accuracy_few_labels": None}
+    keep, _ = train_test_split(np.arange(len(y_train)), train_size=n_labels, stratify=y_train, random_state=0)
+    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=3000)).fit(Z_train[keep], y_train[keep])
+    return {"few_labels": n_labels, "accuracy_few_labels": probe.score(Z_test, y_test)}
+
+
+def effective_rank(Z):
+    """exp(entropy) of the vectors' share of variance per principal direction (Roy & Vetterli 2007):
+    how many directions the vectors really spread over, at most their dimension."""
+    variances = np.linalg.svd(Z - Z.mean(axis=0), compute_uv=False) ** 2
+    shares = variances / variances.sum()
+    shares = shares[shares > 0]
+    return round(float(np.exp(-(shares * np.log(shares)).sum())), 1)
 
 
 def save(name, rows, *, quiet):
@@ -145,7 +178,9 @@ def summary(rows):
             if not baseline or not ours:
                 continue
             verdicts = []
-            for metric in ("accuracy", "nmi"):
+            for metric in ("accuracy", "accuracy_few_labels", "nmi"):
+                if baseline[0].get(metric) is None:  # older results, or no few-label probe
+                    continue
                 best = max(ours, key=lambda r: r[metric])
                 beats = "beats" if best[metric] > baseline[0][metric] else "does not beat"
                 verdicts.append(f"{metric} {best[metric]:.3f} ({best['method']}) {beats} LSA's "
@@ -154,8 +189,8 @@ def summary(rows):
     return lines if len(lines) > 2 else []
 
 
-COLUMNS = ["dataset", "method", "latent_dim", "accuracy", "nmi", "n_train", "n_test", "epochs", "fit_seconds",
-           "transform_seconds", "device"]
+COLUMNS = ["dataset", "method", "latent_dim", "accuracy", "accuracy_few_labels", "nmi", "effective_rank", "n_train", "n_test", "epochs", "n_truncated",
+           "fit_seconds", "transform_seconds", "device"]
 TITLE = "Quality: linear probe and KMeans NMI on the test split, beside LSA and all-MiniLM-L6-v2"
 
 if __name__ == "__main__":
