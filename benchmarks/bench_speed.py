@@ -21,7 +21,11 @@ issue's GPU target is for the default transformer), trained on every text (no va
 ``--batch-size`` training batches and ``--inference-batch-size`` transform batches (MiniLM's too).
 Each sktextae row also gives the training FLOP rate: torch's ``FlopCounterMode`` counts the FLOPs of
 training steps on real batches, per real token (FLOPs spent on padding count as waste), times the
-measured tokens/s; on a GPU listed in ``BF16_PEAK_TFLOPS``, ``mfu`` is that rate over the bf16 peak. The summary gives, per method, the time per text at the largest size over that
+measured tokens/s; on a GPU listed in ``BF16_PEAK_TFLOPS``, ``mfu`` is that rate over the bf16 peak.
+``FlopCounterMode`` counts only ops it has a formula for: a fused recurrent kernel (oneDNN's LSTM on
+the CPU counts 0 FLOPs; cuDNN's GRU and LSTM on CUDA are likely the same) is left out, so the GRU and
+LSTM rates are lower bounds, while the transformer's and bag of words' matrix products and attention
+are all counted. The summary gives, per method, the time per text at the largest size over that
 at the smallest (about 1 when time grows linearly, below 1 while fixed costs dominate), the memory
 added per 1k texts between consecutive sizes, and each sktextae model's transform throughput over
 MiniLM's, against the issue's targets: on a GPU, transformer fit >= 1M tokens/s and transform >= 10x
@@ -139,15 +143,22 @@ def training_flops_per_token(model, sequences, n_batches=8):
 
     net = model.net_
     flops = tokens = 0
-    for i, (inputs, targets) in enumerate(net.get_iterator(TokenDataset(sequences), training=True)):
-        if i == n_batches:
-            break
-        with FlopCounterMode(display=False) as counter:
-            loss = net.get_loss(net.infer(inputs), targets, X=inputs, training=True)
-            loss.backward()
-        net.optimizer_.zero_grad(set_to_none=True)
-        flops += counter.get_total_flops()
-        tokens += int(inputs["lengths"].sum()) - len(inputs["lengths"])  # lengths count the EOS
+    # Counted on the plain module under a compiled one (the same weights): the FLOPs of the model's
+    # arithmetic, whatever kernels torch.compile fuses it into.
+    compiled = net.module_
+    net.module_ = getattr(compiled, "_orig_mod", compiled)
+    try:
+        for i, (inputs, targets) in enumerate(net.get_iterator(TokenDataset(sequences), training=True)):
+            if i == n_batches:
+                break
+            with FlopCounterMode(display=False) as counter:
+                loss = net.get_loss(net.infer(inputs), targets, X=inputs, training=True)
+                loss.backward()
+            net.optimizer_.zero_grad(set_to_none=True)
+            flops += counter.get_total_flops()
+            tokens += int(inputs["lengths"].sum()) - len(inputs["lengths"])  # lengths count the EOS
+    finally:
+        net.module_ = compiled
     return flops / max(tokens, 1)
 
 
