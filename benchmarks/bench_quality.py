@@ -15,7 +15,7 @@ model beats LSA, the issue's target.
     python benchmarks/bench_quality.py [--data ../shared/data] [--datasets ag_news,trec]
         [--architectures transformer,gru,lstm,bow] [--latent-dims 64,256] [--objectives plain]
         [--max-epochs 10] [--max-train N] [--max-test N] [--batch-size 32] [--max-length 128] [--lowercase]
-        [--few-labels 500] [--device auto] [--no-minilm] [--output quality]
+        [--embedding-dim 128] [--hidden-dim 256] [--few-labels 500] [--device auto] [--no-minilm] [--output quality]
 
 By default every dataset is used whole; on a CPU, subsample with ``--max-train 6000 --max-test 2000``.
 """
@@ -43,9 +43,11 @@ from sktextae.nn import ARCHITECTURES
 from sktextae.training import resolve_device
 
 
-def autoencoder(architecture, latent_dim, *, max_epochs, batch_size, device, max_length=128, **options):
-    """The model bench_objectives.py trains: 128-wide embeddings, 256 hidden, one layer, 128 tokens by default."""
-    return TextAutoencoder(latent_dim, architecture=architecture, embedding_dim=128, hidden_dim=256, num_layers=1,
+def autoencoder(architecture, latent_dim, *, max_epochs, batch_size, device, max_length=128, embedding_dim=128,
+                hidden_dim=256, **options):
+    """The model bench_objectives.py trains by default: 128-wide embeddings, 256 hidden, one layer, 128 tokens."""
+    return TextAutoencoder(latent_dim, architecture=architecture, embedding_dim=embedding_dim, hidden_dim=hidden_dim,
+                           num_layers=1,
                            max_length=max_length, max_epochs=max_epochs, batch_size=batch_size,
                            lr=3e-3 if architecture != "transformer" else 1e-3, device=device, random_state=0,
                            **options)
@@ -72,6 +74,8 @@ def main():
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--max-length", type=int, default=128, help="tokens kept per text (the rest is cut, and counted)")
     parser.add_argument("--lowercase", action="store_true", help="sktextae models lowercase the texts (LSA always does)")
+    parser.add_argument("--embedding-dim", type=int, default=128)
+    parser.add_argument("--hidden-dim", type=int, default=256)
     parser.add_argument("--few-labels", type=int, default=500,
                         help="training vectors (a stratified sample) for the second, few-label probe")
     parser.add_argument("--device", default="auto")
@@ -129,6 +133,7 @@ def main():
                 for objective in objectives:
                     ae = autoencoder(architecture, latent_dim, max_epochs=args.max_epochs, batch_size=args.batch_size,
                                      device=device, max_length=args.max_length,
+                                     embedding_dim=args.embedding_dim, hidden_dim=args.hidden_dim,
                                      **({"lowercase": True} if args.lowercase else {}), **OBJECTIVES[objective])
                     start = time.perf_counter()
                     ae.fit(X_train)
@@ -138,7 +143,8 @@ def main():
                          "fit_seconds": fit_seconds, "transform_seconds": round(time.perf_counter() - start, 2),
                          "epochs": len(ae.net_.history),
                          "max_length": args.max_length, "n_truncated": ae.n_truncated_,
-                         "lowercase": args.lowercase}, Z_train, y_train, Z_test, y_test, common)
+                         "lowercase": args.lowercase, "embedding_dim": args.embedding_dim,
+                         "hidden_dim": args.hidden_dim}, Z_train, y_train, Z_test, y_test, common)
     save(args.output, rows, quiet=False)
 
 
