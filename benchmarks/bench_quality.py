@@ -15,7 +15,8 @@ model beats LSA, the issue's target.
     python benchmarks/bench_quality.py [--data ../shared/data] [--datasets ag_news,trec]
         [--architectures transformer,gru,lstm,bow] [--latent-dims 64,256] [--objectives plain]
         [--max-epochs 10] [--max-train N] [--max-test N] [--batch-size 32] [--max-length 128] [--lowercase]
-        [--embedding-dim 128] [--hidden-dim 256] [--few-labels 500] [--device auto] [--no-minilm] [--output quality]
+        [--embedding-dim 128] [--hidden-dim 256] [--num-layers 1] [--few-labels 500] [--device auto]
+        [--no-minilm] [--output quality]
 
 By default every dataset is used whole; on a CPU, subsample with ``--max-train 6000 --max-test 2000``.
 """
@@ -44,10 +45,10 @@ from sktextae.training import resolve_device
 
 
 def autoencoder(architecture, latent_dim, *, max_epochs, batch_size, device, max_length=128, embedding_dim=128,
-                hidden_dim=256, **options):
+                hidden_dim=256, num_layers=1, **options):
     """The model bench_objectives.py trains by default: 128-wide embeddings, 256 hidden, one layer, 128 tokens."""
     return TextAutoencoder(latent_dim, architecture=architecture, embedding_dim=embedding_dim, hidden_dim=hidden_dim,
-                           num_layers=1,
+                           num_layers=num_layers,
                            max_length=max_length, max_epochs=max_epochs, batch_size=batch_size,
                            lr=3e-3 if architecture != "transformer" else 1e-3, device=device, random_state=0,
                            **options)
@@ -72,10 +73,13 @@ def main():
     parser.add_argument("--max-train", type=int, help="stratified subsample of the training texts (default: all)")
     parser.add_argument("--max-test", type=int, help="stratified subsample of the test texts (default: all)")
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--max-length", type=int, default=128, help="tokens kept per text (the rest is cut, and counted)")
-    parser.add_argument("--lowercase", action="store_true", help="sktextae models lowercase the texts (LSA always does)")
+    parser.add_argument("--max-length", type=int, default=128,
+                        help="tokens kept per text (the rest is cut, and counted)")
+    parser.add_argument("--lowercase", action="store_true",
+                        help="sktextae models lowercase the texts (LSA always does)")
     parser.add_argument("--embedding-dim", type=int, default=128)
     parser.add_argument("--hidden-dim", type=int, default=256)
+    parser.add_argument("--num-layers", type=int, default=1)
     parser.add_argument("--few-labels", type=int, default=500,
                         help="training vectors (a stratified sample) for the second, few-label probe")
     parser.add_argument("--device", default="auto")
@@ -134,6 +138,7 @@ def main():
                     ae = autoencoder(architecture, latent_dim, max_epochs=args.max_epochs, batch_size=args.batch_size,
                                      device=device, max_length=args.max_length,
                                      embedding_dim=args.embedding_dim, hidden_dim=args.hidden_dim,
+                                     num_layers=args.num_layers,
                                      **({"lowercase": True} if args.lowercase else {}), **OBJECTIVES[objective])
                     start = time.perf_counter()
                     ae.fit(X_train)
@@ -144,7 +149,8 @@ def main():
                          "epochs": len(ae.net_.history),
                          "max_length": args.max_length, "n_truncated": ae.n_truncated_,
                          "lowercase": args.lowercase, "embedding_dim": args.embedding_dim,
-                         "hidden_dim": args.hidden_dim}, Z_train, y_train, Z_test, y_test, common)
+                         "hidden_dim": args.hidden_dim, "num_layers": args.num_layers},
+                        Z_train, y_train, Z_test, y_test, common)
     save(args.output, rows, quiet=False)
 
 
@@ -195,8 +201,8 @@ def summary(rows):
     return lines if len(lines) > 2 else []
 
 
-COLUMNS = ["dataset", "method", "latent_dim", "accuracy", "accuracy_few_labels", "nmi", "effective_rank", "n_train", "n_test", "epochs", "n_truncated",
-           "fit_seconds", "transform_seconds", "device"]
+COLUMNS = ["dataset", "method", "latent_dim", "accuracy", "accuracy_few_labels", "nmi", "effective_rank", "n_train",
+           "n_test", "epochs", "n_truncated", "fit_seconds", "transform_seconds", "device"]
 TITLE = "Quality: linear probe and KMeans NMI on the test split, beside LSA and all-MiniLM-L6-v2"
 
 if __name__ == "__main__":
