@@ -30,15 +30,13 @@ import numpy as np
 import torch
 from sklearn.decomposition import TruncatedSVD
 from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 import _data
 import _minilm
 import _results
-from bench_objectives import OBJECTIVES, probe_and_cluster
+from bench_objectives import OBJECTIVES, linear_probe, probe_and_cluster
 from sktextae import TextAutoencoder
 from sktextae.nn import ARCHITECTURES
 from sktextae.training import resolve_device
@@ -48,8 +46,7 @@ def autoencoder(architecture, latent_dim, *, max_epochs, batch_size, device, max
                 hidden_dim=256, num_layers=1, **options):
     """The model bench_objectives.py trains by default: 128-wide embeddings, 256 hidden, one layer, 128 tokens."""
     return TextAutoencoder(latent_dim, architecture=architecture, embedding_dim=embedding_dim, hidden_dim=hidden_dim,
-                           num_layers=num_layers,
-                           max_length=max_length, max_epochs=max_epochs, batch_size=batch_size,
+                           num_layers=num_layers, max_length=max_length, max_epochs=max_epochs, batch_size=batch_size,
                            lr=3e-3 if architecture != "transformer" else 1e-3, device=device, random_state=0,
                            **options)
 
@@ -138,8 +135,7 @@ def main():
                     ae = autoencoder(architecture, latent_dim, max_epochs=args.max_epochs, batch_size=args.batch_size,
                                      device=device, max_length=args.max_length,
                                      embedding_dim=args.embedding_dim, hidden_dim=args.hidden_dim,
-                                     num_layers=args.num_layers,
-                                     **({"lowercase": True} if args.lowercase else {}), **OBJECTIVES[objective])
+                                     num_layers=args.num_layers, lowercase=args.lowercase, **OBJECTIVES[objective])
                     start = time.perf_counter()
                     ae.fit(X_train)
                     fit_seconds, start = round(time.perf_counter() - start, 2), time.perf_counter()
@@ -159,7 +155,7 @@ def few_label_probe(Z_train, y_train, Z_test, y_test, *, n_labels):
     if n_labels >= len(y_train):
         return {"few_labels": None, "accuracy_few_labels": None}
     keep, _ = train_test_split(np.arange(len(y_train)), train_size=n_labels, stratify=y_train, random_state=0)
-    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=3000)).fit(Z_train[keep], y_train[keep])
+    probe = linear_probe().fit(Z_train[keep], y_train[keep])
     return {"few_labels": n_labels, "accuracy_few_labels": probe.score(Z_test, y_test)}
 
 
