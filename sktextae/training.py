@@ -100,6 +100,7 @@ class AutoencoderNet(NeuralNet):
         # all of them become floats in one transfer at the end of the pass, before the on_epoch_end
         # callbacks (PassthroughScoring, EarlyStopping, PrintLog) read them. Until then a callback's
         # on_batch_end sees 0-d tensors (``callbacks.SyncFreeProgressBar`` shows no per-batch loss).
+        # Unlike skorch's loop, each step's outputs are also freed before the next batch runs.
         if iterator is None:
             return
         batch_count = 0
@@ -111,6 +112,10 @@ class AutoencoderNet(NeuralNet):
                 batch_size = get_len(batch[0]) if isinstance(batch, (tuple, list)) else get_len(batch)
                 self.history.record_batch(f"{prefix}_batch_size", batch_size)
                 self.notify("on_batch_end", batch=batch, training=training, **step)
+                # Drop this batch's outputs now: kept until the next step's result replaced them, its
+                # logits ((B, T, V) for a sequence decoder) would still be held, in memory beside the
+                # next batch's own, through the next forward and backward pass.
+                del step
                 batch_count += 1
         finally:  # an interrupted fit (skorch catches KeyboardInterrupt) leaves floats too
             _batch_values_to_floats(self.history[-1]["batches"])

@@ -3,6 +3,7 @@ device once per pass, never once per batch, and still keeps skorch's history as 
 
 import os
 import sys
+import weakref
 
 import numpy as np
 import pytest
@@ -82,6 +83,28 @@ def test_history_is_the_one_skorch_keeps(variational, tiny, texts, monkeypatch):
             assert isinstance(epoch[key], float) and np.isfinite(epoch[key])  # np.float64, as skorch averages
             assert epoch[key] == pytest.approx(float(skorch_epoch[key]), rel=1e-6)
         assert epoch["train_batch_count"] == 8 and epoch["valid_batch_count"] == 3
+
+
+@pytest.mark.parametrize("architecture", ["transformer", "bow"])
+def test_a_batch_outputs_are_freed_before_the_next_batch(architecture, tiny, texts):
+    """No batch's logits are still held while the next batch runs (they would add to the peak memory)."""
+    class WatchOutputs(Callback):
+        def initialize(self):
+            self.previous, self.checked = None, 0
+            return self
+
+        def on_batch_begin(self, net, **kwargs):
+            if self.previous is not None:
+                assert self.previous() is None, "the previous batch's logits are still alive"
+                self.checked += 1
+
+        def on_batch_end(self, net, y_pred=None, **kwargs):
+            self.previous = weakref.ref(y_pred[0])  # the logits; a weak reference keeps nothing alive
+
+    estimator = tiny(architecture=architecture, batch_size=4, max_epochs=2, validation_fraction=0.25,
+                     callbacks=[("watch", WatchOutputs())]).fit(texts)
+    watch = dict(estimator.net_.callbacks_)["watch"]  # the fitted copy
+    assert watch.checked >= 2 * (8 + 3) - 1  # every batch but the first, training and validation
 
 
 def test_batch_values_become_the_numbers_item_gives():
