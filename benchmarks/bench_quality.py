@@ -9,19 +9,23 @@ spreads). Every architecture and objective is trained at every latent size,
 beside LSA (TfidfVectorizer + TruncatedSVD) at the same sizes and the pretrained all-MiniLM-L6-v2
 (384 dimensions, not trained here; skipped with a message when the benchmarks extra is missing).
 The models are the size bench_objectives.py trains, all seeds are fixed, and the results are
-written after every row. The summary says, per dataset and latent size, whether the best sktextae
-model beats LSA, the issue's target.
+written after every row. With ``--seeds 0,1,2`` each sktextae model is trained once per seed (its
+``random_state``: initial weights, validation split, batch order and noise), one row each, to show
+how much a result moves with the seed alone; LSA is fitted once. The summary says, per dataset and
+latent size, whether the best sktextae model beats LSA, the issue's target: with several seeds, the
+model with the best mean, its mean, standard deviation and range beside LSA's one figure.
 
     python benchmarks/bench_quality.py [--data ../shared/data] [--datasets ag_news,trec]
         [--architectures transformer,gru,lstm,bow] [--latent-dims 64,256] [--objectives plain]
         [--max-epochs 10] [--max-train N] [--max-test N] [--batch-size 32] [--max-length 128] [--lowercase]
-        [--embedding-dim 128] [--hidden-dim 256] [--num-layers 1] [--few-labels 500] [--device auto]
-        [--no-minilm] [--output quality]
+        [--embedding-dim 128] [--hidden-dim 256] [--num-layers 1] [--few-labels 500] [--seeds 0]
+        [--device auto] [--no-minilm] [--output quality]
 
 By default every dataset is used whole; on a CPU, subsample with ``--max-train 6000 --max-test 2000``.
 """
 
 import argparse
+import itertools
 import pathlib
 import sys
 import time
@@ -43,11 +47,12 @@ from sktextae.training import resolve_device
 
 
 def autoencoder(architecture, latent_dim, *, max_epochs, batch_size, device, max_length=128, embedding_dim=128,
-                hidden_dim=256, num_layers=1, **options):
+                hidden_dim=256, num_layers=1, random_state=0, **options):
     """The model bench_objectives.py trains by default: 128-wide embeddings, 256 hidden, one layer, 128 tokens."""
     return TextAutoencoder(latent_dim, architecture=architecture, embedding_dim=embedding_dim, hidden_dim=hidden_dim,
                            num_layers=num_layers, max_length=max_length, max_epochs=max_epochs, batch_size=batch_size,
-                           lr=3e-3 if architecture != "transformer" else 1e-3, device=device, random_state=0,
+                           lr=3e-3 if architecture != "transformer" else 1e-3, device=device,
+                           random_state=random_state,
                            **options)
 
 
@@ -79,6 +84,7 @@ def main():
     parser.add_argument("--num-layers", type=int, default=1)
     parser.add_argument("--few-labels", type=int, default=500,
                         help="training vectors (a stratified sample) for the second, few-label probe")
+    parser.add_argument("--seeds", default="0", help="random_state of each sktextae fit, e.g. 0,1,2")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--minilm", action=argparse.BooleanOptionalAction, default=True,
                         help="--no-minilm leaves all-MiniLM-L6-v2 out (slow on a CPU at full dataset sizes)")
@@ -91,6 +97,7 @@ def main():
         sys.exit(f"No dataset (a folder with train.csv and test.csv) under {data}: pass --data DIR.")
     architectures, objectives = args.architectures.split(","), args.objectives.split(",")
     latent_dims = [int(d) for d in args.latent_dims.split(",")]
+    seeds = [int(seed) for seed in args.seeds.split(",")]
     for name, given, known in (("architecture", architectures, ARCHITECTURES), ("objective", objectives, OBJECTIVES)):
         if set(given) - set(known):
             parser.error(f"unknown {name}(s) {sorted(set(given) - set(known))}: use {','.join(known)}.")
@@ -130,23 +137,23 @@ def main():
             Z_train, Z_test = model.transform(X_train), model.transform(X_test)
             add({"method": "lsa", "latent_dim": latent_dim, "fit_seconds": fit_seconds,
                  "transform_seconds": round(time.perf_counter() - start, 2)}, Z_train, y_train, Z_test, y_test, common)
-            for architecture in architectures:
-                for objective in objectives:
-                    ae = autoencoder(architecture, latent_dim, max_epochs=args.max_epochs, batch_size=args.batch_size,
-                                     device=device, max_length=args.max_length,
-                                     embedding_dim=args.embedding_dim, hidden_dim=args.hidden_dim,
-                                     num_layers=args.num_layers, lowercase=args.lowercase, **OBJECTIVES[objective])
-                    start = time.perf_counter()
-                    ae.fit(X_train)
-                    fit_seconds, start = round(time.perf_counter() - start, 2), time.perf_counter()
-                    Z_train, Z_test = ae.transform(X_train), ae.transform(X_test)
-                    add({"method": method_name(architecture, objective), "latent_dim": latent_dim,
-                         "fit_seconds": fit_seconds, "transform_seconds": round(time.perf_counter() - start, 2),
-                         "epochs": len(ae.net_.history),
-                         "max_length": args.max_length, "n_truncated": ae.n_truncated_,
-                         "lowercase": args.lowercase, "embedding_dim": args.embedding_dim,
-                         "hidden_dim": args.hidden_dim, "num_layers": args.num_layers},
-                        Z_train, y_train, Z_test, y_test, common)
+            for architecture, objective, seed in itertools.product(architectures, objectives, seeds):
+                ae = autoencoder(architecture, latent_dim, max_epochs=args.max_epochs, batch_size=args.batch_size,
+                                 device=device, max_length=args.max_length,
+                                 embedding_dim=args.embedding_dim, hidden_dim=args.hidden_dim,
+                                 num_layers=args.num_layers, lowercase=args.lowercase, random_state=seed,
+                                 **OBJECTIVES[objective])
+                start = time.perf_counter()
+                ae.fit(X_train)
+                fit_seconds, start = round(time.perf_counter() - start, 2), time.perf_counter()
+                Z_train, Z_test = ae.transform(X_train), ae.transform(X_test)
+                add({"method": method_name(architecture, objective), "latent_dim": latent_dim, "seed": seed,
+                     "fit_seconds": fit_seconds, "transform_seconds": round(time.perf_counter() - start, 2),
+                     "epochs": len(ae.net_.history),
+                     "max_length": args.max_length, "n_truncated": ae.n_truncated_,
+                     "lowercase": args.lowercase, "embedding_dim": args.embedding_dim,
+                     "hidden_dim": args.hidden_dim, "num_layers": args.num_layers},
+                    Z_train, y_train, Z_test, y_test, common)
     save(args.output, rows, quiet=False)
 
 
@@ -174,7 +181,11 @@ def save(name, rows, *, quiet):
 
 
 def summary(rows):
-    """Per dataset and latent size: does the best sktextae model beat LSA, in accuracy and in NMI?"""
+    """Per dataset and latent size: does the best sktextae model beat LSA, in accuracy and in NMI?
+
+    A model trained with several seeds counts by its mean over them, given with its standard
+    deviation and range.
+    """
     lines = ["## Does the best sktextae model beat LSA at the same latent size?", ""]
     for dataset in dict.fromkeys(r["dataset"] for r in rows):
         minilm = [r for r in rows if r["dataset"] == dataset and r["method"] == "minilm"]
@@ -182,22 +193,33 @@ def summary(rows):
         for latent_dim in dict.fromkeys(r["latent_dim"] for r in rows if r["dataset"] == dataset):
             here = [r for r in rows if r["dataset"] == dataset and r["latent_dim"] == latent_dim]
             baseline = [r for r in here if r["method"] == "lsa"]
-            ours = [r for r in here if r["method"].startswith("sktextae-")]
+            ours = {}  # method -> its rows, one per seed
+            for r in here:
+                if r["method"].startswith("sktextae-"):
+                    ours.setdefault(r["method"], []).append(r)
             if not baseline or not ours:
                 continue
             verdicts = []
             for metric in ("accuracy", "accuracy_few_labels", "nmi"):
                 if baseline[0].get(metric) is None:  # older results, or no few-label probe
                     continue
-                best = max(ours, key=lambda r: r[metric])
-                beats = "beats" if best[metric] > baseline[0][metric] else "does not beat"
-                verdicts.append(f"{metric} {best[metric]:.3f} ({best['method']}) {beats} LSA's "
-                                f"{baseline[0][metric]:.3f}")
+                means = {method: np.mean([r[metric] for r in runs]) for method, runs in ours.items()}
+                best = max(means, key=means.get)
+                beats = "beats" if means[best] > baseline[0][metric] else "does not beat"
+                verdicts.append(f"{metric} {means[best]:.3f}{_spread([r[metric] for r in ours[best]])} ({best}) "
+                                f"{beats} LSA's {baseline[0][metric]:.3f}")
             lines.append(f"- {dataset}, latent_dim={latent_dim}: " + "; ".join(verdicts) + reference)
     return lines if len(lines) > 2 else []
 
 
-COLUMNS = ["dataset", "method", "latent_dim", "accuracy", "accuracy_few_labels", "nmi", "effective_rank", "n_train",
+def _spread(values):
+    """Nothing for one run; for several, the standard deviation and range of the mean just given."""
+    if len(values) < 2:
+        return ""
+    return f" (mean of {len(values)} seeds, std {np.std(values, ddof=1):.3f}, {min(values):.3f}-{max(values):.3f})"
+
+
+COLUMNS = ["dataset", "method", "latent_dim", "seed", "accuracy", "accuracy_few_labels", "nmi", "effective_rank", "n_train",
            "n_test", "epochs", "n_truncated", "fit_seconds", "transform_seconds", "device"]
 TITLE = "Quality: linear probe and KMeans NMI on the test split, beside LSA and all-MiniLM-L6-v2"
 
