@@ -219,8 +219,8 @@ def _spread(values):
     return f" (mean of {len(values)} seeds, std {np.std(values, ddof=1):.3f}, {min(values):.3f}-{max(values):.3f})"
 
 
-COLUMNS = ["dataset", "method", "latent_dim", "seed", "accuracy", "accuracy_few_labels", "nmi", "effective_rank", "n_train",
-           "n_test", "epochs", "n_truncated", "fit_seconds", "transform_seconds", "device"]
+COLUMNS = ["dataset", "method", "latent_dim", "seed", "accuracy", "accuracy_few_labels", "nmi", "effective_rank",
+           "n_train", "n_test", "epochs", "n_truncated", "fit_seconds", "transform_seconds", "device"]
 TITLE = "Quality: linear probe and KMeans NMI on the test split, beside LSA and all-MiniLM-L6-v2"
 
 if __name__ == "__main__":

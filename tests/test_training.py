@@ -86,7 +86,7 @@ def test_history_is_the_one_skorch_keeps(variational, tiny, texts, monkeypatch):
 
 
 @pytest.mark.parametrize("architecture", ["transformer", "bow"])
-def test_a_batch_outputs_are_freed_before_the_next_batch(architecture, tiny, texts):
+def test_batch_outputs_are_freed_before_the_next_batch(architecture, tiny, texts):
     """No batch's logits are still held while the next batch runs (they would add to the peak memory)."""
     class WatchOutputs(Callback):
         def initialize(self):
