@@ -22,6 +22,8 @@ from numbers import Integral
 import numpy as np
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
+from .validation import check_ordered
+
 PAD_ID, BOS_ID, EOS_ID, UNK_ID, MASK_ID = 0, 1, 2, 3, 4
 SPECIAL_TOKENS = ["[PAD]", "[BOS]", "[EOS]", "[UNK]", "[MASK]"]
 TOKENIZER_KINDS = ("bpe", "word", "char")
@@ -36,6 +38,7 @@ def _check_texts(texts):
     if isinstance(texts, str):
         raise TypeError("Iterable over raw text documents expected, string object received; "
                         "wrap a single text in a list.")
+    check_ordered(texts, name="texts")
     texts = list(texts)
     for index, text in enumerate(texts):
         if not isinstance(text, str):

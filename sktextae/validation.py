@@ -1,6 +1,7 @@
 """Checks on what users pass in: raw texts and latent matrices."""
 
 import numbers
+from collections.abc import Mapping, MappingView, Set
 
 import numpy as np
 from sklearn.utils import check_array
@@ -9,12 +10,14 @@ from sklearn.utils import check_array
 def check_texts(X):
     """Return ``X`` as a list of str, or raise an error that names the problem and its fix.
 
-    Accepts a list, tuple, 1-D array, pandas Series or one-column DataFrame (any iterable of str).
-    Empty strings are valid texts; None, NaN and pandas.NA are missing values and are refused.
+    Accepts a list, tuple, 1-D array, pandas Series or one-column DataFrame (any ordered iterable
+    of str, a generator included). Empty strings are valid texts; None, NaN and pandas.NA are missing
+    values and are refused. So are sets and mappings (see :func:`check_ordered`).
     """
     if isinstance(X, (str, bytes)):
         raise TypeError("Iterable over raw text documents expected, string object received. "
                         "Wrap a single text in a list: [text].")
+    check_ordered(X, name="X")
     if hasattr(X, "columns") and hasattr(X, "iloc"):  # a pandas (or pandas-like) DataFrame
         if X.shape[1] != 1:
             raise ValueError(f"X is a DataFrame with {X.shape[1]} columns; pass the one column that holds "
@@ -41,6 +44,27 @@ def check_texts(X):
         raise TypeError(f"X[{index}] is of type {type(text).__name__}, but every text must be a str: "
                         f"convert the texts with str() or drop the item.")
     return [str(text) for text in texts]  # np.str_ -> str
+
+
+def check_ordered(texts, *, name):
+    """Raise a TypeError if ``texts`` is a set, a mapping or a view of one.
+
+    A set of str iterates in an order that follows string hashing, which is salted afresh in
+    every Python process (``PYTHONHASHSEED``): the same call would give a different model, and
+    its outputs in a different order, each time. A dict or dict view is refused too: whether its
+    keys or its values are the texts is a guess, and its order is only that of insertion, which a
+    dict built from a set takes from the set.
+    """
+    fix = f"sorted({name})"
+    if isinstance(texts, (Mapping, MappingView)):  # before Set: dict.keys() and dict.items() are Sets too
+        reason = "a mapping or a view of one, not a sequence of texts"
+        if isinstance(texts, Mapping):
+            fix += f" or list({name}.values())"
+    elif isinstance(texts, Set):
+        reason = "whose iteration order follows string hashing and changes from one Python process to the next"
+    else:
+        return
+    raise TypeError(f"{name} is a {type(texts).__name__}, {reason}: pass a list, e.g. {fix}.")
 
 
 def check_latent(Z, *, latent_dim):

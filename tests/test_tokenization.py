@@ -214,6 +214,16 @@ def test_bare_string_raises(word_tokenizer):
         encode(word_tokenizer, "a b", max_length=5)
 
 
+@pytest.mark.parametrize("make_texts", [lambda: {"a", "b"}, lambda: frozenset("ab"), lambda: {"a": 0}],
+                         ids=["set", "frozenset", "dict"])
+def test_unordered_texts_raise(word_tokenizer, make_texts):
+    # A set's order follows string hashing, which changes from one process to the next.
+    with pytest.raises(TypeError, match=r"^texts is a .*: pass a list, e.g. sorted\(texts\)"):
+        train_tokenizer(make_texts(), kind="word", vocab_size=VOCAB_SIZE)
+    with pytest.raises(TypeError, match=r"^texts is a "):
+        encode(word_tokenizer, make_texts(), max_length=5)
+
+
 def test_non_string_text_raises(word_tokenizer):
     with pytest.raises(TypeError, match=r"texts\[1\] is a int; every text must be a str"):
         train_tokenizer(["a", 3], kind="word", vocab_size=VOCAB_SIZE)
