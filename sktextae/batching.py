@@ -18,24 +18,37 @@ _POOL_BATCHES = 50
 
 
 class TokenDataset(Dataset):
-    """Token sequences (1-D int arrays), their lengths, and optionally one label per sequence.
+    """Token sequences (1-D int arrays), their lengths, and optionally per-sequence extras.
 
-    Items are the sequences, or ``(sequence, label)`` pairs when ``labels`` is given (an array:
-    class indices with -1 for unlabelled, or float targets with NaN for unlabelled).
+    ``labels``: class indices with -1 for unlabelled, or float targets with NaN for unlabelled.
+    ``encoder_hidden``: (n, H) float32, each text's encoder output computed beforehand (a frozen
+    encoder's), which the module then reads instead of running its encoder. Items are the sequences,
+    or dicts ``{"ids", "label", "encoder_hidden"}`` (the extras present) when there are extras.
     """
 
-    def __init__(self, sequences, labels=None):
+    def __init__(self, sequences, labels=None, encoder_hidden=None):
         self.sequences = list(sequences)
-        self.labels = labels
+        self.labels, self.encoder_hidden = labels, encoder_hidden
         self.lengths = np.fromiter((len(s) for s in self.sequences), dtype=np.int64, count=len(self.sequences))
 
     def __len__(self):
         return len(self.sequences)
 
     def __getitem__(self, index):
-        if self.labels is None:
+        if self.labels is None and self.encoder_hidden is None:
             return self.sequences[index]
-        return self.sequences[index], self.labels[index]
+        item = {"ids": self.sequences[index]}
+        if self.labels is not None:
+            item["label"] = self.labels[index]
+        if self.encoder_hidden is not None:
+            item["encoder_hidden"] = self.encoder_hidden[index]
+        return item
+
+    def subset(self, indices):
+        """The items at ``indices`` (an int array), as a new dataset."""
+        return TokenDataset([self.sequences[i] for i in indices],
+                            None if self.labels is None else self.labels[indices],
+                            None if self.encoder_hidden is None else self.encoder_hidden[indices])
 
 
 class LengthBucketSampler(Sampler):
@@ -95,42 +108,51 @@ def corrupt(sequence, *, noise, noise_type, rng):
 class Collator:
     """Turns a list of token sequences into ``(inputs, target_ids)`` for the module and the loss.
 
-    The encoder reads the text followed by EOS (so an empty text is still one token); a sequence
-    decoder reads BOS followed by the text and predicts the text followed by EOS. A bag decoder
-    (``sequence_targets=False``) predicts the text's own tokens. Target padding is ``PAD_ID``.
+    The encoder reads ``encoder_prefix``, the text and ``encoder_suffix`` (by default the text followed
+    by EOS, so that an empty text is still one token); a sequence decoder reads BOS followed by the
+    text and predicts the text followed by EOS. A bag decoder (``sequence_targets=False``) predicts
+    the text's own tokens. Target padding is ``PAD_ID``. ``decoder_ids``, an array indexed by the
+    tokenizer's ids, maps each text's tokens into the decoder's own vocabulary (see ``vocabulary``).
 
     For training, ``noise`` corrupts the encoder's input (see ``corrupt``) while the targets stay the
     original text, and ``word_dropout`` replaces each decoder input token after BOS by ``UNK_ID`` with
     that probability (Bowman et al. 2016), so the decoder must lean on the latent vector. Both draw
     from ``rng`` afresh for every batch; at their default of 0 the collator is deterministic.
 
-    Labelled items, ``(sequence, label)`` pairs, add ``inputs["labels"]``.
+    Items with extras (dicts from ``TokenDataset``) add ``inputs["labels"]`` (read by the loss, not by
+    the module) and ``inputs["encoder_hidden"]``, which replaces the encoder's input ids and lengths.
     """
 
-    def __init__(self, *, sequence_targets=True, noise=0.0, noise_type="delete", word_dropout=0.0, rng=None):
+    def __init__(self, *, sequence_targets=True, noise=0.0, noise_type="delete", word_dropout=0.0, rng=None,
+                 encoder_prefix=(), encoder_suffix=(EOS_ID,), decoder_ids=None):
         self.sequence_targets, self.noise, self.noise_type = sequence_targets, noise, noise_type
         self.word_dropout, self.rng = word_dropout, rng
+        self.encoder_prefix, self.encoder_suffix, self.decoder_ids = encoder_prefix, encoder_suffix, decoder_ids
 
     def __call__(self, items):
-        labels = None
-        if items and isinstance(items[0], tuple):  # (sequence, label) pairs from a labelled TokenDataset
-            sequences, labels = [item[0] for item in items], np.array([item[1] for item in items])
+        extras = items[0] if items and isinstance(items[0], dict) else {}
+        sequences = [item["ids"] for item in items] if extras else items
+        inputs = {}
+        if "encoder_hidden" in extras:
+            inputs["encoder_hidden"] = torch.from_numpy(np.stack([item["encoder_hidden"] for item in items]))
         else:
-            sequences = items
-        encoder_sequences = sequences
-        if self.noise:
-            encoder_sequences = [corrupt(s, noise=self.noise, noise_type=self.noise_type, rng=self.rng)
-                                 for s in sequences]
-        input_ids, lengths = pad(encoder_sequences, suffix=[EOS_ID])
-        inputs = {"input_ids": input_ids, "lengths": lengths}
-        if labels is not None:
-            inputs["labels"] = torch.from_numpy(labels)  # read by the loss, not by the module
+            inputs["input_ids"], inputs["lengths"] = self.encoder_inputs(sequences)
+        if "label" in extras:
+            inputs["labels"] = torch.from_numpy(np.array([item["label"] for item in items]))
+        if self.decoder_ids is not None:
+            sequences = [self.decoder_ids[s] for s in sequences]
         if self.sequence_targets:
             inputs["decoder_input_ids"] = self._drop_words(pad(sequences, prefix=[BOS_ID])[0])
             target_ids, _ = pad(sequences, suffix=[EOS_ID])
         else:
             target_ids, _ = pad(sequences)
         return inputs, target_ids
+
+    def encoder_inputs(self, sequences):
+        """The encoder's (B, T) ids and (B,) lengths, corrupted by ``noise``."""
+        if self.noise:
+            sequences = [corrupt(s, noise=self.noise, noise_type=self.noise_type, rng=self.rng) for s in sequences]
+        return pad(sequences, prefix=self.encoder_prefix, suffix=self.encoder_suffix)
 
     def _drop_words(self, decoder_input_ids):
         if not self.word_dropout:

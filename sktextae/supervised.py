@@ -47,15 +47,8 @@ class _SupervisedMixin(TransformerMixin):
         """The head's outputs for texts X: (n_texts, n_outputs) float32."""
         check_is_fitted(self)
         sequences, _ = self._encode(check_texts(X))
-        outputs = None
         module = self.net_.module_
-        with self._inference_context():
-            for indices, inputs, _ in self._inference_batches(sequences):
-                batch = module.predict(inputs["input_ids"], inputs["lengths"]).float().cpu().numpy()
-                if outputs is None:
-                    outputs = np.empty((len(sequences), batch.shape[1]), dtype=np.float32)
-                outputs[indices] = batch
-        return outputs
+        return self._batched(sequences, lambda inputs, _: module.predict(inputs["input_ids"], inputs["lengths"]))
 
     def _check_pretrained(self):
         if self.pretrained is not None:
@@ -170,14 +163,19 @@ class TextAutoencoderClassifier(_SupervisedMixin, ClassNamePrefixFeaturesOutMixi
     _parameter_constraints = {**_SUPERVISED_CONSTRAINTS,
                               "class_weight": [dict, StrOptions({"balanced"}), None]}
 
-    def __init__(self, latent_dim=64, *, architecture="transformer", tokenizer="bpe", vocab_size=8000,
-                 lowercase=False, max_length=128, embedding_dim=256, hidden_dim=512, num_layers=2, num_heads=4,
+    def __init__(self, latent_dim=64, *, architecture="transformer", encoder=None, decoder=None,
+                 freeze_encoder=True, encoder_lr=3e-5, tokenizer="bpe", vocab_size=8000,
+                 lowercase=False, max_length=128, embedding_dim=None, hidden_dim=512, num_layers=2, num_heads=4,
                  dropout=0.1, noise=0.0, noise_type="delete", variational=False, kl_annealing_epochs=5,
                  free_bits=0.1, word_dropout="auto", max_epochs=20, batch_size=64, inference_batch_size=256,
                  lr=1e-3, validation_fraction=0.1, patience=3, device="auto", compile=False, random_state=None,
                  verbose=0, callbacks=None, reconstruction_weight=1.0, class_weight=None, pretrained=None):
         self.latent_dim = latent_dim
         self.architecture = architecture
+        self.encoder = encoder
+        self.decoder = decoder
+        self.freeze_encoder = freeze_encoder
+        self.encoder_lr = encoder_lr
         self.tokenizer = tokenizer
         self.vocab_size = vocab_size
         self.lowercase = lowercase
@@ -307,14 +305,19 @@ class TextAutoencoderRegressor(_SupervisedMixin, ClassNamePrefixFeaturesOutMixin
 
     _parameter_constraints = _SUPERVISED_CONSTRAINTS
 
-    def __init__(self, latent_dim=64, *, architecture="transformer", tokenizer="bpe", vocab_size=8000,
-                 lowercase=False, max_length=128, embedding_dim=256, hidden_dim=512, num_layers=2, num_heads=4,
+    def __init__(self, latent_dim=64, *, architecture="transformer", encoder=None, decoder=None,
+                 freeze_encoder=True, encoder_lr=3e-5, tokenizer="bpe", vocab_size=8000,
+                 lowercase=False, max_length=128, embedding_dim=None, hidden_dim=512, num_layers=2, num_heads=4,
                  dropout=0.1, noise=0.0, noise_type="delete", variational=False, kl_annealing_epochs=5,
                  free_bits=0.1, word_dropout="auto", max_epochs=20, batch_size=64, inference_batch_size=256,
                  lr=1e-3, validation_fraction=0.1, patience=3, device="auto", compile=False, random_state=None,
                  verbose=0, callbacks=None, reconstruction_weight=1.0, pretrained=None):
         self.latent_dim = latent_dim
         self.architecture = architecture
+        self.encoder = encoder
+        self.decoder = decoder
+        self.freeze_encoder = freeze_encoder
+        self.encoder_lr = encoder_lr
         self.tokenizer = tokenizer
         self.vocab_size = vocab_size
         self.lowercase = lowercase

@@ -13,7 +13,7 @@ from skorch import NeuralNet
 from skorch.dataset import get_len
 from torch.utils.data import DataLoader
 
-from .batching import Collator, LengthBucketSampler
+from .batching import LengthBucketSampler
 
 # The padding id is also the target padding: no real target is ever PAD_ID.
 from .tokenization import PAD_ID
@@ -58,15 +58,19 @@ class AutoencoderNet(NeuralNet):
         Weight of the reconstruction loss beside the supervised loss.
     class_weight : list of float or None
         Per-class weights of the cross-entropy.
+    vocabulary : vocabulary.Vocabulary
+        The ids around each text for the encoder, and the decoder's own ids (``Vocabulary.collator``).
     """
 
     def __init__(self, *args, shuffle_seed=0, use_bf16=False, noise=0.0, noise_type="delete", word_dropout=0.0,
-                 free_bits=0.0, kl_weight=1.0, task=None, reconstruction_weight=1.0, class_weight=None, **kwargs):
+                 free_bits=0.0, kl_weight=1.0, task=None, reconstruction_weight=1.0, class_weight=None, vocabulary=None,
+                 **kwargs):
         super().__init__(*args, **kwargs)
         self.shuffle_seed, self.use_bf16 = shuffle_seed, use_bf16
         self.noise, self.noise_type, self.word_dropout = noise, noise_type, word_dropout
         self.free_bits, self.kl_weight = free_bits, kl_weight
         self.task, self.reconstruction_weight, self.class_weight = task, reconstruction_weight, class_weight
+        self.vocabulary = vocabulary
 
     def initialize(self):
         self.shuffle_rng_ = np.random.default_rng(self.shuffle_seed)
@@ -75,12 +79,17 @@ class AutoencoderNet(NeuralNet):
     def get_iterator(self, dataset, training=False):
         sampler = LengthBucketSampler(dataset.lengths, batch_size=self.batch_size, shuffle=training,
                                       rng=self.shuffle_rng_)
-        collate = Collator(sequence_targets=self.module_.is_sequence_decoder)
+        collate = self.vocabulary.collator(sequence_targets=self.module_.is_sequence_decoder)
         if training:
-            collate = Collator(sequence_targets=self.module_.is_sequence_decoder, noise=self.noise,
-                               noise_type=self.noise_type, word_dropout=self.word_dropout, rng=self.shuffle_rng_)
+            collate = self.vocabulary.collator(sequence_targets=self.module_.is_sequence_decoder, noise=self.noise,
+                                               noise_type=self.noise_type, word_dropout=self.word_dropout,
+                                               rng=self.shuffle_rng_)
         return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate,
                           pin_memory=torch.device(self.device).type == "cuda")
+
+    def get_all_learnable_params(self):
+        # A frozen encoder's weights (requires_grad=False) stay out of the optimizer.
+        return ((name, param) for name, param in super().get_all_learnable_params() if param.requires_grad)
 
     def autocast(self):
         if not self.use_bf16:

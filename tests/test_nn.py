@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from sktextae.batching import Collator
-from sktextae.nn import ARCHITECTURES, build_module, recurrent
+from sktextae.nn import ARCHITECTURES, DECODERS, ENCODERS, build_autoencoder, build_module, recurrent
 from sktextae.tokenization import BOS_ID
 
 VOCAB = 30
@@ -78,9 +78,10 @@ def test_recurrent_encoder_reads_each_row_as_if_alone(cell, num_layers):
     hidden = module.encode_hidden(inputs["input_ids"], inputs["lengths"])  # (B, 2H)
     assert hidden.shape == (4, 2 * TINY["hidden_dim"])
     for row, length in enumerate(inputs["lengths"].tolist()):
-        embedded = module.embedding(inputs["input_ids"][row:row + 1, :length])  # (1, length, E)
-        forward_last = module.forward_encoder(embedded)[0][0, -1]  # (H,)
-        backward_last = module.backward_encoder(embedded.flip(1))[0][0, -1]  # (H,)
+        encoder = module.encoder
+        embedded = encoder.embedding(inputs["input_ids"][row:row + 1, :length])  # (1, length, E)
+        forward_last = encoder.forward_rnn(embedded)[0][0, -1]  # (H,)
+        backward_last = encoder.backward_rnn(embedded.flip(1))[0][0, -1]  # (H,)
         torch.testing.assert_close(hidden[row], torch.cat([forward_last, backward_last]), atol=1e-5, rtol=1e-5)
 
 
@@ -106,6 +107,66 @@ def test_recurrent_encoder_never_reads_the_device(cell, training, monkeypatch):
 def test_unknown_architecture_is_refused():
     with pytest.raises(ValueError, match="architecture must be one of"):
         build_module("cnn", **TINY)
+
+
+@pytest.mark.parametrize("side, names", [("encoder", ENCODERS), ("decoder", DECODERS)])
+def test_unknown_encoder_or_decoder_is_refused_with_the_valid_names(side, names):
+    pair = {"encoder": "gru", "decoder": "gru", side: "cnn"}
+    with pytest.raises(ValueError, match=f"{side} must be one of") as error:
+        build_autoencoder(**pair, **TINY)
+    assert all(name in str(error.value) for name in names)
+
+
+# --------------------------------------------------------------------------- every encoder x decoder pair
+
+@pytest.mark.parametrize("decoder", DECODERS)
+@pytest.mark.parametrize("encoder", ENCODERS)
+def test_every_encoder_pairs_with_every_decoder(encoder, decoder):
+    torch.manual_seed(0)
+    module = build_autoencoder(encoder=encoder, decoder=decoder, variational=True, **TINY)
+    inputs, targets = batch(module.is_sequence_decoder)
+    logits, kl = module(**inputs)
+    assert logits.shape == ((3, targets.shape[1], VOCAB) if decoder != "bag" else (3, VOCAB))
+    assert kl.shape == (3, TINY["latent_dim"])
+    (logits.float().logsumexp(-1).sum() + kl.sum()).backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in module.parameters() if p.requires_grad)
+    module.eval()
+    latent = module.encode(inputs["input_ids"], inputs["lengths"])
+    assert latent.shape == (3, TINY["latent_dim"])
+    if decoder != "bag":  # one decoding step from the latent vector
+        step_logits, _ = module.step(torch.full((3,), BOS_ID), module.init_state(latent))
+        torch.testing.assert_close(step_logits, module.decode(latent, inputs["decoder_input_ids"][:, :1])[:, 0],
+                                   atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("encoder", ENCODERS)
+def test_each_encoder_reads_a_text_the_same_alone_or_padded(encoder):
+    torch.manual_seed(0)
+    module = build_autoencoder(encoder=encoder, decoder="bag", **TINY).eval()
+    collate = Collator(sequence_targets=False)
+    alone, _ = collate([np.array([5, 6, 7])])
+    padded, _ = collate([np.array([5, 6, 7]), np.arange(5, 14)])  # 9 tokens + EOS: within max_length + 1
+    torch.testing.assert_close(module.encode(alone["input_ids"], alone["lengths"]),
+                               module.encode(padded["input_ids"], padded["lengths"])[:1], atol=1e-5, rtol=1e-5)
+
+
+def test_matching_pairs_share_one_token_table_and_others_keep_their_own():
+    shared = build_autoencoder(encoder="conv", decoder="gru", **TINY)
+    assert shared.decoder.embedding is shared.encoder.embedding
+    own = build_autoencoder(encoder="gru", decoder="transformer", **TINY)  # nn.Embedding vs token + position
+    assert own.decoder.embedding is not own.encoder.embedding
+
+
+@pytest.mark.parametrize("decoder", DECODERS)
+def test_pretrained_decoder_embeddings_start_the_tied_output_layer(decoder):
+    start = torch.randn(VOCAB - 10, TINY["embedding_dim"])
+    module = build_autoencoder(encoder="gru", decoder=decoder, decoder_vocab_size=VOCAB - 10,
+                               decoder_embeddings=start, **TINY)
+    torch.testing.assert_close(module.decoder.embedding.weight.detach(), start)
+    assert module.decoder.output.weight is module.decoder.embedding.weight
+    latent = torch.randn(2, TINY["latent_dim"])
+    ids = torch.tensor([[BOS_ID, 5], [BOS_ID, 6]])
+    assert module.decode(latent, ids).shape[-1] == VOCAB - 10
 
 
 @pytest.mark.parametrize("architecture", [a for a in ARCHITECTURES if a != "bow"])

@@ -1,86 +1,70 @@
-"""The shape every autoencoder module shares: encoder -> bottleneck -> decoder.
+"""The shape every autoencoder of this package shares: encoder -> bottleneck -> decoder, as plug-ins.
 
-Interface of every module in this package (what the estimator and the decoders rely on)::
+Interfaces (what ``Autoencoder``, the estimator and the decoding loops rely on)::
 
-    encode(input_ids, lengths) -> latent                      # (B, latent_dim), deterministic
-    forward(input_ids, lengths, decoder_input_ids) -> (logits, kl | None)   # kl: (B, latent_dim) per unit
-    decode(latent, decoder_input_ids) -> logits               # (B, T, V) or, for a bag, (B, V)
-    init_state(latent) -> state; step(tokens, state) -> (logits (B, V), state)   # sequence decoders
-    reorder_state(state, index) -> state      # rows picked by a (B',) index: beams in beam search
+    # encoder:    forward(input_ids, lengths) -> hidden (B, output_dim); attribute output_dim
+    # bottleneck: forward(hidden) -> (latent, kl | None); mean(hidden) -> latent; attribute variational
+    # decoder:    forward(latent, decoder_input_ids) -> logits (B, T, V), or (B, V) for a bag
+    #             attribute is_sequence; a sequence decoder also has
+    #             init_state(latent) -> state; step(tokens, state) -> (logits (B, V), state)
+    #             reorder_state(state, index) -> state   # rows picked by a (B',) index: beams in beam search
 
 ``input_ids`` is (B, T) padded with ``PAD_ID`` and ``lengths`` (B,) counts the real tokens of each
-row. The bottleneck is a plug-in chosen by ``make_bottleneck``: it turns the encoder's pooled hidden
-vector into the latent vector; a variational one also returns the KL divergence of each latent unit,
-which the training loop weighs (annealing, free bits) into the loss.
+row. ``kl`` is the KL divergence of each latent unit, (B, latent_dim), which the training loop weighs
+(annealing, free bits) into the loss. Any encoder pairs with any decoder: the bottleneck maps the
+encoder's ``output_dim`` to ``latent_dim``, the only width a decoder reads.
 """
 
 import torch
 from torch import nn
 
 
-# Bottlenecks: forward(hidden) returns (latent, kl | None); mean(hidden) is the latent used at inference.
-class DeterministicBottleneck(nn.Module):
-    """A linear projection from the encoder's hidden vector to the latent vector."""
+class Autoencoder(nn.Module):
+    """An encoder, a bottleneck and a decoder, each a plug-in module of the interfaces above.
 
-    def __init__(self, *, hidden_dim, latent_dim):
-        super().__init__()
-        self.project = nn.Linear(hidden_dim, latent_dim)
-
-    def forward(self, hidden):
-        return self.project(hidden), None
-
-    def mean(self, hidden):
-        return self.project(hidden)
-
-
-class GaussianBottleneck(nn.Module):
-    """A diagonal Gaussian posterior q(z|x) against a standard normal prior (Bowman et al. 2016).
-
-    In training mode the latent is drawn with the reparameterisation trick; ``mean`` (used by
-    ``transform``) is the posterior mean.
+    ``forward`` also takes ``encoder_hidden``, the encoder's output computed beforehand (a frozen
+    encoder's, cached once per fit): the encoder is then not run at all.
     """
 
-    def __init__(self, *, hidden_dim, latent_dim):
+    def __init__(self, *, encoder, bottleneck, decoder):
         super().__init__()
-        self.to_mean = nn.Linear(hidden_dim, latent_dim)
-        self.to_log_var = nn.Linear(hidden_dim, latent_dim)
+        self.encoder, self.bottleneck, self.decoder = encoder, bottleneck, decoder
 
-    def forward(self, hidden):
-        mean, log_var = self.to_mean(hidden), self.to_log_var(hidden)  # (B, L) each
-        latent = mean + torch.randn_like(mean) * torch.exp(0.5 * log_var) if self.training else mean
-        kl = 0.5 * (mean.pow(2) + log_var.exp() - 1.0 - log_var)  # (B, L): KL(q || N(0, I)) per unit
-        return latent, kl
+    @property
+    def latent_dim(self):
+        return self.bottleneck.latent_dim
 
-    def mean(self, hidden):
-        return self.to_mean(hidden)
-
-
-def make_bottleneck(*, hidden_dim, latent_dim, variational):
-    cls = GaussianBottleneck if variational else DeterministicBottleneck
-    return cls(hidden_dim=hidden_dim, latent_dim=latent_dim)
-
-
-class AutoencoderModule(nn.Module):
-    """Base of the architecture families; subclasses define ``encode_hidden`` and ``decode``.
-
-    Subclasses set ``self.bottleneck`` and ``self.latent_dim``; ``is_sequence_decoder`` says whether
-    ``decode`` reads a target prefix (teacher forcing) or predicts a bag of tokens.
-    """
-
-    is_sequence_decoder = True
+    @property
+    def is_sequence_decoder(self):
+        return self.decoder.is_sequence
 
     def encode_hidden(self, input_ids, lengths):
-        raise NotImplementedError
+        return self.encoder(input_ids, lengths)  # (B, H)
 
-    def decode(self, latent, decoder_input_ids):
-        raise NotImplementedError
+    def encode(self, input_ids=None, lengths=None, encoder_hidden=None):
+        hidden = self.encoder(input_ids, lengths) if encoder_hidden is None else encoder_hidden
+        return self.bottleneck.mean(hidden)  # (B, L)
 
-    def encode(self, input_ids, lengths):
-        return self.bottleneck.mean(self.encode_hidden(input_ids, lengths))
+    def sample_latent(self, input_ids=None, lengths=None, encoder_hidden=None):
+        """The training-time latent (a posterior draw when variational) and the per-unit KL."""
+        hidden = self.encoder(input_ids, lengths) if encoder_hidden is None else encoder_hidden
+        return self.bottleneck(hidden)  # (B, L), (B, L) | None
 
-    def forward(self, input_ids, lengths, decoder_input_ids=None):
-        latent, kl = self.bottleneck(self.encode_hidden(input_ids, lengths))
-        return self.decode(latent, decoder_input_ids), kl
+    def forward(self, input_ids=None, lengths=None, decoder_input_ids=None, encoder_hidden=None):
+        latent, kl = self.sample_latent(input_ids, lengths, encoder_hidden)
+        return self.decoder(latent, decoder_input_ids), kl
+
+    def decode(self, latent, decoder_input_ids=None):
+        return self.decoder(latent, decoder_input_ids)
+
+    def init_state(self, latent):
+        return self.decoder.init_state(latent)
+
+    def step(self, tokens, state):
+        return self.decoder.step(tokens, state)
+
+    def reorder_state(self, state, index):
+        return self.decoder.reorder_state(state, index)
 
 
 def padding_mask(lengths, max_len):
@@ -94,3 +78,19 @@ def masked_mean(hidden, lengths):
     keep = ~padding_mask(lengths, hidden.shape[1])  # (B, T)
     total = (hidden * keep[..., None].to(hidden.dtype)).sum(dim=1)  # (B, C)
     return total / lengths.clamp(min=1)[:, None].to(hidden.dtype)
+
+
+def masked_max(hidden, lengths):
+    """Max over each row's real positions: (B, T, C) -> (B, C); a row of no real position gives 0."""
+    pad = padding_mask(lengths, hidden.shape[1])[..., None]  # (B, T, 1)
+    pooled = hidden.masked_fill(pad, torch.finfo(hidden.dtype).min).amax(dim=1)  # (B, C)
+    return pooled.masked_fill((lengths == 0)[:, None], 0.0)
+
+
+def output_layer(*, in_dim, vocab_size, tied_embedding=None):
+    """The decoder's logits layer; with ``tied_embedding`` (an nn.Embedding of width ``in_dim``), its
+    weight is the embedding's own: the output and input token vectors are one matrix."""
+    output = nn.Linear(in_dim, vocab_size)
+    if tied_embedding is not None:
+        output.weight = tied_embedding.weight  # (V, in_dim)
+    return output

@@ -4,7 +4,7 @@ from torch import nn
 
 
 class SupervisedAutoencoder(nn.Module):
-    """Wraps any autoencoder module of this package; keeps its interface and adds a head.
+    """Wraps an ``Autoencoder``; keeps its interface and adds a head.
 
     ``forward`` returns ``(logits, kl | None, head_outputs)`` with head_outputs (B, n_outputs),
     computed from the same latent vector the decoder reads (the posterior draw when variational).
@@ -15,33 +15,16 @@ class SupervisedAutoencoder(nn.Module):
         self.autoencoder = autoencoder
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(autoencoder.latent_dim, n_outputs))
 
-    @property
-    def latent_dim(self):
-        return self.autoencoder.latent_dim
+    def __getattr__(self, name):
+        # The rest of the autoencoder's interface (encode, decode, step, encoder, bottleneck, ...), unchanged.
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(super().__getattr__("autoencoder"), name)
 
-    @property
-    def is_sequence_decoder(self):
-        return self.autoencoder.is_sequence_decoder
-
-    def forward(self, input_ids, lengths, decoder_input_ids=None):
-        latent, kl = self.autoencoder.bottleneck(self.autoencoder.encode_hidden(input_ids, lengths))
+    def forward(self, input_ids=None, lengths=None, decoder_input_ids=None, encoder_hidden=None):
+        latent, kl = self.autoencoder.sample_latent(input_ids, lengths, encoder_hidden)
         return self.autoencoder.decode(latent, decoder_input_ids), kl, self.head(latent)
 
-    def predict(self, input_ids, lengths):
-        return self.head(self.encode(input_ids, lengths))  # (B, n_outputs), from the posterior mean
-
-    # The rest of the autoencoder interface, unchanged.
-    def encode(self, input_ids, lengths):
-        return self.autoencoder.encode(input_ids, lengths)
-
-    def decode(self, latent, decoder_input_ids=None):
-        return self.autoencoder.decode(latent, decoder_input_ids)
-
-    def init_state(self, latent):
-        return self.autoencoder.init_state(latent)
-
-    def step(self, tokens, state):
-        return self.autoencoder.step(tokens, state)
-
-    def reorder_state(self, state, index):
-        return self.autoencoder.reorder_state(state, index)
+    def predict(self, input_ids=None, lengths=None, encoder_hidden=None):
+        return self.head(self.autoencoder.encode(input_ids, lengths, encoder_hidden))  # (B, n_outputs), posterior mean
