@@ -14,7 +14,9 @@ back the lowercased text (:func:`as_decoded_case` turns texts into that case). T
   own. Out-of-vocabulary words become ``[UNK]``.
 - ``"char"``: one token per Unicode code point. Unseen characters become ``[UNK]``.
 
-Decoding renders ``[UNK]`` as :data:`UNK_TEXT`, U+FFFD (the replacement character).
+Decoding renders ``[UNK]`` as :data:`UNK_TEXT`, U+FFFD (the replacement character),
+and always gives valid text: with ``"bpe"``, bytes that form no valid UTF-8 character
+(a model may generate any byte sequence) are dropped rather than rendered as U+FFFD.
 """
 
 from numbers import Integral
@@ -29,6 +31,19 @@ SPECIAL_TOKENS = ["[PAD]", "[BOS]", "[EOS]", "[UNK]", "[MASK]"]
 TOKENIZER_KINDS = ("bpe", "word", "char")
 UNK_TEXT = "\ufffd"
 _N_BYTES = 256
+
+
+def _byte_level_alphabet():
+    """The printable character that byte-level BPE writes for each byte (GPT-2's table)."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    others = [byte for byte in range(_N_BYTES) if byte not in printable]
+    return {**{byte: chr(byte) for byte in printable},
+            **{byte: chr(_N_BYTES + rank) for rank, byte in enumerate(others)}}
+
+
+# str.translate() table from a byte-level character to the character of its byte's code point,
+# so that .encode("latin-1") then gives the bytes.
+_BYTES_OF_BYTE_LEVEL = {ord(char): byte for byte, char in _byte_level_alphabet().items()}
 
 
 _ENCODE_CHUNK = 4096  # texts per encode_batch call
@@ -206,8 +221,10 @@ def decode(tokenizer, sequences):
     """Turn id sequences back into text.
 
     Each sequence ends at its first EOS (later ids are ignored); PAD, BOS and MASK ids
-    are dropped and UNK is rendered as U+FFFD. With ``"bpe"``, a sequence that cuts a
-    multi-byte character also yields U+FFFD for the incomplete bytes.
+    are dropped and UNK is rendered as U+FFFD (:data:`UNK_TEXT`). With ``"bpe"``, the
+    bytes that form no valid UTF-8 character (a lone continuation byte, a multi-byte
+    character cut short, the pieces of one split by an UNK) are dropped, so U+FFFD in the
+    text marks an UNK id, or a U+FFFD that the encoded text held itself.
 
     Parameters
     ----------
@@ -219,11 +236,16 @@ def decode(tokenizer, sequences):
     Returns
     -------
     list of str
+        Valid Unicode text. Decoding keeps every character the tokens spell, control
+        characters (``"\\x00"``, ``"\\x1b"``, ...) included, as a lossless round trip must;
+        clean generated text of them before showing it where they would act, e.g. a terminal.
     """
     vocab = tokenizer.get_vocab(with_added_tokens=True)
     id_to_token = np.empty(max(vocab.values()) + 1, dtype=object)
     id_to_token[list(vocab.values())] = list(vocab.keys())
-    id_to_token[UNK_ID] = UNK_TEXT  # all three decoders pass an unknown string through as is
+    # All three decoders pass an unknown string through as is, and U+FFFD is no byte-level character.
+    id_to_token[UNK_ID] = UNK_TEXT
+    byte_level = isinstance(tokenizer.decoder, decoders.ByteLevel)
     texts = []
     for index, sequence in enumerate(sequences):
         ids = np.asarray(sequence)
@@ -239,6 +261,18 @@ def decode(tokenizer, sequences):
             bad = ids[(ids < 0) | (ids >= len(id_to_token))][0]
             raise ValueError(f"sequences[{index}] holds id {bad}, outside the vocabulary "
                              f"[0, {len(id_to_token)}); decode with the tokenizer that made the ids.")
-        # The decoder, not Tokenizer.decode_batch, so that UNK can be rendered as U+FFFD.
-        texts.append(tokenizer.decoder.decode(id_to_token[ids].tolist()))
+        tokens = id_to_token[ids].tolist()
+        # Not Tokenizer.decode_batch, so that UNK can be rendered as U+FFFD.
+        texts.append(_decode_byte_level(tokens) if byte_level else tokenizer.decoder.decode(tokens))
     return texts
+
+
+def _decode_byte_level(tokens):
+    """Join byte-level tokens into text, dropping bytes that form no valid UTF-8 character.
+
+    What decoders.ByteLevel does, except that it renders such bytes as U+FFFD, which would
+    then be indistinguishable from an UNK.
+    """
+    runs = "".join(tokens).split(UNK_TEXT)
+    return UNK_TEXT.join(run.translate(_BYTES_OF_BYTE_LEVEL).encode("latin-1").decode("utf-8", errors="ignore")
+                         for run in runs)

@@ -2,6 +2,9 @@ import pickle
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from tokenizers import decoders, pre_tokenizers
 
 from sktextae.tokenization import (
     BOS_ID,
@@ -11,6 +14,9 @@ from sktextae.tokenization import (
     SPECIAL_TOKENS,
     TOKENIZER_KINDS,
     UNK_ID,
+    UNK_TEXT,
+    _byte_level_alphabet,
+    _decode_byte_level,
     as_decoded_case,
     decode,
     encode,
@@ -31,6 +37,8 @@ TEXTS = [
     "",
 ]
 VOCAB_SIZE = 400
+# No example database: it would be a .hypothesis/ folder in the working tree.
+PROPERTY_SETTINGS = settings(max_examples=100, deadline=None, database=None)
 
 
 @pytest.fixture(scope="module", params=TOKENIZER_KINDS)
@@ -309,3 +317,69 @@ def test_as_decoded_case_leaves_texts_of_a_cased_tokenizer_alone(kind_and_tokeni
 def test_bad_lowercase_raises(lowercase):
     with pytest.raises(ValueError, match=rf"lowercase={lowercase!r} is invalid; use True or False"):
         train_tokenizer(TEXTS, kind="word", vocab_size=VOCAB_SIZE, lowercase=lowercase)
+
+
+# --------------------------------------------------------------------------- invalid bytes
+
+
+@pytest.fixture(scope="module")
+def byte_tokenizer():
+    """A "bpe" tokenizer that knows no merges: every byte of a text is a token of its own."""
+    return train_tokenizer([], kind="bpe", vocab_size=300)
+
+
+def byte_ids(tokenizer, text):
+    (ids,), _ = encode(tokenizer, [text], max_length=1000)
+    return ids.tolist()
+
+
+def test_byte_tokenizer_gives_one_token_per_byte(byte_tokenizer):
+    assert len(byte_ids(byte_tokenizer, "é👍")) == len("é👍".encode()) == 6
+
+
+def test_bpe_decode_drops_bytes_that_form_no_character(byte_tokenizer):
+    lead, continuation = byte_ids(byte_tokenizer, "é")  # 0xC3 0xA9
+    thumb = byte_ids(byte_tokenizer, "👍")  # 4 bytes
+    a, b = byte_ids(byte_tokenizer, "ab")
+    assert decode(byte_tokenizer, [[lead, continuation]]) == ["é"]
+    assert decode(byte_tokenizer, [
+        [continuation],  # a lone continuation byte
+        [a, lead, b],  # a lead byte without its continuation
+        [a, *thumb[:3]],  # a character cut short at the end
+        [*thumb[1:], b],  # ... and at the start
+        [continuation, lead],  # the two bytes of "é" in the wrong order
+        [lead, EOS_ID, continuation],
+    ]) == ["", "ab", "a", "b", "", ""]
+
+
+def test_bpe_decode_keeps_unk_and_real_replacement_characters(byte_tokenizer):
+    lead, continuation = byte_ids(byte_tokenizer, "é")
+    # An UNK inside a character leaves its halves no valid character: only the UNK shows.
+    assert decode(byte_tokenizer, [[lead, UNK_ID, continuation]]) == [UNK_TEXT]
+    assert decode(byte_tokenizer, [[UNK_ID, lead, UNK_ID]]) == [UNK_TEXT * 2]
+    text = "a\ufffdb \ufffd"  # U+FFFD in a text is a character like any other
+    assert decode(byte_tokenizer, encode(byte_tokenizer, [text], max_length=100)[0]) == [text]
+
+
+def test_bpe_round_trips_control_characters(byte_tokenizer):
+    texts = ["\x00\x1b[31mred\x07\x7f", "\x85\u2028\u200e"]
+    assert decode(byte_tokenizer, encode(byte_tokenizer, texts, max_length=100)[0]) == texts
+
+
+def test_byte_level_alphabet_is_the_pre_tokenizers():
+    alphabet = _byte_level_alphabet()
+    assert sorted(alphabet) == list(range(256))
+    assert set(alphabet.values()) == set(pre_tokenizers.ByteLevel.alphabet())
+    ascii_text = "".join(map(chr, range(128)))
+    (pieces,) = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False).pre_tokenize_str(ascii_text)
+    assert pieces[0] == "".join(alphabet[byte] for byte in range(128))
+
+
+@PROPERTY_SETTINGS
+@given(st.binary(max_size=40))
+def test_byte_level_decoding_is_the_decoders_with_invalid_bytes_dropped(data):
+    alphabet = _byte_level_alphabet()
+    tokens = [alphabet[byte] for byte in data]
+    assert decoders.ByteLevel().decode(tokens) == data.decode("utf-8", errors="replace")
+    assert _decode_byte_level(tokens) == data.decode("utf-8", errors="ignore")
+
