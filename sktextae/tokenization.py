@@ -8,7 +8,9 @@ training and in every later encoding (a pickled tokenizer included), and decodin
 back the lowercased text (:func:`as_decoded_case` turns texts into that case). The kinds:
 
 - ``"bpe"``: byte-level BPE (GPT-2 style). Every byte is in the vocabulary, so
-  any text, even characters never seen in training, round-trips exactly.
+  any text, even characters never seen in training, round-trips exactly. A run of
+  more than 64 characters without whitespace is cut every 64 characters before BPE
+  sees it (no merge crosses a cut), which keeps training time linear in its length.
 - ``"word"``: one token per word or punctuation mark; a word carries the space
   before it (``"▁word"``), and whitespace other than ``" "`` is a token of its
   own. Out-of-vocabulary words become ``[UNK]``.
@@ -31,6 +33,9 @@ SPECIAL_TOKENS = ["[PAD]", "[BOS]", "[EOS]", "[UNK]", "[MASK]"]
 TOKENIZER_KINDS = ("bpe", "word", "char")
 UNK_TEXT = "\ufffd"
 _N_BYTES = 256
+# BPE training takes time quadratic in the length of a pre-tokenized piece; cutting longer runs
+# keeps it linear (one 200,000-character text without spaces: 20-25 s uncut, about 1 s cut).
+_MAX_RUN = 64  # characters without whitespace in one piece (plus the space before them)
 
 
 def _byte_level_alphabet():
@@ -76,8 +81,13 @@ def _build(kind, *, lowercase):
 def _build_kind(kind):
     if kind == "bpe":
         tokenizer = Tokenizer(models.BPE())
-        # The regex only decides where merges may not cross; it keeps every byte, so it is lossless.
-        tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+        # Both only decide where merges may not cross; they keep every character, so they are lossless.
+        tokenizer.pre_tokenizer = pre_tokenizers.Sequence([
+            # Cuts only inside a run longer than _MAX_RUN (the lookahead), so shorter words are untouched;
+            # the first piece keeps the space before it, which ByteLevel's regex joins to a word ("Ġword").
+            pre_tokenizers.Split(Regex(rf" ?\S{{{_MAX_RUN}}}(?=\S)"), behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True),
+        ])
         tokenizer.decoder = decoders.ByteLevel()
         return tokenizer
     tokenizer = Tokenizer(models.WordLevel(unk_token="[UNK]"))

@@ -383,3 +383,45 @@ def test_byte_level_decoding_is_the_decoders_with_invalid_bytes_dropped(data):
     assert decoders.ByteLevel().decode(tokens) == data.decode("utf-8", errors="replace")
     assert _decode_byte_level(tokens) == data.decode("utf-8", errors="ignore")
 
+
+# --------------------------------------------------------------------------- long runs without spaces
+
+MAX_RUN = 64
+LONG_RUNS = ["a" * 1000, "日本語のテキスト" * 125, "x" * 65 + " " + "y" * 129, "https://example.com/" + "q" * 200]
+
+
+@pytest.fixture(scope="module")
+def bpe_tokenizer():
+    return train_tokenizer(TEXTS, kind="bpe", vocab_size=VOCAB_SIZE)
+
+
+@pytest.mark.parametrize("text", LONG_RUNS, ids=["ascii", "cjk", "two-runs", "url"])
+def test_bpe_cuts_long_runs_into_bounded_pieces(bpe_tokenizer, text):
+    # BPE training is quadratic in a piece's length; a cut keeps every character.
+    pieces = bpe_tokenizer.pre_tokenizer.pre_tokenize_str(text)
+    assert max(len(text[start:end].lstrip(" ")) for _, (start, end) in pieces) <= MAX_RUN
+    assert [start for _, (start, _) in pieces[1:]] == [end for _, (_, end) in pieces[:-1]]
+    assert decode(bpe_tokenizer, encode(bpe_tokenizer, [text], max_length=10_000)[0]) == [text]
+
+
+def test_bpe_learns_no_token_longer_than_the_bound():
+    text = "ab" * 2500  # merges double "ab" up to the longest piece: "abab", "abababab", ...
+    tokenizer = train_tokenizer([text], kind="bpe", vocab_size=300)
+    assert max(len(token) for token in tokenizer.get_vocab()) <= MAX_RUN  # ASCII: one byte-level character each
+    assert decode(tokenizer, encode(tokenizer, [text], max_length=10_000)[0]) == [text]
+
+
+def test_bpe_leaves_runs_up_to_the_bound_whole(bpe_tokenizer):
+    # A cut before the comma of " a...a," would change nothing either: the regex puts one there too.
+    for text in ["a" * MAX_RUN, " " + "a" * MAX_RUN + ",", "x " + "a" * MAX_RUN + " y", "hello world, 1234"]:
+        expected = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True).pre_tokenize_str(text)
+        assert bpe_tokenizer.pre_tokenizer.pre_tokenize_str(text) == expected
+
+
+@PROPERTY_SETTINGS
+@given(text=st.text(st.characters(exclude_categories=["Cs", "Zs", "Zl", "Zp", "Cc"]), min_size=MAX_RUN + 1))
+def test_any_long_run_round_trips_with_bpe(bpe_tokenizer, text):
+    pieces = bpe_tokenizer.pre_tokenizer.pre_tokenize_str(text)
+    assert max(end - start for _, (start, end) in pieces) <= MAX_RUN  # no spaces to add
+    assert decode(bpe_tokenizer, encode(bpe_tokenizer, [text], max_length=10_000)[0]) == [text]
+
