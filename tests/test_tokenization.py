@@ -425,3 +425,46 @@ def test_any_long_run_round_trips_with_bpe(bpe_tokenizer, text):
     assert max(end - start for _, (start, end) in pieces) <= MAX_RUN  # no spaces to add
     assert decode(bpe_tokenizer, encode(bpe_tokenizer, [text], max_length=10_000)[0]) == [text]
 
+
+# --------------------------------------------------------------------------- properties over any text
+
+
+@pytest.fixture(scope="module", params=[(kind, lowercase) for kind in TOKENIZER_KINDS for lowercase in (False, True)],
+                ids=lambda param: param[0] + ("-lowercase" if param[1] else ""))
+def any_tokenizer(request):
+    kind, lowercase = request.param
+    return kind, train_tokenizer(TEXTS + CASED, kind=kind, vocab_size=VOCAB_SIZE, lowercase=lowercase)
+
+
+@PROPERTY_SETTINGS
+@given(texts=st.lists(st.text(), max_size=4))
+def test_any_text_encodes_and_decodes(any_tokenizer, texts):
+    kind, tokenizer = any_tokenizer
+    ids, n_truncated = encode(tokenizer, texts, max_length=10_000)
+    assert n_truncated == 0
+    decoded = decode(tokenizer, ids)
+    assert len(decoded) == len(texts)
+    for text in decoded:
+        text.encode("utf-8")  # raises on a lone surrogate
+    expected = as_decoded_case(tokenizer, texts)
+    if kind == "bpe":
+        assert decoded == expected
+    if kind == "char":  # exact for the texts whose characters were all seen in training
+        assert all(got == text for row, text, got in zip(ids, expected, decoded) if UNK_ID not in row)
+
+
+@PROPERTY_SETTINGS
+@given(data=st.data())
+def test_any_ids_decode_to_valid_text(any_tokenizer, data):
+    kind, tokenizer = any_tokenizer
+    vocab = tokenizer.get_vocab()
+    # Byte 0xEF ("ï" at byte level) starts the valid encoding of U+FFFD itself; without it, and with
+    # no U+FFFD in the training texts, a U+FFFD in the decoded text can only come from an UNK.
+    ids = sorted(i for token, i in vocab.items() if not (kind == "bpe" and "ï" in token))
+    sequences = data.draw(st.lists(st.lists(st.sampled_from(ids), max_size=30), max_size=4))
+    decoded = decode(tokenizer, sequences)
+    assert len(decoded) == len(sequences)
+    for sequence, text in zip(sequences, decoded):
+        text.encode("utf-8")  # raises on a lone surrogate
+        kept = sequence[:sequence.index(EOS_ID)] if EOS_ID in sequence else sequence
+        assert text.count(UNK_TEXT) == kept.count(UNK_ID)
