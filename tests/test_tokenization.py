@@ -37,8 +37,7 @@ TEXTS = [
     "",
 ]
 VOCAB_SIZE = 400
-# No example database: it would be a .hypothesis/ folder in the working tree.
-PROPERTY_SETTINGS = settings(max_examples=100, deadline=None, database=None)
+PROPERTY_SETTINGS = settings(max_examples=100, deadline=None)
 
 
 @pytest.fixture(scope="module", params=TOKENIZER_KINDS)

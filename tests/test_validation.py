@@ -73,7 +73,7 @@ def test_check_ordered_names_the_argument():
         assert check_ordered(ordered, name="texts") is None
 
 
-@settings(max_examples=100, deadline=None, database=None)  # no .hypothesis/ folder
+@settings(max_examples=100, deadline=None)
 @given(st.lists(st.text(), min_size=1))
 def test_any_list_of_text_comes_back_unchanged(texts):
     assert check_texts(texts) == texts
