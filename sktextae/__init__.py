@@ -3,6 +3,6 @@
 from .estimator import TextAutoencoder, TruncationWarning
 from .supervised import TextAutoencoderClassifier, TextAutoencoderRegressor
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 __all__ = ["TextAutoencoder", "TextAutoencoderClassifier", "TextAutoencoderRegressor", "TruncationWarning",
            "__version__"]

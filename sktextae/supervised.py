@@ -7,6 +7,7 @@ then fine-tune on the labels.
 """
 
 import copy
+import inspect
 import numbers
 from numbers import Real
 
@@ -30,10 +31,11 @@ _SUPERVISED_DOC = """
     pretrained : TextAutoencoder or None, default=None
         A fitted ``TextAutoencoder`` to start from: its tokenizer, ``max_length`` and network
         (architecture, sizes and weights) are reused, not refitted, and the parameters of this
-        estimator that shape them (``architecture``, ``latent_dim``, ``tokenizer``, ``vocab_size``,
-        ``lowercase``, ``max_length``, ``embedding_dim``, ``hidden_dim``, ``num_layers``,
-        ``num_heads``, ``variational``) are not used: texts are lowercased if and only if the
-        pretrained model was fitted with ``lowercase=True``. Training here works on copies: the
+        estimator that shape them (``architecture``, ``encoder``, ``decoder``, ``latent_dim``,
+        ``tokenizer``, ``vocab_size``, ``lowercase``, ``max_length``, ``embedding_dim``,
+        ``hidden_dim``, ``num_layers``, ``num_heads``, ``variational``) come from it: leave them at
+        their defaults (or set them to the pretrained model's values); another value raises a
+        ``ValueError`` naming both. Training here works on copies: the
         pretrained model is never changed, and ``clone`` keeps the same fitted model rather than an
         unfitted copy.
 """
@@ -51,9 +53,19 @@ class _SupervisedMixin(TransformerMixin):
         return self._batched(sequences, lambda inputs, _: module.predict(inputs["input_ids"], inputs["lengths"]))
 
     def _check_pretrained(self):
-        if self.pretrained is not None:
-            check_is_fitted(self.pretrained, msg="pretrained must be a fitted TextAutoencoder: call "
-                                                 "pretrained.fit(texts) before passing it.")
+        if self.pretrained is None:
+            return
+        check_is_fitted(self.pretrained, msg="pretrained must be a fitted TextAutoencoder: call "
+                                             "pretrained.fit(texts) before passing it.")
+        # A parameter set here that the pretrained model's network overrides would be silently ignored,
+        # and get_params would disagree with the model: refuse it, naming both values.
+        defaults = {name: parameter.default for name, parameter in inspect.signature(type(self)).parameters.items()}
+        for name in _SHAPING:
+            mine, theirs = getattr(self, name), getattr(self.pretrained, name)
+            if mine != defaults[name] and mine != theirs:
+                raise ValueError(f"{name}={mine!r} here, but pretrained was fitted with {name}={theirs!r}: its "
+                                 f"network and tokenizer are reused as they are. Leave {name} at its default or "
+                                 f"set it to {theirs!r}.")
 
     def _check_y(self, y, n_texts):
         if y is None:
@@ -116,6 +128,10 @@ class _SupervisedMixin(TransformerMixin):
                 setattr(cloned, attribute, copy.deepcopy(getattr(self, attribute)))
         return cloned
 
+
+# The parameters that shape the network and tokenizer, which pretrained= brings with it.
+_SHAPING = ("latent_dim", "architecture", "encoder", "decoder", "tokenizer", "vocab_size", "lowercase", "max_length",
+            "embedding_dim", "hidden_dim", "num_layers", "num_heads", "variational")
 
 _SUPERVISED_CONSTRAINTS = {
     **_BaseTextAutoencoder._parameter_constraints,

@@ -536,18 +536,33 @@ def test_classifier_learns_the_topics(tiny, texts, labels):
 @pytest.mark.parametrize("cls", ESTIMATORS, ids=lambda cls: cls.__name__)
 def test_fine_tuning_reuses_and_never_changes_the_pretrained_model(cls, pretrained, tiny, texts, labels):
     autoencoder = pretrained[0]
-    # Architecture parameters of the fine-tuned model are ignored: the pretrained network is reused.
-    estimator = tiny_model(cls, tiny, pretrained=autoencoder, latent_dim=5, architecture="transformer",
-                           vocab_size=1000, tokenizer="char", max_length=7, embedding_dim=32)
+    # The pretrained network and tokenizer are reused; its own values of their parameters are welcome here.
+    estimator = tiny_model(cls, tiny, pretrained=autoencoder, latent_dim=autoencoder.latent_dim,
+                           architecture=autoencoder.architecture)
     estimator.fit(texts, targets_for(cls, labels))
 
     assert estimator.tokenizer_ is not autoencoder.tokenizer_  # a copy
     assert estimator.tokenizer_.get_vocab() == autoencoder.tokenizer_.get_vocab()
     assert estimator.max_length_ == autoencoder.max_length_
-    assert estimator.transform(texts).shape == (len(texts), autoencoder.latent_dim)  # 8, not 5
+    assert estimator.transform(texts).shape == (len(texts), autoencoder.latent_dim)
     assert estimator.get_feature_names_out().shape == (autoencoder.latent_dim,)
-    assert type(estimator.net_.module_.autoencoder) is type(autoencoder.net_.module_)  # gru, not transformer
-    assert estimator.get_params()["latent_dim"] == 5  # the parameters themselves are left as given
+    assert type(estimator.net_.module_.autoencoder) is type(autoencoder.net_.module_)
+    assert_pretrained_unchanged(pretrained, texts)
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS, ids=lambda cls: cls.__name__)
+@pytest.mark.parametrize("name, value", [("latent_dim", 5), ("architecture", "lstm"), ("vocab_size", 1000),
+                                         ("tokenizer", "char"), ("max_length", 7), ("embedding_dim", 32),
+                                         ("encoder", "conv"), ("variational", True)])
+def test_a_shaping_parameter_that_disagrees_with_pretrained_is_refused(cls, name, value, pretrained, tiny, texts,
+                                                                       labels):
+    # Silently ignored, it would leave get_params disagreeing with the model: the error names both values.
+    autoencoder = pretrained[0]
+    estimator = tiny_model(cls, tiny, pretrained=autoencoder, **{name: value})
+    with pytest.raises(ValueError, match=rf"{name}={value!r} here, but pretrained was fitted with {name}="
+                                         rf"{getattr(autoencoder, name)!r}"):
+        estimator.fit(texts, targets_for(cls, labels))
+    assert not hasattr(estimator, "net_")
     assert_pretrained_unchanged(pretrained, texts)
 
 
@@ -570,16 +585,19 @@ def test_fine_tuning_starts_from_the_pretrained_weights(cls, pretrained, tiny, t
 
 @pytest.mark.parametrize("pretrained_lowercase", [True, False])
 def test_fine_tuning_lowercases_as_the_pretrained_model_does(pretrained_lowercase, tiny, texts, labels):
-    # The pretrained tokenizer is reused, its lowercasing with it, whatever lowercase says here (as for
-    # tokenizer and vocab_size); the parameter itself is left as given.
+    # The pretrained tokenizer is reused, its lowercasing with it: lowercase left at its default here
+    # follows the pretrained model, and the other value is refused.
     autoencoder = tiny(architecture="bow", lowercase=pretrained_lowercase, max_epochs=1).fit(texts)
     for cls in ESTIMATORS:
-        estimator = tiny_model(cls, tiny, pretrained=autoencoder, lowercase=not pretrained_lowercase, max_epochs=1)
+        estimator = tiny_model(cls, tiny, pretrained=autoencoder, architecture="bow", lowercase=False, max_epochs=1)
         estimator.fit(texts, targets_for(cls, labels))
-        assert estimator.get_params()["lowercase"] is (not pretrained_lowercase)
         for restored in (estimator, pickle.loads(pickle.dumps(estimator))):
             Z = restored.transform(["Hello World", "hello world"])
             assert np.array_equal(Z[0], Z[1]) is pretrained_lowercase
+        if not pretrained_lowercase:
+            with pytest.raises(ValueError, match="lowercase=True here, but pretrained was fitted with lowercase=False"):
+                tiny_model(cls, tiny, pretrained=autoencoder, architecture="bow",
+                           lowercase=True).fit(texts, targets_for(cls, labels))
 
 
 @pytest.mark.parametrize("cls", ESTIMATORS, ids=lambda cls: cls.__name__)
@@ -620,7 +638,8 @@ def test_fine_tuning_between_compiled_and_plain_networks(compile_pretrained, com
                                                          fast_compile):
     autoencoder = tiny(architecture="bow", compile=compile_pretrained, max_epochs=1).fit(texts)
     # A learning rate of 1e-12 leaves the weights where they started: the latents are the pretrained ones.
-    estimator = tiny_model(TextAutoencoderClassifier, tiny, pretrained=autoencoder, compile=compile_tuned,
+    estimator = tiny_model(TextAutoencoderClassifier, tiny, pretrained=autoencoder, architecture="bow",
+                           compile=compile_tuned,
                            max_epochs=1, lr=1e-12).fit(texts, labels)
     networks = [module for module in fast_compile if not isinstance(module, torch.nn.Identity)]  # not the criterion
     assert len(networks) == compile_pretrained + compile_tuned
@@ -641,7 +660,7 @@ def test_grid_search_with_a_pretrained_model(pretrained, tiny, texts, labels):
                      estimator.transform(X).shape[1]))
         return estimator.score(X, y)
 
-    clf = tiny_model(TextAutoencoderClassifier, tiny, pretrained=autoencoder, max_epochs=1, latent_dim=3)
+    clf = tiny_model(TextAutoencoderClassifier, tiny, pretrained=autoencoder, max_epochs=1)
     search = GridSearchCV(clf, {"reconstruction_weight": [0.0, 1.0]}, cv=2, error_score="raise",
                           scoring=accuracy_and_record).fit(texts, labels)
     assert seen == [(True, True, autoencoder.latent_dim)] * 4  # 2 candidates x 2 folds
