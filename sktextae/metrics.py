@@ -113,9 +113,11 @@ def reconstruction_report(autoencoder, X):
     reconstructions have no word order for n-grams to measure), ``exact_match`` (share of texts
     reproduced exactly) and ``n_texts``. Tokens are those of the model's own tokenizer, up to
     ``max_length``. For a model fitted with ``lowercase=True``, whose reconstructions are lowercase,
-    a text counts as reproduced when its reconstruction equals the text lowercased.
+    a text counts as reproduced when its reconstruction equals the text lowercased; for a pretrained
+    encoder's tokenizer, when it equals the text as that tokenizer normalises it
+    (``vocabulary_.as_decoded``).
     """
-    from .tokenization import as_decoded_case, encode
+    from .tokenization import encode
     from .validation import check_texts
 
     texts = check_texts(X)
@@ -125,5 +127,5 @@ def reconstruction_report(autoencoder, X):
     bag = not autoencoder.net_.module_.is_sequence_decoder
     accuracy = bag_token_accuracy if bag else token_accuracy
     return {"token_accuracy": accuracy(refs, hyps), "bleu": float("nan") if bag else corpus_bleu(refs, hyps),
-            "exact_match": exact_match_rate(as_decoded_case(autoencoder.tokenizer_, texts), reconstructions),
+            "exact_match": exact_match_rate(autoencoder.vocabulary_.as_decoded(texts), reconstructions),
             "n_texts": len(texts)}

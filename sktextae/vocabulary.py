@@ -13,7 +13,7 @@ import copy
 import numpy as np
 
 from .batching import Collator
-from .tokenization import EOS_ID, MASK_ID, SPECIAL_TOKENS, UNK_ID, UNK_TEXT, decode
+from .tokenization import EOS_ID, MASK_ID, SPECIAL_TOKENS, UNK_ID, UNK_TEXT, as_decoded_case, decode
 
 
 class Vocabulary:
@@ -59,6 +59,14 @@ class Vocabulary:
         """A ``batching.Collator`` that puts these ids around the texts (``options``: noise and the like)."""
         return Collator(encoder_prefix=self.encoder_prefix, encoder_suffix=self.encoder_suffix,
                         decoder_ids=self.decoder_ids, **options)
+
+    def as_decoded(self, texts):
+        """The texts as decoding their tokens gives them back: lowercased by a lowercasing tokenizer, and for
+        a pretrained tokenizer, normalised as it normalises (BERT's uncased: lowercase, accents stripped,
+        spaces around punctuation)."""
+        if self.decoder_tokens is None:
+            return as_decoded_case(self.tokenizer, texts)
+        return [self.tokenizer.decode(self.tokenizer.encode(text, add_special_tokens=False).ids) for text in texts]
 
     def decode(self, sequences):
         """Decoder id sequences -> texts (each ends at its first EOS)."""

@@ -7,6 +7,7 @@ import pytest
 from sktextae.metrics import (
     bag_token_accuracy, corpus_bleu, exact_match_rate, reconstruction_report, token_accuracy)
 from sktextae.tokenization import train_tokenizer
+from sktextae.vocabulary import Vocabulary
 
 
 def test_token_accuracy_counts_positions_over_reference_length():
@@ -91,8 +92,9 @@ def test_bleu_refuses_mismatched_lengths_and_bad_orders():
 def fake_autoencoder(texts, reconstructions, architecture, lowercase=False):
     """Just what reconstruction_report reads from a fitted TextAutoencoder."""
     module = SimpleNamespace(is_sequence_decoder=architecture != "bow")
+    tokenizer = train_tokenizer(texts, kind="word", vocab_size=50, lowercase=lowercase)
     return SimpleNamespace(
-        tokenizer_=train_tokenizer(texts, kind="word", vocab_size=50, lowercase=lowercase), max_length_=20,
+        tokenizer_=tokenizer, vocabulary_=Vocabulary(tokenizer), max_length_=20,
         net_=SimpleNamespace(module_=module), transform=lambda X: np.zeros((len(X), 2)),
         inverse_transform=lambda Z: np.array(reconstructions, dtype=object))
 

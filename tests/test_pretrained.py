@@ -185,7 +185,7 @@ def test_grid_search_loads_the_weights_once_per_process(bert, texts, monkeypatch
 
 def test_few_label_classifier_on_a_pretrained_encoder(bert, texts, labels):
     few = np.where(np.arange(len(labels)) % 4 == 0, labels, -1)  # a quarter labelled
-    clf = TextAutoencoderClassifier(encoder=bert, **{**TINY, "max_epochs": 5, "lr": 1e-2}).fit(texts, few)
+    clf = TextAutoencoderClassifier(encoder=bert, **{**TINY, "max_epochs": 30, "lr": 1e-2}).fit(texts, few)
     assert clf.predict_proba(texts).shape == (len(texts), 2)
     assert clf.score(texts, labels) > 0.5
     pretrained = TextAutoencoder(encoder=bert, **TINY).fit(texts)
@@ -259,3 +259,14 @@ def test_minilm_from_its_package(texts):
     assert (encoder.output_dim, encoder.pooling, encoder.normalize) == (384, "mean", True)
     assert estimator.transform(texts).shape == (len(texts), 16)
     assert estimator.inverse_transform(estimator.transform(texts[:2])).shape == (2,)
+
+
+def test_reconstruction_report_compares_with_the_text_as_the_tokenizer_normalises_it(fitted, texts, monkeypatch):
+    from sktextae.metrics import reconstruction_report
+
+    assert fitted.vocabulary_.as_decoded(["Hello, World"]) == ["hello, world"]
+    # A model that gives back each text as its uncased tokenizer writes it reproduces every text exactly.
+    normalised = np.array(fitted.vocabulary_.as_decoded(texts[:4]), dtype=object)
+    monkeypatch.setattr(fitted, "inverse_transform", lambda Z: normalised)
+    assert not any(a == b for a, b in zip(normalised, texts[:4]))  # the texts are cased
+    assert reconstruction_report(fitted, texts[:4])["exact_match"] == 1.0
