@@ -23,7 +23,7 @@ from sktextae.tokenization import encode
 
 # The configuration the learning test (tests/test_learning.py) uses.
 CONFIG = dict(latent_dim=64, embedding_dim=64, hidden_dim=128, num_layers=1, num_heads=4, dropout=0.0,
-              batch_size=16, lr=3e-3, validation_fraction=0, patience=None, random_state=0)
+              noise=0.0, batch_size=16, lr=3e-3, validation_fraction=0, patience=None, random_state=0)
 
 
 def short_sentences(n_texts):

@@ -59,7 +59,7 @@ def model_params(args):
     """The sizes of bench_objectives.py."""
     return dict(architecture=args.architecture, embedding_dim=128, hidden_dim=256, num_layers=1, max_length=128,
                 max_epochs=args.max_epochs, batch_size=32, lr=3e-3 if args.architecture != "transformer" else 1e-3,
-                random_state=0)
+                noise=0.0, random_state=0)
 
 
 def unigram_scores(train_texts, texts):

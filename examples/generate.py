@@ -44,7 +44,7 @@ def main():
     # vector. free_bits=0.5 lets each unit keep half a nat of information free of the KL penalty:
     # on so few texts the default 0.1 gives fluent samples but reconstructs little.
     ae = TextAutoencoder(latent_dim=32, architecture="gru", embedding_dim=64, hidden_dim=128, num_layers=1,
-                         dropout=0.0, variational=True, kl_annealing_epochs=8, free_bits=0.5, max_epochs=40,
+                         dropout=0.0, noise=0.0, variational=True, kl_annealing_epochs=8, free_bits=0.5, max_epochs=40,
                          batch_size=32, lr=3e-3, validation_fraction=0, patience=None, random_state=0)
     print(f"Training a variational GRU on {len(texts)} short docstrings ...")
     start = time.perf_counter()

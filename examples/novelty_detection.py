@@ -82,7 +82,7 @@ def main():
 
     start = time.perf_counter()
     ae = TextAutoencoder(latent_dim=32, architecture="gru", embedding_dim=64, hidden_dim=128, num_layers=1,
-                         vocab_size=2000, max_length=96, max_epochs=20, batch_size=64, lr=3e-3,
+                         vocab_size=2000, max_length=96, noise=0.0, max_epochs=20, batch_size=64, lr=3e-3,
                          validation_fraction=0, patience=None, random_state=0).fit(train_texts)
     print(f"Trained for {len(ae.net_.history)} epochs in {time.perf_counter() - start:.0f} s on {ae.device_}.")
 

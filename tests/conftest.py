@@ -60,7 +60,7 @@ LABELS = (0,) * len(COOKING) + (1,) * len(COMPUTING)
 
 TINY_PARAMS = dict(latent_dim=8, architecture="gru", embedding_dim=16, hidden_dim=16, num_layers=1, num_heads=2,
                    max_epochs=2, batch_size=16, validation_fraction=0, patience=None, random_state=0,
-                   vocab_size=300)
+                   vocab_size=300, noise=0.0)
 
 
 def tiny_autoencoder(**overrides):
