@@ -83,7 +83,7 @@ class _BaseTextAutoencoder(BaseEstimator):
         With ``n_outputs``, the network gets a supervised head (``task``) trained on ``labels``.
         """
         shapes = pretrained if pretrained is not None else self  # whose parameters shape the network
-        language_model = _check_shapes(shapes, len(texts), n_texts_owner=self)
+        language_model = self._check_fit(shapes, len(texts))
         device = resolve_device(self.device)
         if pretrained is not None:  # reuse, never refit: a copy, so that training here leaves it as it was
             vocabulary, max_length = copy.deepcopy(pretrained.vocabulary_), pretrained.max_length_
@@ -108,6 +108,40 @@ class _BaseTextAutoencoder(BaseEstimator):
         self._train(sequences, labels, epochs=epochs, rng=check_random_state(self.random_state),
                     pretrained=pretrained)
         return self
+
+    def _check_fit(self, shapes, n_texts):
+        """Check the combinations of parameters, before a failed fit has replaced any fitted state: this
+        estimator's training parameters, and those of ``shapes`` (this estimator, or a fitted model to
+        start from) that shape the network. Returns the pretrained model ``encoder=`` names, or None."""
+        if self.patience is not None and self.validation_fraction == 0:
+            raise ValueError(f"patience={self.patience} stops on validation loss, but validation_fraction=0 "
+                             f"holds out no texts: set validation_fraction > 0, or patience=None.")
+        encoder, decoder = _encoder_decoder(shapes)
+        language_model = None
+        if is_pretrained(encoder):
+            language_model = pretrained_models.load(encoder)
+            if shapes.embedding_dim not in (None, language_model.hidden_size):
+                raise ValueError(f"embedding_dim({shapes.embedding_dim}) must equal the pretrained encoder's width "
+                                 f"({language_model.hidden_size}): the decoder's token embeddings start from the "
+                                 f"model's. Leave embedding_dim=None.")
+            for name, default in (("tokenizer", "bpe"), ("vocab_size", 8000), ("lowercase", False)):
+                if getattr(shapes, name) != default:
+                    raise ValueError(f"{name}={getattr(shapes, name)!r} with a pretrained encoder: the model's own "
+                                     f"tokenizer is used, not one trained in fit. Leave {name} at its default "
+                                     f"({default!r}).")
+            specials = len(language_model.prefix) + len(language_model.suffix)
+            if shapes.max_length + specials > language_model.max_positions:
+                raise ValueError(f"max_length({shapes.max_length}) plus the model's {specials} special tokens exceeds "
+                                 f"the {language_model.max_positions} positions of {encoder!r}: set max_length <= "
+                                 f"{language_model.max_positions - specials}.")
+        elif shapes.encoder is not None and shapes.encoder not in ENCODERS:
+            raise ValueError(f"encoder must be one of {ENCODERS} or a pretrained model, got {shapes.encoder!r}.")
+        width = _embedding_dim(shapes)
+        if "transformer" in (encoder, decoder) and width % shapes.num_heads:
+            raise ValueError(f"embedding_dim({width}) must be divisible by num_heads({shapes.num_heads}) for "
+                             f"a Transformer encoder or decoder.")
+        self._n_validation(n_texts)
+        return language_model
 
     def _build_net(self, *, shapes, n_outputs=None, task=None, class_weight=None, reconstruction_weight=1.0):
         """The skorch net and its callbacks. ``shapes`` is the estimator whose parameters shape the network:
@@ -704,7 +738,7 @@ class TextAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _BaseTe
         texts = check_texts(X)
         if not hasattr(self, "net_"):
             return self._fit_new(texts, epochs=1)
-        _check_shapes(self, len(texts), n_texts_owner=self)
+        self._check_fit(self, len(texts))
         sequences, self.n_truncated_ = self._encode(texts)
         self._train(sequences, epochs=1, rng=self._partial_fit_rng())
         return self
@@ -754,41 +788,6 @@ def _make_module(*, encoder, decoder, n_outputs=None, dropout, freeze_encoder=Fa
                                decoder_embeddings=decoder_embeddings, **sizes)
     return module if n_outputs is None else SupervisedAutoencoder(autoencoder=module, n_outputs=n_outputs,
                                                                   dropout=dropout)
-
-
-def _check_shapes(estimator, n_texts, *, n_texts_owner):
-    """Check the combinations of parameters that shape the network, before a failed fit has replaced any
-    fitted state; the pretrained model that ``encoder=`` names, loaded, or None."""
-    owner = n_texts_owner
-    if owner.patience is not None and owner.validation_fraction == 0:
-        raise ValueError(f"patience={owner.patience} stops on validation loss, but validation_fraction=0 "
-                         f"holds out no texts: set validation_fraction > 0, or patience=None.")
-    encoder, decoder = _encoder_decoder(estimator)
-    language_model = None
-    if is_pretrained(encoder):
-        language_model = pretrained_models.load(encoder)
-        if estimator.embedding_dim not in (None, language_model.hidden_size):
-            raise ValueError(f"embedding_dim({estimator.embedding_dim}) must equal the pretrained encoder's width "
-                             f"({language_model.hidden_size}): the decoder's token embeddings start from the "
-                             f"model's. Leave embedding_dim=None.")
-        for name, default in (("tokenizer", "bpe"), ("vocab_size", 8000), ("lowercase", False)):
-            if getattr(estimator, name) != default:
-                raise ValueError(f"{name}={getattr(estimator, name)!r} with a pretrained encoder: the model's own "
-                                 f"tokenizer is used, not one trained in fit. Leave {name} at its default "
-                                 f"({default!r}).")
-        specials = len(language_model.prefix) + len(language_model.suffix)
-        if estimator.max_length + specials > language_model.max_positions:
-            raise ValueError(f"max_length({estimator.max_length}) plus the model's {specials} special tokens exceeds "
-                             f"the {language_model.max_positions} positions of {encoder!r}: set max_length <= "
-                             f"{language_model.max_positions - specials}.")
-    elif estimator.encoder is not None and estimator.encoder not in ENCODERS:
-        raise ValueError(f"encoder must be one of {ENCODERS} or a pretrained model, got {estimator.encoder!r}.")
-    width = _embedding_dim(estimator)
-    if "transformer" in (encoder, decoder) and width % estimator.num_heads:
-        raise ValueError(f"embedding_dim({width}) must be divisible by num_heads({estimator.num_heads}) for "
-                         f"a Transformer encoder or decoder.")
-    owner._n_validation(n_texts)
-    return language_model
 
 
 def _silent(*args, **kwargs):
