@@ -420,6 +420,76 @@ class _BaseTextAutoencoder(BaseEstimator):
         total, count = self._log_likelihoods(check_texts(X))
         return float(total.sum() / max(count.sum(), 1))
 
+    # ------------------------------------------------------------------ saving
+
+    def save(self, path, *, overwrite=False):
+        """Write the fitted model to the folder ``path``, in a format that loads without pickle.
+
+        The folder holds ``config.json`` (the class, the parameters, the fitted attributes, the
+        vocabulary, the package versions and a SHA-256 of every file), ``tokenizer.json``,
+        ``model.safetensors`` (the network's weights) and, with a pretrained encoder,
+        ``encoder/config.json``, so that it needs nothing outside itself. Load it with
+        ``sktextae.load(path)`` or ``<Class>.load(path)``: the loaded model gives the same
+        ``transform``, ``inverse_transform``, ``predict`` and scores, bit for bit, on the same device.
+
+        Not saved: the optimizer's state and ``net_.history`` (a ``partial_fit`` after loading starts a
+        fresh optimizer), and the parameters that only a later ``fit`` reads and that are not plain data:
+        ``callbacks`` and a ``RandomState`` instance as ``random_state`` are stored as None, with a
+        warning; ``pretrained=`` (supervised estimators) is stored as None, since the network it started
+        is saved. A refit of a loaded model with a pretrained ``encoder=`` needs that model again.
+
+        The folder is written beside ``path`` under a hidden name and moved into place at the end:
+        an interrupted save leaves no folder at ``path`` that looks finished.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The folder to write; it must not exist or be empty.
+        overwrite : bool, default=False
+            Replace a model that ``save`` wrote there before (a folder holding ``config.json``); any
+            other non-empty folder is never replaced.
+
+        Returns
+        -------
+        path : pathlib.Path
+        """
+        from .persistence import save
+
+        return save(self, path, overwrite=overwrite)
+
+    @classmethod
+    def load(cls, path, *, device="auto"):
+        """The model that ``save`` wrote to the folder ``path``; it must be of this class.
+
+        Nothing is unpickled. A missing, damaged or edited file, or a folder written by a newer
+        format, raises ``sktextae.ModelFileError`` naming the file.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+        device : str, default="auto"
+            Where the network goes: ``"auto"`` (CUDA when available, else the CPU) or a torch device.
+
+        Returns
+        -------
+        estimator : an instance of this class
+        """
+        from .persistence import load
+
+        return load(path, device=device, expected=None if cls is _BaseTextAutoencoder else cls)
+
+    def __getstate__(self):
+        from . import __version__
+
+        return dict(super().__getstate__(), _sktextae_version=__version__)
+
+    def __setstate__(self, state):
+        from .persistence import check_pickle_state
+
+        state = dict(state)
+        check_pickle_state(self, state)  # warns on another version, refuses a state missing needed fields
+        super().__setstate__(state)
+
     # ------------------------------------------------------------------ helpers
 
     def _encode(self, texts, *, tokenizer=None, max_length=None):
