@@ -6,7 +6,6 @@ import torch
 from skorch.callbacks import Callback, ProgressBar
 
 
-
 class KLAnnealing(Callback):
     """Raise the net's ``kl_weight`` linearly from 0 to 1 over the first ``warmup_epochs`` epochs.
 
@@ -50,7 +49,12 @@ class ActiveUnits(Callback):
         self.threshold, self.max_texts = threshold, max_texts
 
     def on_epoch_end(self, net, dataset_train=None, dataset_valid=None, **kwargs):
-        dataset = dataset_valid if dataset_valid is not None else dataset_train
+        # A pass over up to max_texts texts every epoch: a Ctrl-C may well land here, and is noted as one
+        # (``AutoencoderNet.raise_if_interrupted``), not taken for a callback's request to stop.
+        with net.noting_interrupts():
+            self._record(net, dataset_valid if dataset_valid is not None else dataset_train)
+
+    def _record(self, net, dataset):
         texts = dataset.subset(np.arange(min(len(dataset), self.max_texts)))
         means = []
         net.module_.eval()

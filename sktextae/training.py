@@ -1,15 +1,17 @@
 """The skorch net that trains an autoencoder module: batching, device transfer, bf16 and the loss.
 
 skorch's hooks are overridden (``get_iterator``, ``infer``, ``get_loss``), and ``run_single_epoch``
-only so that the loop never waits for the device (see there); its ``fit`` loop, callbacks and
-history are used as they are.
+only so that the loop never waits for the device and notes a Ctrl-C (see there); its ``fit`` loop,
+callbacks and history are used as they are.
 """
 
 import contextlib
+import logging
 
 import numpy as np
 import torch
 from skorch import NeuralNet
+from skorch.callbacks import EarlyStopping
 from skorch.dataset import get_len
 from torch.utils.data import DataLoader
 
@@ -17,6 +19,8 @@ from .batching import LengthBucketSampler
 
 # The padding id is also the target padding: no real target is ever PAD_ID.
 from .tokenization import PAD_ID
+
+logger = logging.getLogger("sktextae")
 
 
 def token_log_probs(logits, target_ids):
@@ -60,6 +64,20 @@ class AutoencoderNet(NeuralNet):
         Per-class weights of the cross-entropy.
     vocabulary : vocabulary.Vocabulary
         The ids around each text for the encoder, and the decoder's own ids (``Vocabulary.collator``).
+
+    Attributes beyond ``NeuralNet``'s
+    ---------------------------------
+    interrupted_ : bool
+        Whether the last ``partial_fit`` call was stopped by a ``KeyboardInterrupt`` (Ctrl-C) in a
+        training or validation pass, rather than by a callback's deliberate stop such as
+        ``EarlyStopping``'s. skorch's ``partial_fit`` swallows both; ``raise_if_interrupted`` raises
+        the former again.
+
+    Notes
+    -----
+    A pickled net holds the weights, not the optimizer's state (AdamW's two moments per weight,
+    twice the weights' size): an unpickled net gets a fresh optimizer, so training it further
+    starts with fresh moments, as a new fit would (the weights and the history are kept).
     """
 
     def __init__(self, *args, shuffle_seed=0, use_bf16=False, noise=0.0, noise_type="delete", word_dropout=0.0,
@@ -74,7 +92,70 @@ class AutoencoderNet(NeuralNet):
 
     def initialize(self):
         self.shuffle_rng_ = np.random.default_rng(self.shuffle_seed)
+        self.interrupted_ = False
         return super().initialize()
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        self.interrupted_ = False
+        self.first_epoch_ = len(self.history)  # this call's epochs are history[first_epoch_:]
+        super().on_train_begin(net, X=X, y=y, **kwargs)
+
+    @contextlib.contextmanager
+    def noting_interrupts(self):
+        """Note a ``KeyboardInterrupt`` raised inside (Ctrl-C) in ``interrupted_``, and let it go on:
+        skorch's ``partial_fit`` stops training on it either way, but only a noted one is raised
+        again by ``raise_if_interrupted``. For training work that never stops training on purpose."""
+        try:
+            yield
+        except KeyboardInterrupt:
+            self.interrupted_ = True
+            raise
+
+    def raise_if_interrupted(self):
+        """Raise ``KeyboardInterrupt`` again if the last ``partial_fit`` call was interrupted.
+
+        skorch's ``partial_fit`` catches ``KeyboardInterrupt`` (its callbacks raise it to stop
+        training), so a Ctrl-C during training would return as if the fit had finished. Call this
+        right after ``partial_fit``: it logs (logger ``"sktextae"``) how many epochs completed and
+        which weights the net keeps, then raises, so that the caller's program stops while an
+        interactive session keeps a usable net. The weights kept are those of the best epoch so far
+        when an ``EarlyStopping(load_best=True)`` callback has seen one (skorch restores them in
+        ``on_train_end``), otherwise the weights as the interrupt left them: without a validation
+        score no earlier epoch is known to be better, and the batches trained since are kept.
+        The interrupted epoch stays in ``history`` as skorch left it, without its epoch-level scores.
+        """
+        if not getattr(self, "interrupted_", False):
+            return
+        complete = len(self.history) - getattr(self, "first_epoch_", 0) - 1  # the last epoch is the interrupted one
+        stopper = next((callback for _, callback in self.callbacks_
+                        if isinstance(callback, EarlyStopping) and callback.load_best
+                        and callback.best_model_weights_ is not None), None)
+        kept = (f"the weights of epoch {stopper.best_epoch_}, the best {stopper.monitor} so far" if stopper
+                else "the weights as the interrupt left them")
+        message = (f"fit interrupted in epoch {len(self.history)} after {complete} complete epoch(s) of this call "
+                   f"(max_epochs={self.max_epochs}); the model keeps {kept} and can be used or trained further")
+        logger.warning(message)
+        raise KeyboardInterrupt(message)
+
+    def __getstate__(self):
+        # skorch pickles the optimizer with the module; its state (AdamW's moments) is twice the weights'
+        # size and is of no use to a model that is only used. Pickled from a copy, so that self keeps it.
+        if "optimizer_" not in self.__dict__:
+            return super().__getstate__()
+        weights_only = object.__new__(type(self))
+        weights_only.__dict__.update(self.__dict__)
+        del weights_only.__dict__["optimizer_"]
+        return super(AutoencoderNet, weights_only).__getstate__()
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        # Where skorch maps a CUDA net to the CPU (no GPU here, with a DeviceWarning), it sets device to a
+        # torch.device; a string, as the net was built with.
+        self.device = str(self.device) if isinstance(self.device, torch.device) else self.device
+        if self.initialized_ and "optimizer_" not in self.__dict__:
+            # A fresh optimizer over the unpickled weights, on the device skorch mapped them to; it holds
+            # no tensors until its first step, when AdamW creates its moments.
+            self.initialize_optimizer()
 
     def get_iterator(self, dataset, training=False):
         sampler = LengthBucketSampler(dataset.lengths, batch_size=self.batch_size, shuffle=training,
@@ -92,7 +173,9 @@ class AutoencoderNet(NeuralNet):
         return ((name, param) for name, param in super().get_all_learnable_params() if param.requires_grad)
 
     def autocast(self):
-        if not self.use_bf16:
+        # The device, not use_bf16 alone: a net trained on CUDA and unpickled where there is none runs
+        # on the CPU (skorch maps it there), where CUDA autocast would only warn at every call.
+        if not self.use_bf16 or torch.device(self.device).type != "cuda":
             return contextlib.nullcontext()
         return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
 
@@ -109,23 +192,26 @@ class AutoencoderNet(NeuralNet):
         # all of them become floats in one transfer at the end of the pass, before the on_epoch_end
         # callbacks (PassthroughScoring, EarlyStopping, PrintLog) read them. Until then a callback's
         # on_batch_end sees 0-d tensors (``callbacks.SyncFreeProgressBar`` shows no per-batch loss).
-        # Unlike skorch's loop, each step's outputs are also freed before the next batch runs.
+        # Unlike skorch's loop, each step's outputs are also freed before the next batch runs, and a
+        # KeyboardInterrupt (Ctrl-C: nothing in a pass raises one on purpose) is noted, see
+        # raise_if_interrupted.
         if iterator is None:
             return
         batch_count = 0
         try:
-            for batch in iterator:
-                self.notify("on_batch_begin", batch=batch, training=training)
-                step = step_fn(batch, **fit_params)
-                self.history.record_batch(f"{prefix}_loss", step["loss"].detach())
-                batch_size = get_len(batch[0]) if isinstance(batch, (tuple, list)) else get_len(batch)
-                self.history.record_batch(f"{prefix}_batch_size", batch_size)
-                self.notify("on_batch_end", batch=batch, training=training, **step)
-                # Drop this batch's outputs now: kept until the next step's result replaced them, its
-                # logits ((B, T, V) for a sequence decoder) would still be held, in memory beside the
-                # next batch's own, through the next forward and backward pass.
-                del step
-                batch_count += 1
+            with self.noting_interrupts():
+                for batch in iterator:
+                    self.notify("on_batch_begin", batch=batch, training=training)
+                    step = step_fn(batch, **fit_params)
+                    self.history.record_batch(f"{prefix}_loss", step["loss"].detach())
+                    batch_size = get_len(batch[0]) if isinstance(batch, (tuple, list)) else get_len(batch)
+                    self.history.record_batch(f"{prefix}_batch_size", batch_size)
+                    self.notify("on_batch_end", batch=batch, training=training, **step)
+                    # Drop this batch's outputs now: kept until the next step's result replaced them, its
+                    # logits ((B, T, V) for a sequence decoder) would still be held, in memory beside the
+                    # next batch's own, through the next forward and backward pass.
+                    del step
+                    batch_count += 1
         finally:  # an interrupted fit (skorch catches KeyboardInterrupt) leaves floats too
             _batch_values_to_floats(self.history[-1]["batches"])
         self.history.record(f"{prefix}_batch_count", batch_count)

@@ -1,0 +1,188 @@
+"""What a fit survives: a Ctrl-C during training, a pickle moved to a machine without CUDA, and what a
+pickle holds (the weights, not the optimizer's state)."""
+
+import contextlib
+import copy
+import io
+import logging
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from skorch.callbacks import Callback
+from skorch.exceptions import DeviceWarning
+
+from sktextae.batching import TokenDataset
+from sktextae.callbacks import ActiveUnits
+
+
+class CtrlC(Callback):
+    """A Ctrl-C after batch ``batch`` of epoch ``epoch``'s training pass, as the signal would raise it
+    there; the weights at that moment are kept in ``weights``."""
+
+    def __init__(self, epoch=2, batch=2):
+        self.epoch, self.batch = epoch, batch
+
+    def on_batch_end(self, net, training=False, **kwargs):
+        if training and len(net.history) == self.epoch and len(net.history[-1, "batches"]) == self.batch:
+            self.weights = copy.deepcopy(net.module_.state_dict())
+            raise KeyboardInterrupt
+
+
+class EpochWeights(Callback):
+    """Each completed epoch's weights, by epoch number."""
+
+    def initialize(self):
+        self.weights = {}
+        return self
+
+    def on_epoch_end(self, net, **kwargs):
+        self.weights[len(net.history)] = copy.deepcopy(net.module_.state_dict())
+
+
+def fit_interrupted(estimator, texts):
+    """``estimator.fit(texts)``, which raises KeyboardInterrupt once the estimator calls
+    ``net_.raise_if_interrupted()``, and returns it until then."""
+    with contextlib.suppress(KeyboardInterrupt):
+        estimator.fit(texts)
+    return estimator
+
+
+def assert_same_weights(state, expected):
+    assert state.keys() == expected.keys()
+    for name in state:
+        torch.testing.assert_close(state[name], expected[name], rtol=0, atol=0, msg=name)
+
+
+# --------------------------------------------------------------------------- Ctrl-C
+
+
+def test_ctrl_c_is_raised_again_logged_and_the_model_kept(tiny, texts, caplog):
+    estimator = fit_interrupted(tiny(batch_size=4, max_epochs=5, callbacks=[("ctrl_c", CtrlC(epoch=2))]), texts)
+    net = estimator.net_
+    assert net.interrupted_ and len(net.history) == 2  # the interrupted epoch stays, as skorch left it
+    with caplog.at_level(logging.WARNING, logger="sktextae"):
+        with pytest.raises(KeyboardInterrupt, match=r"in epoch 2 after 1 complete epoch.*max_epochs=5.*as the "
+                                                    r"interrupt left them"):
+            net.raise_if_interrupted()
+    [record] = [record for record in caplog.records if record.name == "sktextae"]
+    assert "after 1 complete epoch" in record.getMessage()
+    # No validation score, so no earlier epoch is known to be better: the batches trained are kept.
+    assert_same_weights(net.module_.state_dict(), dict(net.callbacks_)["ctrl_c"].weights)
+    Z = estimator.transform(texts)
+    assert Z.shape == (len(texts), 8) and np.isfinite(Z).all()
+
+
+def test_ctrl_c_keeps_the_best_weights_of_early_stopping(tiny, texts, caplog):
+    callbacks = [("epochs", EpochWeights()), ("ctrl_c", CtrlC(epoch=4))]
+    estimator = fit_interrupted(tiny(batch_size=4, max_epochs=8, validation_fraction=0.25, patience=8,
+                                     callbacks=callbacks), texts)
+    net = estimator.net_
+    losses = net.history[:, "valid_loss"]
+    assert len(losses) == 3  # the interrupted epoch has none
+    best = int(np.argmin(losses)) + 1
+    assert_same_weights(net.module_.state_dict(), dict(net.callbacks_)["epochs"].weights[best])
+    with caplog.at_level(logging.WARNING, logger="sktextae"), pytest.raises(KeyboardInterrupt) as raised:
+        net.raise_if_interrupted()
+    assert f"the weights of epoch {best}, the best valid_loss so far" in str(raised.value)
+
+
+def test_ctrl_c_in_the_validation_pass_and_in_active_units_is_noted(tiny, texts, monkeypatch):
+    class CtrlCInValidation(Callback):
+        def on_batch_end(self, net, training=False, **kwargs):
+            if not training:
+                raise KeyboardInterrupt
+
+    estimator = fit_interrupted(tiny(batch_size=4, validation_fraction=0.25,
+                                     callbacks=[CtrlCInValidation()]), texts)
+    assert estimator.net_.interrupted_ and len(estimator.net_.history) == 1
+
+    def ctrl_c(self, net, dataset):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ActiveUnits, "_record", ctrl_c)
+    estimator = fit_interrupted(tiny(variational=True, max_epochs=3), texts)
+    assert estimator.net_.interrupted_ and len(estimator.net_.history) == 1
+
+
+def test_a_callbacks_deliberate_stop_is_not_an_interrupt(tiny, texts):
+    class StopAfterTwoEpochs(Callback):
+        def on_epoch_end(self, net, **kwargs):
+            if len(net.history) == 2:
+                raise KeyboardInterrupt  # skorch's way to stop training, as EarlyStopping does
+
+    estimator = tiny(batch_size=4, max_epochs=5, callbacks=[StopAfterTwoEpochs()]).fit(texts)
+    assert len(estimator.net_.history) == 2 and not estimator.net_.interrupted_
+    estimator.net_.raise_if_interrupted()  # returns
+
+
+def test_training_on_after_a_ctrl_c_clears_it(tiny, texts):
+    estimator = fit_interrupted(tiny(batch_size=4, max_epochs=3, callbacks=[CtrlC(epoch=1)]), texts)
+    assert estimator.net_.interrupted_
+    estimator.partial_fit(texts)  # the copied CtrlC fires only in epoch 1
+    assert not estimator.net_.interrupted_ and len(estimator.net_.history) == 2
+    estimator.net_.raise_if_interrupted()
+
+
+# --------------------------------------------------------------------------- what a pickle holds
+
+
+def _weights_bytes(module):
+    buffer = io.BytesIO()
+    torch.save(module.state_dict(), buffer)
+    return len(buffer.getvalue())
+
+
+def test_a_pickle_holds_the_weights_not_the_optimizer_state(tiny, texts):
+    estimator = tiny().fit(texts)
+    moments = estimator.net_.optimizer_.state
+    assert moments  # AdamW's exp_avg and exp_avg_sq: twice the weights
+    size = len(pickle.dumps(estimator))
+    assert size < 1.5 * _weights_bytes(estimator.net_.module_), size
+    assert estimator.net_.optimizer_.state is moments  # pickling left the fitted model as it was
+
+
+def test_training_on_after_unpickling_starts_with_a_fresh_optimizer(tiny, texts):
+    estimator = tiny().fit(texts)
+    loaded = pickle.loads(pickle.dumps(estimator))
+    optimizer = loaded.net_.optimizer_
+    assert isinstance(optimizer, torch.optim.AdamW) and not optimizer.state
+    assert optimizer.param_groups[0]["lr"] == estimator.net_.optimizer_.param_groups[0]["lr"]
+    assert {id(p) for group in optimizer.param_groups for p in group["params"]} == \
+        {id(p) for p in loaded.net_.module_.parameters()}  # the unpickled weights, not copies
+    before = copy.deepcopy(loaded.net_.module_.state_dict())
+    loaded.partial_fit(texts)
+    assert optimizer.state and loaded.net_.optimizer_ is optimizer
+    assert any(not torch.equal(before[name], weight) for name, weight in loaded.net_.module_.state_dict().items())
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(estimator)).transform(texts), estimator.transform(texts))
+
+
+# --------------------------------------------------------------------------- CUDA pickle, no CUDA here
+
+
+def as_if_fitted_on_cuda(estimator):
+    """What a fit on a CUDA GPU leaves that a fit on the CPU does not (the weights are pickled from the
+    CPU either way: skorch maps them to the device it unpickles on)."""
+    estimator.device_ = "cuda"
+    estimator.net_.device = "cuda"
+    estimator.net_.use_bf16 = True
+    estimator.net_.optimizer__fused = True
+    return estimator
+
+
+def test_a_cuda_net_unpickled_without_cuda_runs_on_the_cpu(tiny, texts, monkeypatch):
+    blob = pickle.dumps(as_if_fitted_on_cuda(tiny().fit(texts)))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.warns(DeviceWarning, match="no CUDA devices"):
+        loaded = pickle.loads(blob)
+    net = loaded.net_
+    assert net.device == "cpu" and next(net.module_.parameters()).device.type == "cpu"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # CUDA autocast on the CPU would warn at every call
+        Z = loaded.transform(texts)
+        assert np.isfinite(Z).all() and np.isfinite(loaded.score(texts))
+        # Training on, at the net's level: a fresh fused AdamW on the CPU.
+        net.partial_fit(TokenDataset(loaded._encode(texts)[0]))
+    assert len(net.history) == 2 + net.max_epochs and np.isfinite(net.history[-1, "train_loss"])
