@@ -1,0 +1,192 @@
+"""The ``sktextae`` command line: fit, encode, decode and score through the installed console script, on
+small files; every error path exits 2 with one line on stderr and leaves no output file.
+
+Each run of the script pays for importing torch (seconds on a busy machine), so the flows and a few
+error paths run it in a subprocess, and the other error paths call ``cli.main`` in this process:
+the same code, which the console script only wraps in ``sys.exit``."""
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import sktextae
+from sktextae import cli
+from conftest import LABELS, TEXTS
+
+TINY = ["--param", "architecture=gru", "--param", "embedding_dim=16", "--param", "hidden_dim=16",
+        "--param", "latent_dim=8", "--param", "max_epochs=1", "--param", "validation_fraction=0",
+        "--param", "patience=None", "--param", "vocab_size=300", "--param", "random_state=0"]
+
+
+def sktextae_command():
+    script = shutil.which("sktextae", path=os.path.dirname(sys.executable))
+    return [script] if script else [sys.executable, "-m", "sktextae"]
+
+
+def run(*args, cwd, stdin=None):
+    return subprocess.run([*sktextae_command(), *map(str, args)], cwd=cwd, input=stdin, capture_output=True,
+                          text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+
+def write_texts(folder):
+    (folder / "texts.txt").write_text("\n".join(TEXTS) + "\n", encoding="utf-8")
+    with open(folder / "texts.csv", "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["id", "text", "label"])
+        writer.writerows([i, text, label] for i, (text, label) in enumerate(zip(TEXTS, LABELS)))
+    (folder / "texts.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in TEXTS), encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    """A folder with the texts as .txt, .csv and .jsonl, and a model that ``sktextae fit`` saved in it."""
+    folder = tmp_path_factory.mktemp("cli")
+    write_texts(folder)
+    result = run("fit", "texts.txt", "-o", "model", *TINY, cwd=folder)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == ""  # progress goes to stderr
+    assert "fitting TextAutoencoder on 40 texts" in result.stderr
+    return folder
+
+
+def test_fit_saves_a_loadable_model(workdir):
+    model = sktextae.load(workdir / "model")
+    assert model.get_params()["latent_dim"] == 8 and model.get_params()["patience"] is None
+    assert model.architecture == "gru"
+
+
+def test_encode_writes_the_models_vectors(workdir):
+    expected = sktextae.load(workdir / "model").transform(list(TEXTS))
+    result = run("encode", "model", "texts.csv", "-o", "vectors.npy", cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    np.testing.assert_array_equal(np.load(workdir / "vectors.npy"), expected)
+    result = run("encode", "model", "texts.jsonl", "-o", "vectors.csv", cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    rows = list(csv.reader(open(workdir / "vectors.csv", encoding="utf-8")))
+    assert rows[0] == [f"textautoencoder{i}" for i in range(8)]
+    np.testing.assert_array_equal(np.array(rows[1:], dtype=np.float64).astype(np.float32), expected)
+
+
+def test_decode_and_score(workdir):
+    model = sktextae.load(workdir / "model")
+    vectors = model.transform(list(TEXTS[:5]))
+    np.save(workdir / "five.npy", vectors)
+    result = run("decode", "model", "five.npy", "-o", "decoded.jsonl", cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    decoded = [json.loads(line)["text"] for line in open(workdir / "decoded.jsonl", encoding="utf-8")]
+    assert decoded == list(model.inverse_transform(vectors))
+    result = run("score", "model", "texts.txt", cwd=workdir)  # to stdout, one score a line
+    assert result.returncode == 0, result.stderr
+    np.testing.assert_allclose(np.array(result.stdout.split(), dtype=float), model.score_samples(list(TEXTS)),
+                               rtol=1e-12)
+
+
+def test_stdin(workdir):
+    result = run("encode", "model", "-", cwd=workdir, stdin="\n".join(TEXTS[:3]) + "\n")
+    assert result.returncode == 0, result.stderr
+    rows = list(csv.reader(result.stdout.splitlines()))
+    assert len(rows) == 4 and len(rows[1]) == 8  # a header and one row per line of stdin
+    np.testing.assert_array_equal(np.array(rows[1:], dtype=np.float64).astype(np.float32),
+                                  sktextae.load(workdir / "model").transform(list(TEXTS[:3])))
+
+
+def test_fit_a_classifier_from_csv_labels(workdir):
+    result = run("fit", "texts.csv", "-o", "classifier", "--estimator", "TextAutoencoderClassifier",
+                 "--label-column", "label", *TINY, cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    classifier = sktextae.TextAutoencoderClassifier.load(workdir / "classifier")
+    assert classifier.classes_.tolist() == [0, 1]
+
+
+def test_help_on_each_command(workdir, capsys):
+    result = run("fit", "--help", cwd=workdir)
+    assert result.returncode == 0 and "usage: sktextae fit" in result.stdout and "--param" in result.stdout
+    for command in ("encode", "decode", "score", "demo"):  # in this process: argparse exits after --help
+        with pytest.raises(SystemExit) as exit_:
+            cli.main([command, "--help"])
+        assert exit_.value.code == 0 and "usage: sktextae " + command in capsys.readouterr().out
+
+
+def test_errors_exit_2_with_one_line_in_a_subprocess(workdir):
+    for args, message in ((("encode", "model", "missing.txt", "-o", "out.npy"), "missing.txt: no such file"),
+                          (("fit", "texts.txt", "-o", "new-model", "--param", "latent_dimm=3"), "did you mean latent_dim"),
+                          (("encode", "texts.txt", "texts.txt", "-o", "out.npy"), "no such model folder")):
+        result = run(*args, cwd=workdir)
+        assert result.returncode == 2, result.stderr
+        assert message in result.stderr and len(result.stderr.strip().splitlines()[-1]) > 0
+        assert "Traceback" not in result.stderr
+    assert not (workdir / "out.npy").exists() and not (workdir / "new-model").exists()
+
+
+# --------------------------------------------------------------------------------- in-process errors
+
+def run_main(args, workdir, monkeypatch, capsys):
+    monkeypatch.chdir(workdir)
+    before = set(os.listdir(workdir))
+    code = cli.main(list(args))
+    captured = capsys.readouterr()
+    return code, captured, set(os.listdir(workdir)) - before
+
+
+ERRORS = {
+    "missing texts file": (("score", "model", "nothing.csv", "-o", "scores.csv"), "nothing.csv: no such file"),
+    "missing column": (("encode", "model", "texts.csv", "--text-column", "body", "-o", "v.npy"), "no column 'body'"),
+    "missing jsonl field": (("score", "model", "texts.jsonl", "--text-column", "txt", "-o", "s.txt"), "no column 'txt'"),
+    "missing label column": (("fit", "texts.csv", "-o", "m2", "--estimator", "TextAutoencoderRegressor",
+                              "--label-column", "target", *TINY), "no column 'target'"),
+    "labels without a column": (("fit", "texts.csv", "-o", "m2", "--estimator", "TextAutoencoderClassifier", *TINY),
+                                "--label-column"),
+    "bad parameter value": (("fit", "texts.txt", "-o", "m2", *TINY, "--param", "latent_dim=-1"), "latent_dim"),
+    "parameter without =": (("fit", "texts.txt", "-o", "m2", "--param", "latent_dim"), "NAME=VALUE"),
+    "unknown parameter": (("fit", "texts.txt", "-o", "m2", "--param", "hiden_dim=4"), "did you mean hidden_dim"),
+    "fit over a saved model": (("fit", "texts.txt", "-o", "model", *TINY), "--overwrite"),
+    "unreadable model": (("encode", "broken-model", "texts.txt", "-o", "v.npy"), "config_sha256"),
+    "unknown output format": (("encode", "model", "texts.txt", "-o", "v.xlsx"), "unknown vectors format"),
+    "unknown input format": (("score", "model", "texts.docx", "-o", "s.txt"), "texts.docx"),
+    "parquet without pyarrow": (("encode", "model", "texts.txt", "-o", "v.parquet"), "pyarrow"),
+    "vectors of the wrong width": (("decode", "model", "narrow.npy", "-o", "d.txt"), "narrow.npy|latent|features"),
+    "vectors not numbers": (("decode", "model", "texts.csv", "-o", "d.txt"), "numbers"),
+}
+
+
+@pytest.mark.parametrize("case", list(ERRORS))
+def test_error_exits_2_and_writes_nothing(case, workdir, monkeypatch, capsys):
+    args, message = ERRORS[case]
+    if case == "parquet without pyarrow":
+        monkeypatch.setitem(sys.modules, "pyarrow", None)  # as if it were not installed
+    if case == "unreadable model" and not (workdir / "broken-model").exists():
+        shutil.copytree(workdir / "model", workdir / "broken-model")
+        config = workdir / "broken-model" / "config.json"
+        config.write_text(config.read_text().replace('"latent_dim": 8', '"latent_dim": 9'))
+    if case == "unknown input format":
+        (workdir / "texts.docx").write_text("x")
+    if case == "vectors of the wrong width":
+        np.save(workdir / "narrow.npy", np.zeros((2, 3), dtype=np.float32))
+    code, captured, created = run_main(args, workdir, monkeypatch, capsys)
+    assert code == 2
+    lines = captured.err.strip().splitlines()
+    assert lines and lines[-1].startswith(f"sktextae {args[0]}: error: ")
+    assert pytest.importorskip("re").search(message, lines[-1]), lines[-1]
+    assert captured.out == ""
+    assert not {name for name in created if not name.startswith(("broken-model", "texts.docx", "narrow.npy"))}
+
+
+def test_param_values_are_literals_or_strings():
+    params = cli._parse_params(["latent_dim=64", "architecture=gru", "patience=None", "lr=1e-3", "lowercase=True",
+                                "encoder='conv'", "device=cuda:1"], sktextae.TextAutoencoder)
+    assert params == dict(latent_dim=64, architecture="gru", patience=None, lr=1e-3, lowercase=True, encoder="conv",
+                          device="cuda:1")
+
+
+def test_text_file_formats(tmp_path):
+    write_texts(tmp_path)
+    for name in ("texts.txt", "texts.csv", "texts.jsonl"):
+        assert cli._read_records(str(tmp_path / name), ["text"])["text"] == list(TEXTS)
+    records = cli._read_records(str(tmp_path / "texts.csv"), ["text", "label"])
+    assert cli._labels(records["label"], regression=False).tolist() == list(LABELS)
