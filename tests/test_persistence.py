@@ -343,3 +343,31 @@ def test_pickle_missing_needed_fields_is_refused(saved):
     del state["_sktextae_version"], state["inference_batch_size"], state["bag_size_"]
     with pytest.raises(ModelFileError, match="inference_batch_size"):
         TextAutoencoder.__new__(TextAutoencoder).__setstate__(state)
+
+
+# ------------------------------------------------------------------------------------------- devices
+
+def test_compiled_model_saves_the_uncompiled_weights(fast_compile, tmp_path):
+    compiled = TextAutoencoder(**{**FIT, "compile": True}).fit(list(TEXTS))
+    assert hasattr(compiled.net_.module_, "_orig_mod")
+    compiled.save(tmp_path / "model")
+    from safetensors.torch import load_file
+
+    assert not any(name.startswith("_orig_mod") for name in load_file(str(tmp_path / "model" / "model.safetensors")))
+    loaded = sktextae.load(tmp_path / "model")
+    assert_same_outputs(compiled, loaded)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("kind", ["gru", "transformer", "classifier"])
+def test_cuda_round_trip_and_device_choice(kind, tmp_path):
+    original = fitted_model(kind)  # device="auto": on the GPU, bf16 where supported
+    assert original.device_.startswith("cuda")
+    original.save(tmp_path / "model")
+    loaded = sktextae.load(tmp_path / "model")
+    assert loaded.device_ == "cuda" and loaded.net_.use_bf16 == original.net_.use_bf16
+    assert_same_outputs(original, loaded)
+    on_cpu = sktextae.load(tmp_path / "model", device="cpu")
+    assert on_cpu.device_ == "cpu" and next(on_cpu.net_.module_.parameters()).device.type == "cpu"
+    np.testing.assert_allclose(on_cpu.transform(list(TEXTS)), original.transform(list(TEXTS)), atol=0.05)
