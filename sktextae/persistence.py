@@ -413,7 +413,9 @@ def _build_net(estimator, config, encoder_config, folder):
 def _make_saved_pretrained_module(*, encoder_config, encoder_spec, encoder, decoder, decoder_tokens, freeze_encoder,
                                   n_outputs=None, dropout, **sizes):
     """``estimator._make_module`` for a pretrained encoder rebuilt from its saved config.json (random
-    weights, which model.safetensors then replaces), not from its folder."""
+    weights, which model.safetensors then replaces), not from its folder. ``encoder``, the name the model
+    was fitted with, is kept only so that a later save() records it again."""
+    import transformers
     from transformers import CONFIG_MAPPING, AutoModel
 
     from .nn import PretrainedEncoder, build_autoencoder
@@ -430,7 +432,8 @@ def _make_saved_pretrained_module(*, encoder_config, encoder_spec, encoder, deco
     dtype = getattr(torch, encoder_spec["dtype"], None)
     if not isinstance(dtype, torch.dtype):
         raise ValueError(f"unknown dtype {encoder_spec['dtype']!r}")
-    model = AutoModel.from_config(hf_config, dtype=dtype, **options).eval()
+    options["dtype" if int(transformers.__version__.split(".")[0]) >= 5 else "torch_dtype"] = dtype
+    model = AutoModel.from_config(hf_config, **options).eval()
     module = PretrainedEncoder(model=model, output_dim=encoder_spec["output_dim"], pooling=encoder_spec["pooling"],
                                normalize=encoder_spec["normalize"], pad_token_id=encoder_spec["pad_token_id"])
     module.requires_grad_(not freeze_encoder)
