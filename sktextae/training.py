@@ -77,7 +77,8 @@ class AutoencoderNet(NeuralNet):
     -----
     A pickled net holds the weights, not the optimizer's state (AdamW's two moments per weight,
     twice the weights' size): an unpickled net gets a fresh optimizer, so training it further
-    starts with fresh moments, as a new fit would (the weights and the history are kept).
+    starts with fresh moments, as a new fit would (the weights and the history are kept). So does
+    a ``copy.deepcopy`` of the net, which goes through the same ``__getstate__``.
     """
 
     def __init__(self, *args, shuffle_seed=0, use_bf16=False, noise=0.0, noise_type="delete", word_dropout=0.0,
