@@ -28,7 +28,7 @@ from skorch.callbacks import Callback, EpochTimer
 from conftest import DATA_FREE_CHECKS
 import sktextae.estimator
 from sktextae import TextAutoencoder, TruncationWarning
-from sktextae.nn import ARCHITECTURES
+from sktextae.nn import ARCHITECTURES, DECODERS, ENCODERS
 from sktextae.tokenization import decode
 
 NEW_DOMAIN = [
@@ -779,3 +779,32 @@ class TestCuda:
         estimator.partial_fit(texts)
         assert len(estimator.net_.history) == 3
         assert clone(estimator).get_params() == estimator.get_params()
+
+
+# --------------------------------------------------------------------------- encoder= and decoder=
+
+@pytest.mark.parametrize("decoder", DECODERS)
+@pytest.mark.parametrize("encoder", ENCODERS)
+def test_every_encoder_and_decoder_pair_fits_transforms_and_decodes(encoder, decoder, tiny, texts):
+    estimator = tiny(encoder=encoder, decoder=decoder, max_epochs=1).fit(texts)
+    assert type(estimator.net_.module_.encoder).__name__.lower().startswith(
+        {"bow": "bagofwords", "gru": "recurrent", "lstm": "recurrent"}.get(encoder, encoder))
+    Z = estimator.transform(texts[:3])
+    assert Z.shape == (3, 8) and np.isfinite(Z).all()
+    assert estimator.inverse_transform(Z).shape == (3,)
+    assert np.isfinite(estimator.score(texts[:3]))
+
+
+def test_encoder_and_decoder_override_the_architecture(tiny, texts):
+    estimator = tiny(architecture="transformer", decoder="bag", max_epochs=1).fit(texts)
+    assert type(estimator.net_.module_.encoder).__name__ == "TransformerEncoder"
+    assert estimator.net_.module_.is_sequence_decoder is False
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"decoder": "cnn"}, "'decoder' parameter"),
+    ({"encoder": "cnn"}, r"neither one of \('transformer', 'gru', 'lstm', 'conv', 'bow'\)"),
+])
+def test_an_unknown_encoder_or_decoder_lists_the_valid_names(params, message, tiny, texts):
+    with pytest.raises(ValueError, match=message):
+        tiny(**params).fit(texts)
