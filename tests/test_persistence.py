@@ -109,6 +109,7 @@ def test_round_trip_gives_identical_outputs(kind, tmp_path):
             assert loaded.classes_.dtype == original.classes_.dtype
             np.testing.assert_array_equal(loaded.classes_, original.classes_)
         assert_same_outputs(original, loaded)
+    assert_same_outputs(original, pickle.loads(pickle.dumps(loaded)))  # a loaded model pickles as any other
 
 
 def test_loaded_model_trains_on_and_pickles(saved):
