@@ -3,10 +3,14 @@
 import contextlib
 import copy
 import functools
+import os
+import sys
 import warnings
 from numbers import Integral, Real
 
+import joblib
 import numpy as np
+import sklearn
 import torch
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.decomposition import PCA
@@ -211,6 +215,7 @@ class _BaseTextAutoencoder(BaseEstimator):
             train, valid = dataset.subset(order[n_valid:]), dataset.subset(order[:n_valid]) if n_valid else None
             self.net_.set_params(train_split=predefined_split(valid) if valid is not None else None)
             self.net_.partial_fit(train)
+            self.net_.raise_if_interrupted()  # skorch's partial_fit swallows a Ctrl-C: the caller's program stops
 
     def _frozen_encoder_outputs(self, sequences, *, noisy, rng):
         """Each text's encoder output, computed once for the whole fit (the encoder is frozen).
@@ -270,11 +275,12 @@ class _BaseTextAutoencoder(BaseEstimator):
 
     # ------------------------------------------------------------------ using the fitted model
 
-    def _transform(self, X):
+    def _transform(self, X, *, warn=True):
         """The latent vectors of texts (each public class defines ``transform`` itself: scikit-learn's
-        ``set_output`` wraps only methods a class defines)."""
+        ``set_output`` wraps only methods a class defines). ``warn=False``: no ``TruncationWarning``,
+        for texts that ``fit`` has just warned about."""
         check_is_fitted(self)
-        sequences, _ = self._encode(check_texts(X))
+        sequences, _ = self._encode(check_texts(X), warn=warn)
         module = self.net_.module_
         return self._batched(sequences, lambda inputs, _: module.encode(inputs["input_ids"], inputs["lengths"]))
 
@@ -493,16 +499,19 @@ class _BaseTextAutoencoder(BaseEstimator):
         state = dict(state)
         check_pickle_state(self, state)  # warns on another version, refuses a state missing needed fields
         super().__setstate__(state)
+        if "net_" in state:
+            # skorch maps a CUDA network to the CPU where torch sees no GPU (with a DeviceWarning): training
+            # goes on where the network is.
+            self.device_ = str(self.net_.device)
 
     # ------------------------------------------------------------------ helpers
 
-    def _encode(self, texts, *, tokenizer=None, max_length=None):
+    def _encode(self, texts, *, tokenizer=None, max_length=None, warn=True):
         max_length = max_length or self.max_length_
         sequences, n_truncated = encode(tokenizer or self.tokenizer_, texts, max_length=max_length)
-        if n_truncated:
-            warnings.warn(f"{n_truncated} of {len(texts)} texts were longer than max_length={max_length} "
-                          f"tokens and were truncated; raise max_length to keep them whole.",
-                          TruncationWarning, stacklevel=3)
+        if n_truncated and warn:
+            _warn_at_caller(f"{n_truncated} of {len(texts)} texts were longer than max_length={max_length} "
+                            f"tokens and were truncated; raise max_length to keep them whole.", TruncationWarning)
         return sequences, n_truncated
 
     @contextlib.contextmanager
@@ -690,7 +699,8 @@ class TextAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _BaseTe
     net_ : skorch.NeuralNet
         The trained network; ``net_.history`` holds the per-epoch losses.
     device_ : str
-        The device the network was trained on.
+        The device the network was trained on, and trains on in ``partial_fit``: the CPU for a model
+        fitted on CUDA and unpickled where torch sees no GPU (skorch moves the network there).
     n_truncated_ : int
         How many texts of the last ``fit``/``partial_fit`` call were longer than ``max_length``.
     max_length_ : int
@@ -768,6 +778,24 @@ class TextAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _BaseTe
         """
         return self._transform(X)
 
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit_transform(self, X, y=None):
+        """``fit(X).transform(X)``, with one ``TruncationWarning`` for the texts, not one in each.
+
+        Parameters
+        ----------
+        X : iterable of str
+            Raw texts.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        Z : ndarray of shape (n_texts, latent_dim), dtype float32
+        """
+        texts = check_texts(X)
+        return self.fit(texts, y)._transform(texts, warn=False)
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.transformer_tags.preserves_dtype = []  # always float32
@@ -796,7 +824,8 @@ class TextAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _BaseTe
 
         This is the domain-adaptation step: continue training a fitted model on new, in-domain
         texts. As with scikit-learn's other ``partial_fit`` methods, each call is one pass over
-        ``X``; call it in a loop for more.
+        ``X``; call it in a loop for more. A pickled model holds no optimizer state: after
+        unpickling, training goes on with fresh AdamW moments.
 
         Parameters
         ----------
@@ -862,6 +891,24 @@ def _make_module(*, encoder, decoder, n_outputs=None, dropout, freeze_encoder=Fa
                                decoder_embeddings=decoder_embeddings, **sizes)
     return module if n_outputs is None else SupervisedAutoencoder(autoencoder=module, n_outputs=n_outputs,
                                                                   dropout=dropout)
+
+
+# Frames a warning skips to reach the caller's line: this package's, and those of scikit-learn's wrappers
+# around its methods (set_output's, _fit_context, Pipeline, which calls through joblib.Memory).
+_INTERNAL_FILES = tuple(os.path.dirname(os.path.abspath(file)) + os.sep
+                        for file in (__file__, sklearn.__file__, joblib.__file__))
+
+
+def _warn_at_caller(message, category):
+    """``warnings.warn`` at the first line outside this package and scikit-learn: the user's call of
+    ``fit``, ``transform``, ``predict``, ``score``, ... or of a Pipeline's."""
+    if sys.version_info >= (3, 12):
+        warnings.warn(message, category, skip_file_prefixes=_INTERNAL_FILES)
+        return
+    frame, stacklevel = sys._getframe(0), 1  # stacklevel=1 is this function's own line
+    while frame is not None and frame.f_code.co_filename.startswith(_INTERNAL_FILES):
+        frame, stacklevel = frame.f_back, stacklevel + 1
+    warnings.warn(message, category, stacklevel=stacklevel)
 
 
 def _silent(*args, **kwargs):

@@ -99,6 +99,22 @@ class _SupervisedMixin(TransformerMixin):
         """
         return self._transform(X)
 
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit_transform(self, X, y=None):
+        """``fit(X, y).transform(X)``, with one ``TruncationWarning`` for the texts, not one in each.
+
+        Parameters
+        ----------
+        X : iterable of str
+        y : array-like of shape (n_texts,)
+
+        Returns
+        -------
+        Z : ndarray of shape (n_texts, latent_dim), dtype float32
+        """
+        texts = check_texts(X)
+        return self.fit(texts, y)._transform(texts, warn=False)
+
     def get_params(self, deep=True):
         """Parameters of this estimator; ``pretrained`` is returned as it is, never opened up.
 

@@ -187,3 +187,123 @@ def test_a_cuda_net_unpickled_without_cuda_runs_on_the_cpu(tiny, texts, monkeypa
         # Training on, at the net's level: a fresh fused AdamW on the CPU.
         net.partial_fit(TokenDataset(loaded._encode(texts)[0]))
     assert len(net.history) == 2 + net.max_epochs and np.isfinite(net.history[-1, "train_loss"])
+# --------------------------------------------------------------------------- needs the estimator patch
+# (append to tests/test_faults.py once /tmp/estimator.patch and /tmp/supervised.patch are applied)
+
+import inspect
+import os
+import subprocess
+import sys
+
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+
+from conftest import TINY_PARAMS
+from sktextae import TextAutoencoderClassifier
+from sktextae.estimator import TruncationWarning
+
+
+def test_ctrl_c_stops_fit_and_partial_fit_and_the_model_stays_usable(tiny, texts, caplog):
+    estimator = tiny(batch_size=4, max_epochs=5, callbacks=[("ctrl_c", CtrlC(epoch=2))])
+    with caplog.at_level(logging.WARNING, logger="sktextae"):
+        with pytest.raises(KeyboardInterrupt, match="in epoch 2 after 1 complete epoch"):
+            estimator.fit(texts)
+    assert any(record.name == "sktextae" for record in caplog.records)
+    assert len(estimator.net_.history) == 2
+    assert np.isfinite(estimator.transform(texts)).all()
+    estimator.partial_fit(texts)  # the copied CtrlC fires in epoch 2 only: this is epoch 3
+    assert len(estimator.net_.history) == 3
+    estimator.set_params(callbacks=[CtrlC(epoch=1)])
+    with pytest.raises(KeyboardInterrupt):
+        estimator.fit(texts)  # a new fit: epoch 1 again
+
+
+def test_ctrl_c_stops_a_pipeline(tiny, texts, labels):
+    pipeline = Pipeline([("ae", tiny(batch_size=4, max_epochs=5, callbacks=[CtrlC(epoch=2)])),
+                         ("classifier", LogisticRegression())])
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.fit(texts, labels)
+    assert not hasattr(pipeline.named_steps["classifier"], "coef_")  # the program stopped at the interrupt
+
+
+def test_a_cuda_model_unpickled_without_cuda_trains_on_the_cpu(tiny, texts, monkeypatch):
+    blob = pickle.dumps(as_if_fitted_on_cuda(tiny().fit(texts)))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.warns(DeviceWarning):
+        loaded = pickle.loads(blob)
+    assert loaded.device_ == loaded.net_.device == "cpu"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        before = loaded.transform(texts)
+        loaded.partial_fit(texts)  # was: RuntimeError "Torch not compiled with CUDA enabled" (fork_rng)
+    assert len(loaded.net_.history) == 3 and not np.array_equal(before, loaded.transform(texts))
+
+
+_LOAD_WITHOUT_CUDA = """
+import pickle, sys, warnings
+import numpy as np, torch
+assert not torch.cuda.is_available()
+warnings.simplefilter("ignore")
+with open(sys.argv[1], "rb") as file:
+    model = pickle.load(file)
+texts = sys.argv[2:]
+assert np.isfinite(model.transform(texts)).all()
+model.partial_fit(texts)
+print(model.device_, model.net_.device, next(model.net_.module_.parameters()).device, len(model.net_.history))
+"""
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_a_model_fitted_on_cuda_loads_and_trains_on_where_there_is_no_gpu(tiny, texts, tmp_path):
+    estimator = tiny(device="cuda").fit(texts)
+    assert estimator.net_.use_bf16 == torch.cuda.is_bf16_supported()
+    path = tmp_path / "model.pkl"
+    path.write_bytes(pickle.dumps(estimator))
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
+    done = subprocess.run([sys.executable, "-c", _LOAD_WITHOUT_CUDA, str(path), *texts], env=env,
+                          capture_output=True, text=True, timeout=300, cwd=os.path.dirname(__file__))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["cpu", "cpu", "cpu", "3"]
+
+
+# --------------------------------------------------------------------------- TruncationWarning
+
+
+def _truncation_warnings(record):
+    return [warning for warning in record if issubclass(warning.category, TruncationWarning)]
+
+
+def _here():
+    """The line that called this: where a warning about it should point."""
+    return inspect.stack()[1].lineno
+
+
+def test_truncation_is_reported_once_per_fit_at_the_callers_line(tiny, texts, labels):
+    pipeline = Pipeline([("ae", tiny(max_length=4)), ("classifier", LogisticRegression())])
+    with pytest.warns(TruncationWarning) as record:
+        line = _here(); pipeline.fit(texts, labels)  # noqa: E702 (one line: the warning's)
+    [warning] = _truncation_warnings(record)
+    assert (warning.filename, warning.lineno) == (__file__, line)
+    with pytest.warns(TruncationWarning) as record:
+        line = _here(); tiny(max_length=4).fit_transform(texts)  # noqa: E702
+    [warning] = _truncation_warnings(record)
+    assert (warning.filename, warning.lineno) == (__file__, line)
+
+
+def test_truncation_warnings_point_at_the_callers_line(tiny, texts, labels):
+    estimator = tiny(max_length=4).fit(texts)
+    classifier = TextAutoencoderClassifier(**{**TINY_PARAMS, "max_length": 4}).fit(texts, labels)
+    pipeline = Pipeline([("ae", tiny(max_length=4)), ("classifier", LogisticRegression())]).fit(texts, labels)
+    calls = {"transform": lambda: estimator.transform(texts),
+             "pandas transform": lambda: tiny(max_length=4).fit(texts).set_output(transform="pandas").transform(texts),
+             "score": lambda: estimator.score(texts),
+             "score_samples": lambda: estimator.score_samples(texts),
+             "predict": lambda: classifier.predict(texts),
+             "predict_proba": lambda: classifier.predict_proba(texts),
+             "pipeline predict": lambda: pipeline.predict(texts)}
+    for name, call in calls.items():
+        with pytest.warns(TruncationWarning) as record:
+            call()
+        warned = _truncation_warnings(record)
+        assert warned and all(warning.filename == __file__ for warning in warned), (name, warned)
