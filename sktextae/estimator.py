@@ -488,6 +488,60 @@ class _BaseTextAutoencoder(BaseEstimator):
 
         return load(path, device=device, expected=None if cls is _BaseTextAutoencoder else cls)
 
+    def export_onnx(self, path, *, opset=None):
+        """Write the encoder to the ONNX file ``path``: token ids -> latent vectors, as ``transform`` computes
+        them on the CPU (float32), for inference without torch. Needs ``pip install "sktextae[onnx]"``.
+
+        The graph's inputs are ``input_ids``, int64 of shape (batch, length), and ``lengths``, int64 of
+        shape (batch,); its output is ``latent``, float32 of shape (batch, latent_dim); batch and length
+        are free. Each row holds ``vocabulary_.encoder_prefix``, the text's token ids and
+        ``vocabulary_.encoder_suffix`` (a from-scratch model: no prefix and the EOS id 2; a pretrained
+        encoder: its own ``[CLS]`` and ``[SEP]``), then 0 up to the batch's length; ``lengths`` counts the
+        ids before the padding. The ids are those of the tokenizer, without its special tokens, cut to
+        ``max_length_``; a saved folder (``save``) holds all that is needed, in ``tokenizer.json`` and
+        ``config.json``::
+
+            import json
+            import numpy as np, onnxruntime
+            from tokenizers import Tokenizer
+
+            config = json.load(open("model/config.json"))  # or model.vocabulary_ and model.max_length_
+            prefix, suffix = config["vocabulary"]["encoder_prefix"], config["vocabulary"]["encoder_suffix"]
+            max_length = config["fitted"]["max_length_"]
+            tokenizer = Tokenizer.from_file("model/tokenizer.json")
+            tokenizer.encode_special_tokens = True  # "[MASK]" in a text is text, as transform reads it
+            rows = [prefix + tokenizer.encode(text, add_special_tokens=False).ids[:max_length] + suffix
+                    for text in texts]
+            input_ids = np.zeros((len(rows), max(map(len, rows))), dtype=np.int64)
+            for row, ids in zip(input_ids, rows):
+                row[:len(ids)] = ids
+            lengths = np.array([len(ids) for ids in rows], dtype=np.int64)
+            session = onnxruntime.InferenceSession("encoder.onnx")
+            latent, = session.run(["latent"], {"input_ids": input_ids, "lengths": lengths})
+
+        A row may be padded to any length, and batched with any texts: its latent vector stays the same.
+        Keep each row to ``len(prefix) + max_length_ + len(suffix)`` ids, the most that ``transform``
+        reads (its padding may run past them).
+
+        Every from-scratch encoder is exported, and a pretrained encoder when torch's exporter converts
+        its model (BERT-like models do); one it cannot convert raises ``ValueError``. The file is written
+        under a temporary name beside ``path`` and moved into place when complete.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The file to write (an existing one is replaced), usually ``"<name>.onnx"``.
+        opset : int or None, default=None
+            The ONNX opset version (18 or more); None: the exporter's default.
+
+        Returns
+        -------
+        path : pathlib.Path
+        """
+        from .export import export_onnx
+
+        return export_onnx(self, path, opset=opset)
+
     def __getstate__(self):
         from . import __version__
 
