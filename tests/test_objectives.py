@@ -31,7 +31,7 @@ from sktextae.tokenization import encode  # noqa: E402
 TINY_SIZES = dict(vocab_size=300, latent_dim=8, embedding_dim=16, hidden_dim=16, num_layers=1, num_heads=2,
                   dropout=0.1, max_length=32)
 CONFIG_SIZES = dict(vocab_size=1000, latent_dim=64, embedding_dim=64, hidden_dim=128, num_layers=1, num_heads=4,
-                    dropout=0.0, max_length=128, noise=0.0)
+                    dropout=0.0, max_length=128)
 
 
 @pytest.fixture(scope="module")
