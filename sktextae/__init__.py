@@ -3,9 +3,10 @@
 from .estimator import TextAutoencoder, TruncationWarning
 from .persistence import ModelFileError, ModelVersionWarning
 from .supervised import TextAutoencoderClassifier, TextAutoencoderRegressor
+from .training import NonFiniteLossError
 
 __version__ = "0.2.0"
-__all__ = ["ModelFileError", "ModelVersionWarning", "TextAutoencoder", "TextAutoencoderClassifier",
+__all__ = ["ModelFileError", "ModelVersionWarning", "NonFiniteLossError", "TextAutoencoder", "TextAutoencoderClassifier",
            "TextAutoencoderRegressor", "TruncationWarning", "__version__", "load"]
 
 

@@ -1,8 +1,8 @@
 """The skorch net that trains an autoencoder module: batching, device transfer, bf16 and the loss.
 
 skorch's hooks are overridden (``get_iterator``, ``infer``, ``get_loss``), and ``run_single_epoch``
-only so that the loop never waits for the device and notes a Ctrl-C (see there); its ``fit`` loop,
-callbacks and history are used as they are.
+only so that the loop never waits for the device, notes a Ctrl-C and stops on a non-finite loss (see
+there); its ``fit`` loop, callbacks and history are used as they are.
 """
 
 import contextlib
@@ -21,6 +21,21 @@ from .batching import LengthBucketSampler
 from .tokenization import PAD_ID
 
 logger = logging.getLogger("sktextae")
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Training gave a NaN or infinite loss (or weights): ``fit`` stopped at that epoch.
+
+    The network keeps the weights it had at the start of the epoch that diverged: those of the end
+    of the last epoch whose losses were finite, or the weights before the first step when the first
+    epoch diverged. ``epoch`` is that epoch's number in ``net_.history`` (from 1) and ``batch`` the
+    first batch of its training pass with a non-finite loss (from 1; None when every loss was finite
+    but the last step left non-finite weights).
+    """
+
+    def __init__(self, message, *, epoch, batch):
+        super().__init__(message)
+        self.epoch, self.batch = epoch, batch
 
 
 def token_log_probs(logits, target_ids):
@@ -72,6 +87,11 @@ class AutoencoderNet(NeuralNet):
         training or validation pass, rather than by a callback's deliberate stop such as
         ``EarlyStopping``'s. skorch's ``partial_fit`` swallows both; ``raise_if_interrupted`` raises
         the former again.
+
+    A training pass whose loss is NaN or infinite on any batch, or that leaves non-finite weights,
+    raises ``NonFiniteLossError`` at its end, out of ``partial_fit`` (skorch does not catch it), with
+    the weights of the start of that pass put back and a fresh optimizer (AdamW's moments are
+    non-finite by then); ``on_epoch_end`` never runs for that epoch, so no callback sees it.
 
     Notes
     -----
@@ -198,6 +218,9 @@ class AutoencoderNet(NeuralNet):
         # raise_if_interrupted.
         if iterator is None:
             return
+        # The weights to go back to if this pass diverges: copied to the host as the pass starts. On CUDA
+        # the copy goes to pinned memory without waiting: the stream runs it before the first step.
+        last_good = _host_copy(self.module_) if training else None
         batch_count = 0
         try:
             with self.noting_interrupts():
@@ -213,9 +236,44 @@ class AutoencoderNet(NeuralNet):
                     # next batch's own, through the next forward and backward pass.
                     del step
                     batch_count += 1
-        finally:  # an interrupted fit (skorch catches KeyboardInterrupt) leaves floats too
+        except BaseException:  # an interrupted fit (skorch catches KeyboardInterrupt) leaves floats too
             _batch_values_to_floats(self.history[-1]["batches"])
+            raise
+        # Whether the weights are finite is read in the same transfer as the losses: no extra wait.
+        finite = _all_finite(self.module_) if training else None
+        finite = _batch_values_to_floats(self.history[-1]["batches"], extra=finite)
         self.history.record(f"{prefix}_batch_count", batch_count)
+        if training:
+            self._check_finite(last_good, weights_finite=bool(finite))
+
+    def _check_finite(self, last_good, *, weights_finite):
+        """Raise ``NonFiniteLossError`` if this epoch's training pass diverged (a loss, by now a host float,
+        or the weights are not finite), after putting back the weights ``last_good`` (a ``_host_copy``
+        from the start of the pass)."""
+        losses = [record["train_loss"] for record in self.history[-1]["batches"]]
+        bad = next((i for i, loss in enumerate(losses) if not np.isfinite(loss)), None)
+        if bad is None and weights_finite:
+            return
+        _restore(self.module_, last_good)
+        self.initialize_optimizer()  # AdamW's moments hold the non-finite values too
+        epoch = len(self.history)
+        kept = f"the end of epoch {epoch - 1}" if epoch > 1 else "the start of training, before the first step"
+        if bad is None:
+            what = f"the weights became non-finite in epoch {epoch} (every batch's loss was finite)"
+        else:
+            what = f"the training loss was {losses[bad]} in epoch {epoch}, batch {bad + 1} of {len(losses)}"
+        fixes = [f"a lower lr (now {self.lr:g})"]
+        if getattr(self, "optimizer__param_groups", None):  # a fine-tuned pretrained encoder
+            fixes.append("a lower encoder_lr for the pretrained encoder's weights")
+        if any("train_kl" in record for record in self.history[-1]["batches"][:1]):  # a variational model
+            fixes.append("with variational=True the posterior's log-variance is exponentiated, so the lr matters "
+                         "most there; variational=False has no such term")
+        if self.use_bf16 and torch.device(self.device).type == "cuda":
+            fixes.append("on CUDA the network runs under bf16 autocast, whose range is narrower: device='cpu' "
+                         "trains in float32")
+        raise NonFiniteLossError(
+            f"{what}: training stopped, and the network keeps its weights of {kept}. Try " + "; ".join(fixes) + ".",
+            epoch=epoch, batch=None if bad is None else bad + 1)
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
         logits, kl, *head = y_pred  # kl: (B, latent_dim) per unit, or None; head: supervised outputs
@@ -254,18 +312,52 @@ class AutoencoderNet(NeuralNet):
         return (nll + self.kl_weight * kl_floored) / n_tokens
 
 
-def _batch_values_to_floats(batches):
+def _host_copy(module):
+    """The trainable weights and the buffers of ``module``, copied to the host (frozen weights never change)."""
+    cuda = any(value.is_cuda for value in module.state_dict().values())
+    copy = {}
+    for name, value in module.state_dict(keep_vars=True).items():
+        if isinstance(value, torch.nn.Parameter) and not value.requires_grad:
+            continue
+        copy[name] = torch.empty(value.shape, dtype=value.dtype, pin_memory=cuda).copy_(value.detach(),
+                                                                                       non_blocking=cuda)
+    return copy
+
+
+def _restore(module, copy):
+    """Put the ``_host_copy`` ``copy`` back into the module's tensors, in place (the optimizer holds them)."""
+    state = module.state_dict(keep_vars=True)
+    with torch.no_grad():
+        for name, value in copy.items():
+            state[name].copy_(value)
+
+
+def _all_finite(module):
+    """1.0 if every trainable floating-point weight of ``module`` is finite, else 0.0: a 0-d float32 tensor
+    on the weights' device, computed there without waiting for it."""
+    weights = [p for p in module.parameters() if p.requires_grad and p.is_floating_point()]
+    if not weights:
+        return None
+    return torch.stack([torch.isfinite(p).all() for p in weights]).all().float()
+
+
+def _batch_values_to_floats(batches, extra=None):
     """Replace the 0-d tensors of a pass's batch records by Python numbers, the values ``.item()`` gives,
-    in one transfer per device and dtype (one in all, as a rule: the losses are float32)."""
+    in one transfer per device and dtype (one in all, as a rule: the losses are float32). ``extra``, a 0-d
+    tensor (or None), rides along in the same transfer; its number (or 1.0 for None) is returned."""
     places = {}  # (device, dtype) -> [(record, key)]
     for record in batches:
         for key, value in record.items():
             if isinstance(value, torch.Tensor) and value.dim() == 0:
                 places.setdefault((value.device, value.dtype), []).append((record, key))
+    holder = {"extra": 1.0 if extra is None else extra}
+    if extra is not None:
+        places.setdefault((extra.device, extra.dtype), []).append((holder, "extra"))
     for where in places.values():
         numbers = torch.stack([record[key] for record, key in where]).tolist()
         for (record, key), number in zip(where, numbers):
             record[key] = number
+    return holder["extra"]
 
 
 def resolve_device(device):

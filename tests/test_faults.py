@@ -307,3 +307,77 @@ def test_truncation_warnings_point_at_the_callers_line(tiny, texts, labels):
             call()
         warned = _truncation_warnings(record)
         assert warned and all(warning.filename == __file__ for warning in warned), (name, warned)
+
+
+# --------------------------------------------------------------------------- a non-finite loss
+
+from sktextae import NonFiniteLossError  # noqa: E402
+
+
+class Poison(Callback):
+    """Fill a weight with ``value`` before training batch ``batch`` of epoch ``epoch``: the loss of that batch
+    is then NaN or infinite."""
+
+    def __init__(self, epoch=2, batch=2, value=float("inf")):
+        self.epoch, self.batch, self.value = epoch, batch, value
+
+    def on_batch_begin(self, net, training=False, **kwargs):
+        if training and len(net.history) == self.epoch and len(net.history[-1, "batches"]) == self.batch:  # its row is open
+            with torch.no_grad():
+                next(net.module_.parameters()).fill_(self.value)
+
+
+def test_a_non_finite_loss_stops_fit_naming_the_epoch_and_keeps_the_last_good_weights(tiny, texts):
+    estimator = tiny(batch_size=8, max_epochs=4, callbacks=[("epochs", EpochWeights()), ("poison", Poison())])
+    with pytest.raises(NonFiniteLossError, match=r"^the training loss was (nan|inf) in epoch 2, batch 2 of 5: "
+                                                 r"training stopped, and the network keeps its weights of the end "
+                                                 r"of epoch 1\. Try a lower lr \(now 0\.001\)\.$") as raised:
+        estimator.fit(texts)
+    assert isinstance(raised.value, FloatingPointError) and (raised.value.epoch, raised.value.batch) == (2, 2)
+    net = estimator.net_
+    assert_same_weights(net.module_.state_dict(), dict(net.callbacks_)["epochs"].weights[1])
+    assert "train_loss" not in net.history[-1]  # the bad epoch was never closed: no callback saw it
+    assert not net.optimizer_.state  # a fresh optimizer: the old one's moments were not finite
+    assert np.isfinite(estimator.transform(texts)).all()
+    estimator.partial_fit(texts)  # epoch 3 (the poison strikes in epoch 2 only), from the last good weights
+    assert np.isfinite(net.history[-1, "train_loss"])
+
+
+def test_a_non_finite_loss_in_the_first_epoch_keeps_the_initial_weights(tiny, texts):
+    class InitialWeights(Callback):
+        def on_train_begin(self, net, **kwargs):
+            self.weights = copy.deepcopy(net.module_.state_dict())
+
+    estimator = tiny(batch_size=8, lr=1e30, callbacks=[("initial", InitialWeights())])
+    with pytest.raises(NonFiniteLossError, match=r"in epoch 1, .*keeps its weights of the start of training, before "
+                                                 r"the first step\. Try a lower lr \(now 1e\+30\)"):
+        estimator.fit(texts)
+    assert_same_weights(estimator.net_.module_.state_dict(), dict(estimator.net_.callbacks_)["initial"].weights)
+
+
+def test_non_finite_weights_after_finite_losses_are_caught_too(tiny, texts):
+    class PoisonAfterLastStep(Callback):
+        def on_batch_end(self, net, training=False, **kwargs):
+            if training and len(net.history) == 2 and len(net.history[-1, "batches"]) == 5:
+                with torch.no_grad():
+                    next(net.module_.parameters()).fill_(float("nan"))
+
+    estimator = tiny(batch_size=8, max_epochs=3, callbacks=[("epochs", EpochWeights()), PoisonAfterLastStep()])
+    with pytest.raises(NonFiniteLossError, match=r"the weights became non-finite in epoch 2 \(every batch's loss was "
+                                                 r"finite\)") as raised:
+        estimator.fit(texts)
+    assert raised.value.batch is None
+    assert_same_weights(estimator.net_.module_.state_dict(), dict(estimator.net_.callbacks_)["epochs"].weights[1])
+
+
+def test_the_message_names_the_fixes_that_apply(tiny, texts, labels):
+    with pytest.raises(NonFiniteLossError, match="with variational=True the posterior's log-variance"):
+        tiny(variational=True, callbacks=[Poison(epoch=1, batch=1)]).fit(texts)
+    with pytest.raises(NonFiniteLossError, match="in epoch 2, batch 1 of 3"):
+        TextAutoencoderClassifier(**TINY_PARAMS, callbacks=[Poison(epoch=2, batch=1)]).fit(texts, labels)
+    estimator = tiny().fit(texts)
+    before = copy.deepcopy(estimator.net_.module_.state_dict())
+    estimator.net_.callbacks_.append(("poison", Poison(epoch=3, batch=1, value=float("nan"))))
+    with pytest.raises(NonFiniteLossError, match="the training loss was nan in epoch 3, batch 1 of 3"):
+        estimator.partial_fit(texts)  # as in fit: the weights of before the call kept
+    assert_same_weights(estimator.net_.module_.state_dict(), before)
