@@ -20,6 +20,7 @@ from skorch.callbacks import EarlyStopping, GradientNormClipping, PassthroughSco
 from skorch.helper import predefined_split
 
 from ._sklearn_private import Interval, StrOptions, _fit_context
+from . import checkpoint as checkpoints
 from . import pretrained as pretrained_models
 from .batching import NOISE_TYPES, LengthBucketSampler, TokenDataset, corrupt
 from .callbacks import ActiveUnits, KLAnnealing, SyncFreeProgressBar
@@ -75,27 +76,42 @@ class _BaseTextAutoencoder(BaseEstimator):
         "random_state": ["random_state"],
         "verbose": ["verbose"],
         "callbacks": [list, None],
+        "checkpoint_dir": [str, os.PathLike, None],
     }
 
     # ------------------------------------------------------------------ fitting
 
     def _fit_new(self, texts, *, epochs, labels=None, n_outputs=None, task=None, class_weight=None,
-                 reconstruction_weight=1.0, pretrained=None):
+                 reconstruction_weight=1.0, pretrained=None, resumable=True):
         """Train a new network, and a new tokenizer unless one is given: by ``pretrained`` (a fitted
         TextAutoencoder, whose network is copied too) or by a pretrained encoder (``encoder=``).
 
         With ``n_outputs``, the network gets a supervised head (``task``) trained on ``labels``.
+        With ``checkpoint_dir`` (and ``resumable``, which ``partial_fit`` turns off), every epoch is
+        checkpointed there, and a checkpoint of the same fit found there is resumed.
         """
         shapes = pretrained if pretrained is not None else self  # whose parameters shape the network
         language_model = self._check_fit(shapes, len(texts))
         device = resolve_device(self.device)
+        fit_checkpoints = None
+        if resumable and self.checkpoint_dir is not None:
+            fingerprint = checkpoints.fingerprint(self, texts, labels, device=device, pretrained=pretrained)
+            fit_checkpoints = checkpoints.FitCheckpoints(
+                self.checkpoint_dir, fingerprint, checkpoints.read(self.checkpoint_dir, fingerprint, max_epochs=epochs))
         if pretrained is not None:  # reuse, never refit: a copy, so that training here leaves it as it was
             vocabulary, max_length = copy.deepcopy(pretrained.vocabulary_), pretrained.max_length_
         elif language_model is not None:
             vocabulary, max_length = None, self.max_length
         else:
-            vocabulary = Vocabulary(train_tokenizer(texts, kind=self.tokenizer, vocab_size=self.vocab_size,
-                                                    lowercase=self.lowercase))
+            tokenizer = None
+            if fit_checkpoints is not None and fit_checkpoints.resume is not None:
+                tokenizer = fit_checkpoints.resume.tokenizer  # the one the interrupted fit trained
+            if tokenizer is None:
+                tokenizer = train_tokenizer(texts, kind=self.tokenizer, vocab_size=self.vocab_size,
+                                            lowercase=self.lowercase)
+            if fit_checkpoints is not None:
+                fit_checkpoints.tokenizer = tokenizer
+            vocabulary = Vocabulary(tokenizer)
             max_length = self.max_length
         tokenizer = language_model.tokenizer if vocabulary is None else vocabulary.tokenizer
         sequences, n_truncated = self._encode(texts, tokenizer=tokenizer, max_length=max_length)
@@ -109,8 +125,11 @@ class _BaseTextAutoencoder(BaseEstimator):
             self.bag_size_ = pretrained.bag_size_
         self.net_ = self._build_net(shapes=shapes, n_outputs=n_outputs, task=task, class_weight=class_weight,
                                     reconstruction_weight=reconstruction_weight)
-        self._train(sequences, labels, epochs=epochs, rng=check_random_state(self.random_state),
-                    pretrained=pretrained)
+        if fit_checkpoints is None:
+            rng = check_random_state(self.random_state)
+        else:  # the random source of the fit that wrote the checkpoint, whatever random_state is
+            rng = fit_checkpoints.fit_rng(self.random_state)
+        self._train(sequences, labels, epochs=epochs, rng=rng, pretrained=pretrained, fit_checkpoints=fit_checkpoints)
         return self
 
     def _check_fit(self, shapes, n_texts):
@@ -181,6 +200,8 @@ class _BaseTextAutoencoder(BaseEstimator):
         if self.verbose:
             callbacks.append(("progress_bar", SyncFreeProgressBar()))
         callbacks += copy.deepcopy(self.callbacks or [])
+        if self.checkpoint_dir is not None:  # last: the history it saves holds every other callback's records
+            callbacks.append((checkpoints.CALLBACK_NAME, checkpoints.EpochCheckpoint(self.checkpoint_dir)))
         word_dropout = (0.25 if variational else 0.0) if self.word_dropout == "auto" else self.word_dropout
         return AutoencoderNet(
             module, criterion=torch.nn.Identity, optimizer=torch.optim.AdamW, lr=self.lr,
@@ -192,7 +213,10 @@ class _BaseTextAutoencoder(BaseEstimator):
             **options,
         )
 
-    def _train(self, sequences, labels=None, *, epochs, rng, pretrained=None):
+    def _train(self, sequences, labels=None, *, epochs, rng, pretrained=None, fit_checkpoints=None):
+        if fit_checkpoints is not None:
+            fit_checkpoints.fit_rng_state = rng.get_state()  # before any draw: a resumed fit makes the same ones
+        resume = fit_checkpoints.resume if fit_checkpoints is not None else None
         n_valid = self._n_validation(len(sequences))
         order = rng.permutation(len(sequences))
         self.net_.set_params(max_epochs=epochs, shuffle_seed=int(rng.randint(2**31 - 1)))
@@ -210,12 +234,26 @@ class _BaseTextAutoencoder(BaseEstimator):
             dataset = TokenDataset(sequences, labels)
             if _encoder_is_frozen(self.net_.module_):
                 dataset.encoder_hidden = self._frozen_encoder_outputs(sequences, noisy=order[n_valid:], rng=rng)
-            if starting and pretrained is None and is_pretrained(_encoder_decoder(self)[0]):
+            if starting and pretrained is None and resume is None and is_pretrained(_encoder_decoder(self)[0]):
                 self._start_bottleneck_from_pca(dataset, order[n_valid:], rng=rng)
             train, valid = dataset.subset(order[n_valid:]), dataset.subset(order[:n_valid]) if n_valid else None
             self.net_.set_params(train_split=predefined_split(valid) if valid is not None else None)
-            self.net_.partial_fit(train)
+            writer = None
+            if fit_checkpoints is not None:
+                if resume is not None:  # the finished epochs are skipped: skorch trains max_epochs more
+                    resume.load_into(self.net_)
+                    self.net_.max_epochs = epochs - resume.epochs
+                writer = dict(self.net_.callbacks_)[checkpoints.CALLBACK_NAME]
+                writer.start(fit_checkpoints)
+            try:
+                self.net_.partial_fit(train)
+            finally:
+                self.net_.max_epochs = epochs
+                if writer is not None:
+                    writer.stop()
             self.net_.raise_if_interrupted()  # skorch's partial_fit swallows a Ctrl-C: the caller's program stops
+        if fit_checkpoints is not None:  # finished: nothing left to resume
+            fit_checkpoints.remove()
 
     def _frozen_encoder_outputs(self, sequences, *, noisy, rng):
         """Each text's encoder output, computed once for the whole fit (the encoder is frozen).
@@ -742,6 +780,23 @@ class TextAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _BaseTe
         0 is silent; 1 or more shows a progress bar and a per-epoch log while training.
     callbacks : list of skorch callbacks or None, default=None
         Extra ``skorch.callbacks`` for training (copied in ``fit``, so the ones passed are unchanged).
+    checkpoint_dir : str, os.PathLike or None, default=None
+        A folder where ``fit`` checkpoints its training at the end of every epoch (the weights,
+        AdamW's state, the history, the tokenizer, the random states and the early-stopping state,
+        through skorch's ``save_params``), so that a fit that was killed or interrupted (Ctrl-C)
+        resumes: the next ``fit`` with the same parameters on the same texts (and labels) finds the
+        checkpoint, skips the epochs it holds and trains on to the end, as the uninterrupted fit
+        would (on the CPU the weights come out identical; the tests allow 1e-5). The parameters
+        compared are those of ``get_params`` but ``checkpoint_dir``, ``verbose``, ``callbacks``,
+        ``inference_batch_size`` and ``max_epochs`` (a larger one trains on further), plus the kind of
+        device; the state of your own ``callbacks`` is not saved. A checkpoint of another fit (other
+        parameters or texts) raises a ``ValueError`` naming what differs, and a damaged one a
+        ``ModelFileError`` naming the file: delete the folder to start afresh. Each checkpoint is
+        written to a temporary folder and moved into place whole, so a process killed while writing
+        leaves the previous one intact. A fit that ends normally (including an early stop) removes
+        its checkpoints, and the folder if that leaves it empty; one stopped by Ctrl-C or by a
+        ``NonFiniteLossError`` keeps the last complete epoch's. ``partial_fit`` neither reads nor
+        writes checkpoints. None: no checkpoints.
 
     Attributes
     ----------
@@ -782,7 +837,7 @@ class TextAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _BaseTe
                  dropout=0.1, noise=0.6, noise_type="delete", variational=False, kl_annealing_epochs=5,
                  free_bits=0.1, word_dropout="auto", max_epochs=40, batch_size=32, inference_batch_size=256,
                  lr=1e-3, validation_fraction=0.1, patience=3, device="auto", compile=False, random_state=None,
-                 verbose=0, callbacks=None):
+                 verbose=0, callbacks=None, checkpoint_dir=None):
         self.latent_dim = latent_dim
         self.architecture = architecture
         self.encoder = encoder
@@ -815,6 +870,7 @@ class TextAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _BaseTe
         self.random_state = random_state
         self.verbose = verbose
         self.callbacks = callbacks
+        self.checkpoint_dir = checkpoint_dir
 
     # ------------------------------------------------------------------ fitting
 
@@ -869,6 +925,17 @@ class TextAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _BaseTe
         Returns
         -------
         self : TextAutoencoder
+
+        Raises
+        ------
+        sktextae.NonFiniteLossError
+            A ``FloatingPointError``: an epoch's training loss was NaN or infinite on some batch (or
+            its last step left non-finite weights). Training stops at that epoch; the model keeps the
+            weights of the end of the epoch before it (the initial weights if it was the first) and
+            can be used, and ``checkpoint_dir`` keeps the checkpoint of that last good epoch. The
+            message names the epoch and batch and the likely fixes, chiefly a lower ``lr``.
+        ValueError
+            Bad parameters or texts, or a ``checkpoint_dir`` holding a checkpoint of another fit.
         """
         return self._fit_new(check_texts(X), epochs=self.max_epochs)
 
@@ -879,7 +946,9 @@ class TextAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _BaseTe
         This is the domain-adaptation step: continue training a fitted model on new, in-domain
         texts. As with scikit-learn's other ``partial_fit`` methods, each call is one pass over
         ``X``; call it in a loop for more. A pickled model holds no optimizer state: after
-        unpickling, training goes on with fresh AdamW moments.
+        unpickling, training goes on with fresh AdamW moments. ``checkpoint_dir`` is not used here:
+        ``partial_fit`` neither resumes from a checkpoint nor writes one. A non-finite loss raises
+        ``NonFiniteLossError`` as in ``fit``, the weights of before the call kept.
 
         Parameters
         ----------
@@ -894,7 +963,7 @@ class TextAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _BaseTe
         """
         texts = check_texts(X)
         if not hasattr(self, "net_"):
-            return self._fit_new(texts, epochs=1)
+            return self._fit_new(texts, epochs=1, resumable=False)
         self._check_fit(self, len(texts))
         sequences, self.n_truncated_ = self._encode(texts)
         self._train(sequences, epochs=1, rng=self._partial_fit_rng())

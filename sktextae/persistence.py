@@ -149,6 +149,8 @@ def _params_for_file(estimator):
     if isinstance(params.get("random_state"), np.random.RandomState):
         notes["dropped_params"]["random_state"] = "a numpy RandomState instance, stored as None"
         params["random_state"] = None
+    if isinstance(params.get("checkpoint_dir"), os.PathLike):
+        params["checkpoint_dir"] = os.fspath(params["checkpoint_dir"])  # a pathlib.Path, stored as its str
     if "pretrained" in params:
         notes["pretrained_given"] = params["pretrained"] is not None
         params["pretrained"] = None

@@ -23,7 +23,8 @@ from .validation import check_texts
 
 _SUPERVISED_DOC = """
     The text input contract, the training machinery and every parameter of ``TextAutoencoder``
-    apply (see its docstring), plus:
+    apply (see its docstring; ``checkpoint_dir``'s checkpoints also compare the labels, and
+    ``pretrained``'s weights), plus:
 
     reconstruction_weight : float, default=1.0
         Weight of the reconstruction loss beside the supervised loss; 0 trains the encoder on the
@@ -201,7 +202,8 @@ class TextAutoencoderClassifier(_SupervisedMixin, ClassNamePrefixFeaturesOutMixi
                  dropout=0.1, noise=0.6, noise_type="delete", variational=False, kl_annealing_epochs=5,
                  free_bits=0.1, word_dropout="auto", max_epochs=40, batch_size=32, inference_batch_size=256,
                  lr=1e-3, validation_fraction=0.1, patience=3, device="auto", compile=False, random_state=None,
-                 verbose=0, callbacks=None, reconstruction_weight=1.0, class_weight=None, pretrained=None):
+                 verbose=0, callbacks=None, checkpoint_dir=None, reconstruction_weight=1.0, class_weight=None,
+                 pretrained=None):
         self.latent_dim = latent_dim
         self.architecture = architecture
         self.encoder = encoder
@@ -234,6 +236,7 @@ class TextAutoencoderClassifier(_SupervisedMixin, ClassNamePrefixFeaturesOutMixi
         self.random_state = random_state
         self.verbose = verbose
         self.callbacks = callbacks
+        self.checkpoint_dir = checkpoint_dir
         self.reconstruction_weight = reconstruction_weight
         self.class_weight = class_weight
         self.pretrained = pretrained
@@ -252,6 +255,11 @@ class TextAutoencoderClassifier(_SupervisedMixin, ClassNamePrefixFeaturesOutMixi
         Returns
         -------
         self : TextAutoencoderClassifier
+
+        Raises
+        ------
+        sktextae.NonFiniteLossError
+            A NaN or infinite training loss, as in ``TextAutoencoder.fit``.
         """
         texts = check_texts(X)
         y = self._check_y(y, len(texts))
@@ -343,7 +351,7 @@ class TextAutoencoderRegressor(_SupervisedMixin, ClassNamePrefixFeaturesOutMixin
                  dropout=0.1, noise=0.6, noise_type="delete", variational=False, kl_annealing_epochs=5,
                  free_bits=0.1, word_dropout="auto", max_epochs=40, batch_size=32, inference_batch_size=256,
                  lr=1e-3, validation_fraction=0.1, patience=3, device="auto", compile=False, random_state=None,
-                 verbose=0, callbacks=None, reconstruction_weight=1.0, pretrained=None):
+                 verbose=0, callbacks=None, checkpoint_dir=None, reconstruction_weight=1.0, pretrained=None):
         self.latent_dim = latent_dim
         self.architecture = architecture
         self.encoder = encoder
@@ -376,6 +384,7 @@ class TextAutoencoderRegressor(_SupervisedMixin, ClassNamePrefixFeaturesOutMixin
         self.random_state = random_state
         self.verbose = verbose
         self.callbacks = callbacks
+        self.checkpoint_dir = checkpoint_dir
         self.reconstruction_weight = reconstruction_weight
         self.pretrained = pretrained
 
@@ -391,6 +400,11 @@ class TextAutoencoderRegressor(_SupervisedMixin, ClassNamePrefixFeaturesOutMixin
         Returns
         -------
         self : TextAutoencoderRegressor
+
+        Raises
+        ------
+        sktextae.NonFiniteLossError
+            A NaN or infinite training loss, as in ``TextAutoencoder.fit``.
         """
         texts = check_texts(X)
         y = self._check_y(y, len(texts))
