@@ -1,7 +1,8 @@
 """The ``sktextae`` command line: ``demo``, ``fit``, ``encode``, ``decode`` and ``score``.
 
 Texts are read from ``.txt`` (one text a line), ``.csv``, ``.jsonl`` or ``.parquet`` files, or from
-standard input (``-``, one text a line). Progress goes to standard error, results to standard output
+standard input (``-``, one text a line). Lines end at ``\n`` (or ``\r\n``) only: a form feed, U+2028
+or another character that Python's ``str.splitlines`` also breaks at stays inside its text. Progress goes to standard error, results to standard output
 or to the ``-o`` file, which is written under a temporary name and moved into place only when the
 command succeeded. A missing file or column, a bad parameter or an unreadable model exits with
 status 2 and one line on standard error.
@@ -251,7 +252,7 @@ def _labels(values, *, regression):
 def _read_records(source, columns):
     """The named columns of a texts file (or of standard input's lines, column ``columns[0]``)."""
     if source == "-":
-        lines = sys.stdin.read().splitlines()
+        lines = _lines(sys.stdin.read())
         if len(columns) > 1:
             raise CommandError("standard input holds texts only (one a line): give labels in a .csv, .jsonl or "
                                ".parquet file.")
@@ -262,7 +263,7 @@ def _read_records(source, columns):
         if len(columns) > 1:
             raise CommandError(f"{source}: a .txt file holds texts only (one a line): give labels in a .csv, "
                                f".jsonl or .parquet file.")
-        return {columns[0]: _read_text_file(path).splitlines()}
+        return {columns[0]: _lines(_read_text_file(path))}
     if suffix == ".csv":
         csv.field_size_limit(2**31 - 1)
         reader = csv.DictReader(io.StringIO(_read_text_file(path), newline=""))
@@ -278,13 +279,15 @@ def _read_records(source, columns):
 
 def _read_jsonl(source, path, columns):
     records = {column: [] for column in columns}
-    for number, line in enumerate(_read_text_file(path).splitlines(), start=1):
+    for number, line in enumerate(_lines(_read_text_file(path)), start=1):
         if not line.strip():
             continue
         try:
             record = json.loads(line)
         except ValueError as error:
             raise CommandError(f"{source}, line {number}: not JSON ({error}).") from None
+        except RecursionError:  # arrays or objects nested thousands deep
+            raise CommandError(f"{source}, line {number}: JSON nested too deeply to read.") from None
         if isinstance(record, str) and len(columns) == 1:
             record = {columns[0]: record}  # a file of bare JSON strings
         if not isinstance(record, dict):
@@ -293,6 +296,16 @@ def _read_jsonl(source, path, columns):
         for column in columns:
             records[column].append(record[column])
     return records
+
+
+def _lines(text):
+    """The lines of a text, split at ``\n`` (a ``\r`` before it dropped), as ``wc -l`` counts them: not at
+    the other line boundaries of ``str.splitlines`` (``\x0b``, ``\x0c``, ``\x1c``-``\x1e``, ``\x85``,
+    U+2028, U+2029), which texts from the web hold inside a text and JSON inside a string."""
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()  # the end of the last line, not an empty text after it
+    return [line[:-1] if line.endswith("\r") else line for line in lines]
 
 
 def _check_columns(source, columns, available):

@@ -63,7 +63,20 @@ def _check_texts(texts):
     for index, text in enumerate(texts):
         if not isinstance(text, str):
             raise TypeError(f"texts[{index}] is a {type(text).__name__}; every text must be a str.")
+        if not text.isascii():
+            _check_encodable(text, index)
     return texts
+
+
+def _check_encodable(text, index):
+    """Refuse a lone surrogate (U+D800-U+DFFF), which no tokenizer can read: a str that holds one is not
+    Unicode text (bytes decoded with errors="surrogateescape", or half of a UTF-16 pair, make them)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise ValueError(f"texts[{index}] holds a lone surrogate {text[error.start]!r} at position {error.start}, "
+                         f"which is not Unicode text: decode the bytes with errors='replace', or clean the text with "
+                         f"text.encode('utf-8', 'replace').decode('utf-8').") from None
 
 
 def _build(kind, *, lowercase):

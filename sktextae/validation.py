@@ -39,7 +39,9 @@ def check_texts(X):
         if isinstance(text, str):
             continue
         # pandas.NA (pandas' "string" dtype) by name: pandas is an optional dependency.
-        if text is None or (isinstance(text, numbers.Real) and np.isnan(text)) or type(text).__name__ == "NAType":
+        # An int is never NaN, and np.isnan refuses one too large for a float (10**400 from JSON).
+        not_a_number = isinstance(text, numbers.Real) and not isinstance(text, numbers.Integral) and np.isnan(text)
+        if text is None or not_a_number or type(text).__name__ == "NAType":
             raise ValueError(f"X[{index}] is {text!r}, a missing value: drop it or replace it with \"\" first.")
         raise TypeError(f"X[{index}] is of type {type(text).__name__}, but every text must be a str: "
                         f"convert the texts with str() or drop the item.")

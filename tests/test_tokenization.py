@@ -467,3 +467,14 @@ def test_any_ids_decode_to_valid_text(any_tokenizer, data):
         text.encode("utf-8")  # raises on a lone surrogate
         kept = sequence[:sequence.index(EOS_ID)] if EOS_ID in sequence else sequence
         assert text.count(UNK_TEXT) == kept.count(UNK_ID)
+
+
+def test_a_lone_surrogate_is_refused_naming_the_text_and_the_fix():
+    # A str can hold one (JSON's "\ud800", bytes decoded with errors="surrogateescape"); the tokenizer's
+    # own error said only "TextEncodeInput must be Union[...]".
+    tokenizer = train_tokenizer(TEXTS, kind="bpe", vocab_size=VOCAB_SIZE)
+    with pytest.raises(ValueError, match=r"texts\[1\] holds a lone surrogate '\\udcff' at position 2, .*"
+                                         r"errors='replace'"):
+        encode(tokenizer, ["fine", "ok\udcff"], max_length=8)
+    with pytest.raises(ValueError, match=r"texts\[0\] holds a lone surrogate"):
+        train_tokenizer(["\ud800"], kind="word", vocab_size=VOCAB_SIZE)

@@ -85,3 +85,8 @@ def test_check_latent_checks_the_width():
     assert check_latent([[0, 1], [2, 3]], latent_dim=2).dtype == np.float32
     with pytest.raises(ValueError, match=r"Z has 3 columns but this model's latent_dim is 2"):
         check_latent(np.zeros((1, 3)), latent_dim=2)
+
+
+def test_an_int_too_large_for_a_float_is_named_as_an_int():
+    with pytest.raises(TypeError, match=r"X\[1\] is of type int, but every text must be a str"):
+        check_texts(["a", 10**400])  # np.isnan refuses it: "ufunc 'isnan' not supported for the input types"
