@@ -73,6 +73,21 @@ def test_encode_writes_the_models_vectors(workdir):
     np.testing.assert_array_equal(np.array(rows[1:], dtype=np.float64).astype(np.float32), expected)
 
 
+def test_parquet_texts_in_and_vectors_out(workdir, monkeypatch, capsys):
+    pyarrow = pytest.importorskip("pyarrow")
+    import pyarrow.parquet
+
+    pyarrow.parquet.write_table(pyarrow.table({"id": list(range(len(TEXTS))), "body": list(TEXTS)}),
+                                workdir / "texts.parquet")
+    code, captured, _ = run_main(("encode", "model", "texts.parquet", "--text-column", "body", "-o", "v.parquet"),
+                                 workdir, monkeypatch, capsys)
+    assert code == 0, captured.err
+    table = pyarrow.parquet.read_table(workdir / "v.parquet")
+    assert table.column_names == [f"textautoencoder{i}" for i in range(8)]
+    vectors = np.column_stack([table.column(name).to_numpy() for name in table.column_names])
+    np.testing.assert_array_equal(vectors, sktextae.load(workdir / "model").transform(list(TEXTS)))
+
+
 def test_decode_and_score(workdir):
     model = sktextae.load(workdir / "model")
     vectors = model.transform(list(TEXTS[:5]))
