@@ -26,7 +26,7 @@ def run_demo(*, architecture="gru", latent_dim=64, max_epochs=15, max_texts=3000
     # Sizes that train in a few minutes on 2 CPU cores; the GRU learns fastest there.
     ae = TextAutoencoder(latent_dim, architecture=architecture, embedding_dim=128, hidden_dim=256,
                          num_layers=1 if architecture in ("gru", "lstm") else 2, num_heads=4, max_length=128,
-                         max_epochs=max_epochs, batch_size=32, lr=3e-3 if architecture != "transformer" else 1e-3,
+                         max_epochs=max_epochs, batch_size=32, lr="auto", vocab_size=8000,
                          noise=0.0, patience=None, random_state=random_state, verbose=1)
     out(f"\nTraining {ae!r} ...")
     start = time.perf_counter()

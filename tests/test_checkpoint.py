@@ -208,7 +208,7 @@ def test_more_epochs_train_on_from_the_checkpoint_fewer_are_refused(texts, tmp_p
 def test_a_checkpoint_of_other_parameters_or_texts_is_refused_and_kept(texts, labels, tmp_path):
     interrupted(TextAutoencoder(**PARAMS, checkpoint_dir=tmp_path), texts)
     before = sorted(os.listdir(tmp_path))
-    with pytest.raises(ValueError, match=r"holds a checkpoint of another fit: lr=0.001 there, 0.002 here\. .*set them "
+    with pytest.raises(ValueError, match=r"holds a checkpoint of another fit: lr='auto' there, 0.002 here\. .*set them "
                                          r"back to resume it, pass another checkpoint_dir, or delete"):
         TextAutoencoder(**{**PARAMS, "lr": 2e-3}, checkpoint_dir=tmp_path).fit(texts)
     with pytest.raises(ValueError, match=r"the training data \(40 texts there, 39 here"):

@@ -25,7 +25,7 @@ from sklearn.utils._param_validation import InvalidParameterError
 from sklearn.utils.validation import check_is_fitted
 from skorch.callbacks import Callback, EpochTimer
 
-from conftest import DATA_FREE_CHECKS
+from conftest import DATA_FREE_CHECKS, TEXTS, tiny_autoencoder
 import sktextae.estimator
 from sktextae import TextAutoencoder, TruncationWarning
 from sktextae.nn import ARCHITECTURES, DECODERS, ENCODERS
@@ -808,3 +808,17 @@ def test_encoder_and_decoder_override_the_architecture(tiny, texts):
 def test_an_unknown_encoder_or_decoder_lists_the_valid_names(params, message, tiny, texts):
     with pytest.raises(ValueError, match=message):
         tiny(**params).fit(texts)
+
+
+@pytest.mark.parametrize("overrides, expected", [
+    ({"architecture": "bow"}, 3e-3),
+    ({"architecture": "gru"}, 3e-3),
+    ({"architecture": "transformer"}, 1e-3),
+    ({"encoder": "conv", "decoder": "transformer"}, 1e-3),
+    ({"architecture": "transformer", "lr": 5e-4}, 5e-4),
+])
+def test_lr_auto_is_the_rate_for_the_architecture(overrides, expected):
+    estimator = tiny_autoencoder(max_epochs=1, **overrides).fit(list(TEXTS))
+    assert TextAutoencoder().lr == "auto"
+    assert [group["lr"] for group in estimator.net_.optimizer_.param_groups] == [expected]
+    assert estimator.get_params()["lr"] == overrides.get("lr", "auto")  # the parameter stays as given

@@ -331,7 +331,7 @@ def test_a_non_finite_loss_stops_fit_naming_the_epoch_and_keeps_the_last_good_we
     estimator = tiny(batch_size=8, max_epochs=4, callbacks=[("epochs", EpochWeights()), ("poison", Poison())])
     with pytest.raises(NonFiniteLossError, match=r"^the training loss was (nan|inf) in epoch 2, batch 2 of 5: "
                                                  r"training stopped, and the network keeps its weights of the end "
-                                                 r"of epoch 1\. Try a lower lr \(now 0\.001\)\.$") as raised:
+                                                 r"of epoch 1\. Try a lower lr \(now 0\.003\)\.$") as raised:
         estimator.fit(texts)
     assert isinstance(raised.value, FloatingPointError) and (raised.value.epoch, raised.value.batch) == (2, 2)
     net = estimator.net_

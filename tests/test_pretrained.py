@@ -130,13 +130,13 @@ def test_frozen_encoder_is_unchanged_and_reads_each_text_once_per_fit(bert, text
 
 
 def test_fine_tuned_encoder_changes_at_its_own_learning_rate(bert, texts):
-    estimator = TextAutoencoder(encoder=bert, freeze_encoder=False, encoder_lr=1e-3, **TINY).fit(texts)
+    estimator = TextAutoencoder(encoder=bert, freeze_encoder=False, encoder_lr=5e-4, **TINY).fit(texts)
     before = transformers.BertModel.from_pretrained(bert).state_dict()
     after = estimator.net_.module_.encoder.model.state_dict()
     assert any(not torch.equal(before[name], after[name]) for name in before)
     lrs = sorted(group["lr"] for group in estimator.net_.optimizer_.param_groups)
-    assert lrs == [1e-3, TextAutoencoder().lr]
-    encoder_group = next(group for group in estimator.net_.optimizer_.param_groups if group["lr"] == 1e-3)
+    assert lrs == [5e-4, 1e-3]  # the encoder's, and lr="auto" when fine-tuning
+    encoder_group = next(group for group in estimator.net_.optimizer_.param_groups if group["lr"] == 5e-4)
     assert {id(p) for p in encoder_group["params"]} == {id(p) for p in estimator.net_.module_.encoder.parameters()}
 
 
