@@ -17,7 +17,7 @@ CUDA kernel loading stay out of the timings), and reports:
   started, after imports and reading the texts), ``torch.cuda.max_memory_allocated`` on a GPU.
 
 The models have the package's default sizes (``TextAutoencoder(latent_dim, architecture=...)``; the
-issue's GPU target is for the default transformer), trained on every text (no validation split), with
+GPU target is for the default transformer), trained on every text (no validation split), with
 ``--batch-size`` training batches and ``--inference-batch-size`` transform batches (MiniLM's too).
 Each sktextae row also gives the training FLOP rate: torch's ``FlopCounterMode`` counts the FLOPs of
 training steps on real batches, per real token (FLOPs spent on padding count as waste), times the
@@ -28,7 +28,7 @@ LSTM rates are lower bounds, while the transformer's and bag of words' matrix pr
 are all counted. The summary gives, per method, the time per text at the largest size over that
 at the smallest (about 1 when time grows linearly, below 1 while fixed costs dominate), the memory
 added per 1k texts between consecutive sizes, and each sktextae model's transform throughput over
-MiniLM's, against the issue's targets: on a GPU, transformer fit >= 1M tokens/s and transform >= 10x
+MiniLM's, against the targets: on a GPU, transformer fit >= 1M tokens/s and transform >= 10x
 MiniLM; on a CPU, transform >= 3x MiniLM.
 
     python benchmarks/bench_speed.py [--data ../shared/data] [--dataset ag_news] [--sizes 1000,10000,100000]
@@ -97,7 +97,7 @@ def measure(method, texts, *, device, max_epochs, batch_size, inference_batch_si
     else:
         from sktextae.tokenization import encode
 
-        # The package's defaults (the default transformer is the one the issue's targets name).
+        # The package's defaults (the default transformer is the one the speed targets name).
         model = TextAutoencoder(latent_dim, architecture=method.removeprefix("sktextae-"), max_epochs=1,
                                 batch_size=batch_size, inference_batch_size=inference_batch_size,
                                 validation_fraction=0, patience=None, device=device, compile=compile, random_state=0)
