@@ -81,17 +81,24 @@ def pretrained_autoencoder(encoder, latent_dim, *, decoder, hidden_dim, max_epoc
                            **options)
 
 
-def reconstruction(model, texts, *, strategy="greedy"):
-    """``inverse_transform(transform(texts))`` scored on lowercased words: accuracy, BLEU (0-100), exact match."""
-    decoded = model.inverse_transform(model.transform(texts), strategy=strategy)
-    words = {}
+def reconstruction(model, texts, *, strategies=("greedy",)):
+    """``inverse_transform(transform(texts))`` scored on lowercased words: accuracy, BLEU (0-100), exact match.
+
+    The texts are encoded once and decoded by each of ``strategies``; the scores of any strategy but
+    greedy get its name as a suffix (``reconstruction_bleu_beam``)."""
+    Z, words = model.transform(texts), {}
 
     def ids(text):
         return [words.setdefault(word, len(words)) for word in re.findall(r"\w+|[^\w\s]", text.lower())]
 
-    refs, hyps = [ids(text) for text in texts], [ids(text) for text in decoded]
-    return {"reconstruction_word_accuracy": token_accuracy(refs, hyps), "reconstruction_bleu": 100 * corpus_bleu(refs, hyps),
-            "reconstruction_exact": exact_match_rate(refs, hyps), "n_reconstructed": len(texts)}
+    refs, row = [ids(text) for text in texts], {"n_reconstructed": len(texts)}
+    for strategy in strategies:
+        hyps = [ids(text) for text in model.inverse_transform(Z, strategy=strategy)]
+        suffix = "" if strategy == "greedy" else f"_{strategy}"
+        row.update({f"reconstruction_word_accuracy{suffix}": token_accuracy(refs, hyps),
+                    f"reconstruction_bleu{suffix}": 100 * corpus_bleu(refs, hyps),
+                    f"reconstruction_exact{suffix}": exact_match_rate(refs, hyps)})
+    return row
 
 
 def lsa(latent_dim):
@@ -137,6 +144,9 @@ def main():
                         help="--no-minilm leaves all-MiniLM-L6-v2 out (slow on a CPU at full dataset sizes)")
     parser.add_argument("--output", default="quality")
     args = parser.parse_args()
+    decode = ["greedy"] + [name for name in args.decode.split(",") if name and name != "greedy"]
+    if not set(decode) <= {"greedy", "beam"}:
+        sys.exit(f"--decode takes greedy and beam, got {args.decode!r}.")
     data = pathlib.Path(args.data)
     datasets = args.datasets.split(",") if args.datasets else \
         sorted(p.name for p in data.glob("*") if (p / "train.csv").is_file() and (p / "test.csv").is_file())
@@ -211,10 +221,7 @@ def main():
                        "hidden_dim": args.hidden_dim, "num_layers": ae.num_layers,
                        "decoder_vocabulary": ae.vocabulary_.decoder_size}
                 if args.reconstruction and ae.net_.module_.is_sequence_decoder:
-                    row.update(reconstruction(ae, X_test[:args.max_reconstruct]))
-                    if "beam" in args.decode.split(","):
-                        beam = reconstruction(ae, X_test[:args.max_reconstruct], strategy="beam")
-                        row.update({f"{key}_beam": value for key, value in beam.items() if key != "n_reconstructed"})
+                    row.update(reconstruction(ae, X_test[:args.max_reconstruct], strategies=decode))
                 add(row, Z_train, y_train, Z_test, y_test, common)
     save(args.output, rows, quiet=False)
 
