@@ -36,7 +36,7 @@ import torch
 from skorch.callbacks import Callback, EarlyStopping
 
 from .callbacks import KLAnnealing
-from .persistence import ModelFileError
+from .persistence import ModelFileError, file_sha256
 
 FORMAT_VERSION = 1
 LATEST, MANIFEST = "LATEST", "manifest.json"
@@ -276,7 +276,7 @@ def read(directory, fingerprint, *, max_epochs):
         file = folder / relative
         if not file.is_file():
             raise ModelFileError(f"{file}: missing; {MANIFEST} lists it. Delete {directory} to start afresh.")
-        if _sha256(file) != digest:
+        if file_sha256(file) != digest:
             raise ModelFileError(f"{file}: damaged since it was written (its SHA-256 does not match {MANIFEST}). "
                                  f"Delete {directory} to start afresh.")
     return SavedCheckpoint(folder, manifest, _torch_load(folder / RANDOM, "cpu"))
@@ -342,7 +342,7 @@ def write(checkpoints, net):
                                             "best_epoch_": int(callback.best_epoch_), "best_weights": best}
         files = sorted(path.name for path in temporary.iterdir())
         manifest = {"format_version": FORMAT_VERSION, "epochs": epoch, "fingerprint": checkpoints.fingerprint,
-                    "state": state, "files": {name: _sha256(temporary / name) for name in files}}
+                    "state": state, "files": {name: file_sha256(temporary / name) for name in files}}
         (temporary / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
         for name in [*files, MANIFEST]:
             _fsync(temporary / name)
@@ -406,10 +406,3 @@ def _json_rng_state(state):
     name, keys, position, has_gauss, cached = state
     return [name, np.asarray(keys).tolist(), int(position), int(has_gauss), float(cached)]
 
-
-def _sha256(file):
-    digest = hashlib.sha256()
-    with open(file, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

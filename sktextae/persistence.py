@@ -100,7 +100,7 @@ def save(estimator, path, *, overwrite=False):
             (temporary / relative).parent.mkdir(parents=True, exist_ok=True)
             (temporary / relative).write_bytes(data)
         _save_weights(module, temporary / WEIGHTS)
-        config["files"] = {relative: _sha256(temporary / relative) for relative in sorted([*files, WEIGHTS])}
+        config["files"] = {relative: file_sha256(temporary / relative) for relative in sorted([*files, WEIGHTS])}
         config["config_sha256"] = _config_checksum(config)
         (temporary / CONFIG).write_text(json.dumps(config, indent=1, sort_keys=True) + "\n", encoding="utf-8")
         _move_into_place(temporary, path)
@@ -532,8 +532,13 @@ def _is_pretrained_name(encoder):
     return is_pretrained(encoder)
 
 
-def _sha256(file):
-    return hashlib.sha256(pathlib.Path(file).read_bytes()).hexdigest()
+def file_sha256(file):
+    """The SHA-256 of a file's bytes (hex), read a megabyte at a time."""
+    digest = hashlib.sha256()
+    with open(file, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _config_checksum(config):
