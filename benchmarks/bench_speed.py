@@ -53,7 +53,7 @@ import _results
 from bench_quality import lsa
 from sktextae import TextAutoencoder, TruncationWarning
 from sktextae.nn import ARCHITECTURES
-from sktextae.training import resolve_device
+from sktextae.device import resolve_device
 
 METHODS = ["lsa", "minilm"] + [f"sktextae-{a}" for a in ("transformer", "gru", "lstm", "bow")]
 RESULT = "RESULT "  # prefix of the JSON line a measuring process prints

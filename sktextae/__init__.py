@@ -1,11 +1,9 @@
 """sktextae: text autoencoders as scikit-learn estimators."""
 
-from .estimator import TextAutoencoder, TruncationWarning
-from .persistence import ModelFileError, ModelVersionWarning
+from ._version import __version__
+from .estimator import TextAutoencoder
+from .exceptions import ModelFileError, ModelVersionWarning, NonFiniteLossError, TruncationWarning
 from .supervised import TextAutoencoderClassifier, TextAutoencoderRegressor
-from .training import NonFiniteLossError
-
-__version__ = "0.2.0"
 __all__ = ["ModelFileError", "ModelVersionWarning", "NonFiniteLossError", "TextAutoencoder", "TextAutoencoderClassifier",
            "TextAutoencoderRegressor", "TruncationWarning", "__version__", "load"]
 

@@ -36,7 +36,9 @@ import torch
 from skorch.callbacks import Callback, EarlyStopping
 
 from .callbacks import KLAnnealing
-from .persistence import ModelFileError, file_sha256
+from .exceptions import ModelFileError
+from .files import file_sha256
+from .files import fsync as _fsync
 
 FORMAT_VERSION = 1
 LATEST, MANIFEST = "LATEST", "manifest.json"
@@ -390,16 +392,6 @@ def _replace_text(file, text):
             temporary.unlink()
         raise
     _fsync(file.parent)
-
-
-def _fsync(path):
-    """Flush a file (or a folder's entries) to disk, so that a rename never outlives what it renames."""
-    with contextlib.suppress(OSError):  # a folder cannot be opened everywhere (Windows)
-        descriptor = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
 
 
 def _json_rng_state(state):

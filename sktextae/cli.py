@@ -42,7 +42,7 @@ def main(argv=None):
         run_demo(architecture=args.architecture, latent_dim=args.latent_dim, max_epochs=args.max_epochs,
                  max_texts=args.max_texts, random_state=args.random_state)
         return 0
-    from .persistence import ModelFileError
+    from .exceptions import ModelFileError
 
     try:
         COMMANDS[args.command](args)

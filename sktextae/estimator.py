@@ -20,6 +20,7 @@ from sklearn.utils.validation import check_is_fitted
 from skorch.callbacks import EarlyStopping, GradientNormClipping, PassthroughScoring
 from skorch.helper import predefined_split
 
+from ._version import __version__
 from ._sklearn_private import Interval, StrOptions, _fit_context
 from . import checkpoint as checkpoints
 from . import pretrained as pretrained_models
@@ -31,13 +32,11 @@ from .nn.bottleneck import start_from
 from .nn.supervised import SupervisedAutoencoder
 from .pretrained import is_pretrained
 from .tokenization import PAD_ID, TOKENIZER_KINDS, encode, train_tokenizer
-from .training import AutoencoderNet, resolve_device, token_log_probs
+from .device import resolve_device
+from .exceptions import TruncationWarning
+from .training import AutoencoderNet, token_log_probs
 from .validation import check_latent, check_texts
 from .vocabulary import Vocabulary
-
-
-class TruncationWarning(UserWarning):
-    """Some texts were longer than ``max_length`` tokens and were cut."""
 
 
 class _BaseTextAutoencoder(BaseEstimator):
@@ -585,8 +584,6 @@ class _BaseTextAutoencoder(BaseEstimator):
         return export_onnx(self, path, opset=opset)
 
     def __getstate__(self):
-        from . import __version__
-
         return dict(super().__getstate__(), _sktextae_version=__version__)
 
     def __setstate__(self, state):

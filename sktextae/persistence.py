@@ -32,6 +32,11 @@ import warnings
 import numpy as np
 import torch
 
+from ._version import __version__
+from .device import resolve_device
+from .exceptions import ModelFileError, ModelVersionWarning
+from .files import file_sha256
+
 FORMAT_VERSION = 1
 CONFIG, TOKENIZER, WEIGHTS, ENCODER_CONFIG = "config.json", "tokenizer.json", "model.safetensors", "encoder/config.json"
 
@@ -43,14 +48,6 @@ _FITTED = ("device_", "n_truncated_", "max_length_", "bag_size_")
 _FITTED_BY_CLASS = {"TextAutoencoder": (), "TextAutoencoderClassifier": ("classes_", "n_labelled_"),
                     "TextAutoencoderRegressor": ("target_mean_", "target_scale_", "n_labelled_")}
 _CLASS_DTYPE_KINDS = "biufUO"  # the numpy dtype kinds classes_ may have in a file
-
-
-class ModelFileError(ValueError):
-    """A saved model folder (or a pickle) that cannot be loaded: missing, damaged, edited or too new."""
-
-
-class ModelVersionWarning(UserWarning):
-    """A pickled estimator was written by another version of sktextae: it may not work as it did."""
 
 
 def classes():
@@ -222,8 +219,6 @@ def _versions():
     import sklearn
     import tokenizers
 
-    from . import __version__
-
     versions = {"sktextae": __version__, "torch": torch.__version__, "tokenizers": tokenizers.__version__,
                 "scikit-learn": sklearn.__version__, "transformers": None}
     with contextlib.suppress(ImportError):
@@ -238,8 +233,6 @@ def _versions():
 def load(path, *, device="auto", expected=None):
     """The estimator saved in the folder ``path``; see ``sktextae.load``."""
     from tokenizers import Tokenizer
-
-    from .training import resolve_device
 
     folder = pathlib.Path(path)
     device = resolve_device(device)  # the caller's argument: a plain ValueError, not the folder's fault
@@ -490,8 +483,6 @@ def _load_weights(net, file):
 def check_pickle_state(estimator, state):
     """For ``__setstate__``: warn when a pickle comes from another sktextae version, and refuse one that
     lacks fields this version needs (rather than failing later with an AttributeError)."""
-    from . import __version__
-
     version = state.pop("_sktextae_version", None)
     name = next((cls.__name__ for cls in type(estimator).__mro__ if cls.__name__ in _FITTED_BY_CLASS), None)
     needed = list(type(estimator)._get_param_names())
@@ -530,15 +521,6 @@ def _is_pretrained_name(encoder):
     from .pretrained import is_pretrained
 
     return is_pretrained(encoder)
-
-
-def file_sha256(file):
-    """The SHA-256 of a file's bytes (hex), read a megabyte at a time."""
-    digest = hashlib.sha256()
-    with open(file, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _config_checksum(config):

@@ -18,24 +18,10 @@ from torch.utils.data import DataLoader
 from .batching import LengthBucketSampler
 
 # The padding id is also the target padding: no real target is ever PAD_ID.
+from .exceptions import NonFiniteLossError
 from .tokenization import PAD_ID
 
 logger = logging.getLogger("sktextae")
-
-
-class NonFiniteLossError(FloatingPointError):
-    """Training gave a NaN or infinite loss (or weights): ``fit`` stopped at that epoch.
-
-    The network keeps the weights it had at the start of the epoch that diverged: those of the end
-    of the last epoch whose losses were finite, or the weights before the first step when the first
-    epoch diverged. ``epoch`` is that epoch's number in ``net_.history`` (from 1) and ``batch`` the
-    first batch of its training pass with a non-finite loss (from 1; None when every loss was finite
-    but the last step left non-finite weights).
-    """
-
-    def __init__(self, message, *, epoch, batch):
-        super().__init__(message)
-        self.epoch, self.batch = epoch, batch
 
 
 def token_log_probs(logits, target_ids):
@@ -358,17 +344,3 @@ def _batch_values_to_floats(batches, extra=None):
         for (record, key), number in zip(where, numbers):
             record[key] = number
     return holder["extra"]
-
-
-def resolve_device(device):
-    """``"auto"`` -> ``"cuda"`` when available, else ``"cpu"``; any other torch device string is checked."""
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        parsed = torch.device(device)
-    except (RuntimeError, ValueError):
-        raise ValueError(f"device={device!r} is not a torch device: use 'auto', 'cpu' or 'cuda[:N]'.") from None
-    if parsed.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r} asks for CUDA, but torch sees no CUDA GPU here: "
-                         f"use device='auto' or 'cpu'.")
-    return str(parsed)

@@ -200,7 +200,7 @@ from sklearn.pipeline import Pipeline
 
 from conftest import TINY_PARAMS
 from sktextae import TextAutoencoderClassifier
-from sktextae.estimator import TruncationWarning
+from sktextae import TruncationWarning
 
 
 def test_ctrl_c_stops_fit_and_partial_fit_and_the_model_stays_usable(tiny, texts, caplog):
