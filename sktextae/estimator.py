@@ -2,8 +2,6 @@
 
 import contextlib
 import copy
-import functools
-import inspect
 import os
 import sys
 import warnings
@@ -13,28 +11,31 @@ import joblib
 import numpy as np
 import sklearn
 import torch
-from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.base import (
+    BaseEstimator,
+    ClassNamePrefixFeaturesOutMixin,
+    TransformerMixin,
+)
 from sklearn.decomposition import PCA
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
-from skorch.callbacks import EarlyStopping, GradientNormClipping, PassthroughScoring
 from skorch.helper import predefined_split
 
-from ._version import __version__
-from ._sklearn_private import Interval, StrOptions, _fit_context
 from . import checkpoint as checkpoints
+from . import network
 from . import pretrained as pretrained_models
+from ._sklearn_private import Interval, StrOptions, _fit_context
+from ._version import __version__
 from .batching import NOISE_TYPES, LengthBucketSampler, TokenDataset, corrupt
-from .callbacks import ActiveUnits, KLAnnealing, SyncFreeProgressBar
 from .decoding import decode_latent
-from .nn import ARCHITECTURES, DECODERS, ENCODERS, PretrainedEncoder, build_autoencoder
+from .device import fork_rng_devices, resolve_device
+from .exceptions import TruncationWarning
+from .nn import ARCHITECTURES, DECODERS, ENCODERS
+from .registry import register
 from .nn.bottleneck import start_from
-from .nn.supervised import SupervisedAutoencoder
 from .pretrained import is_pretrained
 from .tokenization import PAD_ID, TOKENIZER_KINDS, encode, train_tokenizer
-from .device import resolve_device
-from .exceptions import TruncationWarning
-from .training import AutoencoderNet, token_log_probs
+from .training import token_log_probs
 from .validation import check_latent, check_texts
 from .vocabulary import Vocabulary
 
@@ -42,6 +43,10 @@ from .vocabulary import Vocabulary
 class _BaseTextAutoencoder(BaseEstimator):
     """What every estimator of this package shares: the text input contract, the tokenizer, the skorch
     net and its training, encoding, decoding and scoring. Subclasses define ``__init__`` and ``fit``."""
+
+    # The fitted attributes besides the network, the tokenizer and the vocabulary, which save() writes to
+    # config.json and pickles must hold; subclasses add their own.
+    _fitted_attributes = ("device_", "n_truncated_", "max_length_", "bag_size_")
 
     _parameter_constraints = {
         "latent_dim": [Interval(Integral, 1, None, closed="left")],
@@ -123,7 +128,7 @@ class _BaseTextAutoencoder(BaseEstimator):
             self.bag_size_ = max(1, int(np.median([len(s) for s in sequences])))
         else:
             self.bag_size_ = pretrained.bag_size_
-        self.net_ = self._build_net(shapes=shapes, n_outputs=n_outputs, task=task, class_weight=class_weight,
+        self.net_ = self._build_net(shapes, n_outputs=n_outputs, task=task, class_weight=class_weight,
                                     reconstruction_weight=reconstruction_weight)
         if fit_checkpoints is None:
             rng = check_random_state(self.random_state)
@@ -139,7 +144,7 @@ class _BaseTextAutoencoder(BaseEstimator):
         if self.patience is not None and self.validation_fraction == 0:
             raise ValueError(f"patience={self.patience} stops on validation loss, but validation_fraction=0 "
                              f"holds out no texts: set validation_fraction > 0, or patience=None.")
-        encoder, decoder = _encoder_decoder(shapes)
+        encoder, decoder = network.encoder_decoder(shapes.get_params(deep=False))
         language_model = None
         if is_pretrained(encoder):
             language_model = pretrained_models.load(encoder)
@@ -147,9 +152,9 @@ class _BaseTextAutoencoder(BaseEstimator):
                 raise ValueError(f"embedding_dim({shapes.embedding_dim}) must equal the pretrained encoder's width "
                                  f"({language_model.hidden_size}): the decoder's token embeddings start from the "
                                  f"model's. Leave embedding_dim=None.")
-            defaults = inspect.signature(type(shapes).__init__).parameters
+            defaults = network.shaping_defaults(type(shapes))
             for name in ("tokenizer", "vocab_size", "lowercase"):
-                default = defaults[name].default
+                default = defaults[name]
                 if getattr(shapes, name) != default:
                     raise ValueError(f"{name}={getattr(shapes, name)!r} with a pretrained encoder: the model's own "
                                      f"tokenizer is used, not one trained in fit. Leave {name} at its default "
@@ -161,60 +166,21 @@ class _BaseTextAutoencoder(BaseEstimator):
                                  f"{language_model.max_positions - specials}.")
         elif shapes.encoder is not None and shapes.encoder not in ENCODERS:
             raise ValueError(f"encoder must be one of {ENCODERS} or a pretrained model, got {shapes.encoder!r}.")
-        width = _embedding_dim(shapes)
+        width = network.embedding_dim(shapes.get_params(deep=False))
         if "transformer" in (encoder, decoder) and width % shapes.num_heads:
             raise ValueError(f"embedding_dim({width}) must be divisible by num_heads({shapes.num_heads}) for "
                              f"a Transformer encoder or decoder.")
         self._n_validation(n_texts)
         return language_model
 
-    def _build_net(self, *, shapes, n_outputs=None, task=None, class_weight=None, reconstruction_weight=1.0):
-        """The skorch net and its callbacks. ``shapes`` is the estimator whose parameters shape the network:
-        this one, or the fitted model whose weights will be loaded into it."""
-        encoder, decoder = _encoder_decoder(shapes)
-        pretrained_encoder = encoder if is_pretrained(encoder) else None
-        variational = shapes.variational
-        # A factory, not a module: skorch builds it in initialize(), inside _train's private seeded
-        # torch random state, so the initial weights follow random_state and the global state is untouched.
-        # It names a pretrained model by its folder rather than holding it, so the net does not pickle it twice.
-        module = functools.partial(
-            _make_module, encoder=encoder, decoder=decoder, vocab_size=self.vocabulary_.encoder_size,
-            decoder_vocab_size=self.vocabulary_.decoder_size, latent_dim=shapes.latent_dim,
-            embedding_dim=_embedding_dim(shapes), hidden_dim=shapes.hidden_dim, num_layers=shapes.num_layers,
-            num_heads=shapes.num_heads, dropout=self.dropout, max_length=self.max_length_, variational=variational,
-            n_outputs=n_outputs, decoder_tokens=self.vocabulary_.decoder_tokens,
-            freeze_encoder=pretrained_encoder is not None and self.freeze_encoder)
-        on_cuda = torch.device(self.device_).type == "cuda"
-        options = {"optimizer__fused": True} if on_cuda else {}
-        if pretrained_encoder is not None and not self.freeze_encoder:
-            # The pretrained weights are fine-tuned at their own, smaller learning rate.
-            options["optimizer__param_groups"] = [("*encoder.model.*", {"lr": self.encoder_lr})]
-        callbacks = [("clip", GradientNormClipping(gradient_clip_value=1.0))]
-        if self.patience is not None:
-            callbacks.append(("early_stopping", EarlyStopping(monitor="valid_loss", patience=self.patience,
-                                                              load_best=True, sink=_silent)))
-        if variational:
-            callbacks += [("kl_annealing", KLAnnealing(self.kl_annealing_epochs)), ("active_units", ActiveUnits())]
-            # Per-epoch means of what get_loss records per batch.
-            callbacks += [(name, PassthroughScoring(name, on_train=name.startswith("train")))
-                          for name in ("train_kl", "train_reconstruction", "valid_kl", "valid_reconstruction")
-                          if self.validation_fraction or name.startswith("train")]
-        if self.verbose:
-            callbacks.append(("progress_bar", SyncFreeProgressBar()))
-        callbacks += copy.deepcopy(self.callbacks or [])
-        if self.checkpoint_dir is not None:  # last: the history it saves holds every other callback's records
-            callbacks.append((checkpoints.CALLBACK_NAME, checkpoints.EpochCheckpoint(self.checkpoint_dir)))
-        word_dropout = (0.25 if variational else 0.0) if self.word_dropout == "auto" else self.word_dropout
-        return AutoencoderNet(
-            module, criterion=torch.nn.Identity, optimizer=torch.optim.AdamW, lr=_learning_rate(
-                self.lr, encoder, decoder, fine_tuning=pretrained_encoder is not None and not self.freeze_encoder),
-            max_epochs=self.max_epochs, batch_size=self.batch_size, device=self.device_,
-            callbacks=callbacks, verbose=self.verbose, train_split=None,
-            use_bf16=on_cuda and torch.cuda.is_bf16_supported(), noise=self.noise, noise_type=self.noise_type,
-            word_dropout=word_dropout, free_bits=self.free_bits, task=task, class_weight=class_weight,
-            reconstruction_weight=reconstruction_weight, compile=self.compile, vocabulary=self.vocabulary_,
-            **options,
-        )
+    def _build_net(self, shapes, *, n_outputs=None, task=None, class_weight=None, reconstruction_weight=1.0):
+        """The skorch net (``network.build_net``) of the network that ``shapes`` (this estimator, or the
+        fitted model whose weights will be loaded into it) chooses for the fitted vocabulary."""
+        spec = network.spec_for(shapes.get_params(deep=False), vocabulary=self.vocabulary_, max_length=self.max_length_,
+                                dropout=self.dropout, freeze_encoder=self.freeze_encoder, n_outputs=n_outputs)
+        return network.build_net(spec, self.get_params(deep=False), device=self.device_, vocabulary=self.vocabulary_,
+                                 decoder_tokens=self.vocabulary_.decoder_tokens, task=task, class_weight=class_weight,
+                                 reconstruction_weight=reconstruction_weight)
 
     def _train(self, sequences, labels=None, *, epochs, rng, pretrained=None, fit_checkpoints=None):
         if fit_checkpoints is not None:
@@ -224,8 +190,7 @@ class _BaseTextAutoencoder(BaseEstimator):
         order = rng.permutation(len(sequences))
         self.net_.set_params(max_epochs=epochs, shuffle_seed=int(rng.randint(2**31 - 1)))
         # A private torch random state: reproducible with random_state, and the caller's is untouched.
-        cuda = [torch.device(self.device_).index or 0] if torch.device(self.device_).type == "cuda" else []
-        with torch.random.fork_rng(devices=cuda):
+        with torch.random.fork_rng(devices=fork_rng_devices(self.device_)):
             torch.manual_seed(int(rng.randint(2**31 - 1)))
             starting = not self.net_.initialized_
             if starting:
@@ -233,11 +198,11 @@ class _BaseTextAutoencoder(BaseEstimator):
                 if pretrained is not None:
                     # Through _autoencoder on both sides: either network may be compiled, whose state
                     # dict names every weight "_orig_mod.<name>".
-                    _autoencoder(self.net_.module_).load_state_dict(_autoencoder(pretrained.net_.module_).state_dict())
+                    network.autoencoder_of(self.net_.module_).load_state_dict(network.autoencoder_of(pretrained.net_.module_).state_dict())
             dataset = TokenDataset(sequences, labels)
-            if _encoder_is_frozen(self.net_.module_):
+            if network.encoder_is_frozen(self.net_.module_):
                 dataset.encoder_hidden = self._frozen_encoder_outputs(sequences, noisy=order[n_valid:], rng=rng)
-            if starting and pretrained is None and resume is None and is_pretrained(_encoder_decoder(self)[0]):
+            if starting and pretrained is None and resume is None and is_pretrained(network.encoder_decoder(self.get_params(deep=False))[0]):
                 self._start_bottleneck_from_pca(dataset, order[n_valid:], rng=rng)
             train, valid = dataset.subset(order[n_valid:]), dataset.subset(order[:n_valid]) if n_valid else None
             self.net_.set_params(train_split=predefined_split(valid) if valid is not None else None)
@@ -269,7 +234,7 @@ class _BaseTextAutoencoder(BaseEstimator):
             sequences = list(sequences)
             for i in np.sort(noisy):
                 sequences[i] = corrupt(sequences[i], noise=self.noise, noise_type=self.noise_type, rng=noise_rng)
-        encoder = _autoencoder(self.net_.module_).encoder
+        encoder = network.autoencoder_of(self.net_.module_).encoder
         return self._batched(sequences, lambda inputs, _: encoder(inputs["input_ids"], inputs["lengths"]))
 
     def _start_bottleneck_from_pca(self, dataset, train, *, rng, max_texts=4096):
@@ -283,18 +248,18 @@ class _BaseTextAutoencoder(BaseEstimator):
         hidden = dataset.encoder_hidden
         sample = np.sort(rng.choice(train, size=min(len(train), max_texts), replace=False)) if len(train) else train
         if hidden is None:
-            encoder = _autoencoder(self.net_.module_).encoder
+            encoder = network.autoencoder_of(self.net_.module_).encoder
             hidden = self._batched([dataset.sequences[i] for i in sample],
                                    lambda inputs, _: encoder(inputs["input_ids"], inputs["lengths"]))
         else:
             hidden = hidden[sample]
-        latent_dim = _autoencoder(self.net_.module_).latent_dim
+        latent_dim = network.autoencoder_of(self.net_.module_).latent_dim
         if len(hidden) <= latent_dim or hidden.shape[1] < latent_dim:
             return  # too few texts or too narrow a model for a PCA of that size: the random start stays
         pca = PCA(latent_dim, random_state=0).fit(hidden)
         rotation, _ = np.linalg.qr(rng.standard_normal((latent_dim, latent_dim)))  # (L, L), orthogonal
         weight = rotation @ pca.components_ / np.sqrt(pca.explained_variance_.mean())  # (L, H)
-        start_from(_autoencoder(self.net_.module_).bottleneck, weight=torch.from_numpy(weight.astype(np.float32)),
+        start_from(network.autoencoder_of(self.net_.module_).bottleneck, weight=torch.from_numpy(weight.astype(np.float32)),
                    bias=torch.from_numpy((-weight @ pca.mean_).astype(np.float32)))
 
     def _n_validation(self, n_texts):
@@ -375,7 +340,7 @@ class _BaseTextAutoencoder(BaseEstimator):
         texts : ndarray of shape (n_samples,), dtype object (str)
         """
         check_is_fitted(self)
-        if not _autoencoder(self.net_.module_).bottleneck.variational:
+        if not network.autoencoder_of(self.net_.module_).bottleneck.variational:
             raise ValueError("sample() draws from the prior of a variational model, and this model was fitted "
                              "with variational=False: refit with variational=True, or decode your own latent "
                              "vectors with inverse_transform().")
@@ -659,6 +624,7 @@ class _BaseTextAutoencoder(BaseEstimator):
         return tags
 
 
+@register
 class TextAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _BaseTextAutoencoder):
     """Learn to compress raw texts into fixed-size vectors, and to decode them back.
 
@@ -974,60 +940,6 @@ class TextAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _BaseTe
         return self
 
 
-def _autoencoder(module):
-    """The autoencoder inside a module: the module itself, or the one a supervised head wraps; under
-    ``compile=True``, inside the wrapper torch.compile puts around the network."""
-    module = getattr(module, "_orig_mod", module)  # torch._dynamo's OptimizedModule keeps the original here
-    return module.autoencoder if isinstance(module, SupervisedAutoencoder) else module
-
-
-def _encoder_decoder(estimator):
-    """The encoder and decoder that an estimator's parameters choose: ``encoder=`` and ``decoder=`` where
-    given, else the pair that ``architecture`` names."""
-    encoder, decoder = ARCHITECTURES[estimator.architecture]
-    return estimator.encoder or encoder, estimator.decoder or decoder
-
-
-def _learning_rate(lr, encoder, decoder, *, fine_tuning):
-    """``lr``, or for ``"auto"`` the rate measured best for the network: 1e-3 with a transformer on either
-    side or a pretrained encoder being fine-tuned, 3e-3 otherwise."""
-    if lr != "auto":
-        return lr
-    return 1e-3 if fine_tuning or "transformer" in (encoder, decoder) else 3e-3
-
-
-def _embedding_dim(estimator):
-    """The token embedding width: ``embedding_dim``, or the pretrained encoder's own width when None."""
-    if estimator.embedding_dim is not None:
-        return estimator.embedding_dim
-    encoder, _ = _encoder_decoder(estimator)
-    return pretrained_models.load(encoder).hidden_size if is_pretrained(encoder) else 128
-
-
-def _encoder_is_frozen(module):
-    return not any(parameter.requires_grad for parameter in _autoencoder(module).encoder.parameters())
-
-
-def _make_module(*, encoder, decoder, n_outputs=None, dropout, freeze_encoder=False, decoder_tokens=None, **sizes):
-    """The network: an autoencoder module, with a supervised head when ``n_outputs`` is given.
-
-    A pretrained ``encoder`` (a model folder or package) is loaded here, from the process' cache, and
-    the decoder's token embeddings start from its input embeddings of ``decoder_tokens``.
-    """
-    decoder_embeddings = None
-    if is_pretrained(encoder):
-        language_model = pretrained_models.load(encoder)
-        encoder = PretrainedEncoder(model=copy.deepcopy(language_model.model), output_dim=language_model.hidden_size,
-                                    pooling=language_model.pooling, normalize=language_model.normalize,
-                                    pad_token_id=language_model.pad_token_id)
-        decoder_embeddings = encoder.input_embeddings.weight.detach()[torch.from_numpy(decoder_tokens)]
-        encoder.requires_grad_(not freeze_encoder)
-    module = build_autoencoder(encoder=encoder, decoder=decoder, dropout=dropout,
-                               decoder_embeddings=decoder_embeddings, **sizes)
-    return module if n_outputs is None else SupervisedAutoencoder(autoencoder=module, n_outputs=n_outputs,
-                                                                  dropout=dropout)
-
-
 # Frames a warning skips to reach the caller's line: this package's, and those of scikit-learn's wrappers
 # around its methods (set_output's, _fit_context, Pipeline, which calls through joblib.Memory).
 _INTERNAL_FILES = tuple(os.path.dirname(os.path.abspath(file)) + os.sep
@@ -1044,7 +956,3 @@ def _warn_at_caller(message, category):
     while frame is not None and frame.f_code.co_filename.startswith(_INTERNAL_FILES):
         frame, stacklevel = frame.f_back, stacklevel + 1
     warnings.warn(message, category, stacklevel=stacklevel)
-
-
-def _silent(*args, **kwargs):
-    """EarlyStopping's message sink; the per-epoch log already shows when training stopped."""

@@ -9,7 +9,6 @@ Needs ``pip install "sktextae[onnx]"`` (onnx and onnxscript to export, onnxrunti
 import copy
 import logging
 import os
-import pathlib
 import uuid
 import warnings
 
@@ -19,6 +18,8 @@ from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from .batching import pad
+from .files import PARTIAL, check_writable_target, fsync
+from .network import autoencoder_of
 from .nn import PretrainedEncoder, TransformerEncoder
 
 INPUT_NAMES, OUTPUT_NAMES = ("input_ids", "lengths"), ("latent",)
@@ -57,17 +58,17 @@ def _require_exporter():
 
 def export_onnx(estimator, path, *, opset=None):
     """Write the encoder of a fitted estimator to the file ``path``; see ``TextAutoencoder.export_onnx``."""
-    from .estimator import _autoencoder
-
     check_is_fitted(estimator)
     if opset is not None and (not isinstance(opset, int) or isinstance(opset, bool) or opset < 18):
         raise ValueError(f"opset must be an int >= 18 (the exporter's lowest) or None for its default, "
                          f"got {opset!r}.")
     _require_exporter()
-    path = pathlib.Path(path)
-    if not path.parent.is_dir():
-        raise ValueError(f"the folder {str(path.parent)!r} to write {path.name!r} in does not exist.")
-    autoencoder = _autoencoder(estimator.net_.module_)  # the network uncompiled, without a supervised head
+    # Checked before the export, which takes minutes for a large model: a path that cannot take the file.
+    path = check_writable_target(path, what="export_onnx()")
+    if path.is_dir():
+        raise ValueError(f"{str(path)!r} is a folder: export_onnx() writes one file. Pass a file path such as "
+                         f"{str(path / 'encoder.onnx')!r}.")
+    autoencoder = autoencoder_of(estimator.net_.module_)  # the network uncompiled, without a supervised head
     # A copy on the CPU in float32 and eval mode: the estimator's own network stays where and as it was.
     vocabulary = estimator.vocabulary_
     max_positions = len(vocabulary.encoder_prefix) + estimator.max_length_ + len(vocabulary.encoder_suffix)
@@ -80,12 +81,16 @@ def export_onnx(estimator, path, *, opset=None):
     token = min(5, vocabulary.encoder_size - 1)
     example = pad([np.full(min(3, estimator.max_length_), token), np.full(1, token)], prefix=vocabulary.encoder_prefix,
                   suffix=vocabulary.encoder_suffix)
-    temporary = path.parent / f".{path.name}.{uuid.uuid4().hex[:8]}.tmp"
+    # The exporter writes to a path, not a handle: a hidden temporary file beside the target, renamed onto
+    # it once complete (the exporter opens it as open() does, so the umask gives its mode).
+    temporary = path.parent / f".{path.name}.{uuid.uuid4().hex[:8]}{PARTIAL}"
     try:
         _export(module, example, temporary, opset=opset)
+        fsync(temporary)
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
+    fsync(path.parent)
     return path
 
 

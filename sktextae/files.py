@@ -31,7 +31,7 @@ def file_sha256(file):
 
 def canonical_json(value):
     """``value`` as compact JSON with sorted keys (bytes): the same value always gives the same bytes."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return json.dumps(value, sort_keys=True, separators=(",", ":")).encode("ascii")
 
 
 def json_sha256(value):

@@ -2,60 +2,59 @@
 
 A saved model is a folder:
 
-- ``config.json``: the format version, the estimator's class (a name from :data:`CLASSES`, never an
-  import path), its parameters, its fitted non-tensor attributes, the network's shape, the vocabulary,
-  the versions of the packages that wrote it and a SHA-256 of every other file (and of itself);
+- ``config.json``: the format version, the estimator's class (a name from ``registry.ESTIMATORS``,
+  never an import path), its parameters, its fitted non-tensor attributes, the network's shape
+  (``network.NetworkSpec``), the vocabulary, the versions of the packages that wrote it and a SHA-256
+  of every other file (and of itself);
 - ``tokenizer.json``: the ``tokenizers.Tokenizer`` (``Tokenizer.to_str()``);
 - ``model.safetensors``: the weights of the uncompiled network (a tensor that several names share,
   such as tied embeddings, is stored once);
 - ``encoder/config.json``: with a pretrained encoder only, its Hugging Face configuration, from which
   the encoder is rebuilt, so that the folder needs nothing outside itself.
 
-Loading reads JSON and safetensors only: nothing is unpickled and no name read from a file is imported.
-Any problem with a folder (a missing or damaged file, an edited config, weights that disagree with it,
-a newer format) raises :class:`ModelFileError` naming the file, before any estimator is returned.
+A folder is untrusted input: the SHA-256 list catches damage and careless edits, not an attacker, who
+can recompute it. So loading reads JSON and safetensors only (nothing is unpickled, no name read from
+a file is imported, nothing is fetched from the network), checks every field of ``config.json`` (types,
+ranges, allowed keys, agreement between fields) and the tensor shapes in the safetensors header
+against the network the config describes before allocating it, and raises :class:`ModelFileError`
+naming the file and the field for any problem, before any estimator is returned.
 """
 
 import contextlib
-import functools
 import hashlib
 import json
 import numbers
 import os
 import pathlib
 import re
-import shutil
-import types
-import uuid
 import warnings
 
 import numpy as np
 import torch
 
+from . import network
+from ._sklearn_private import get_param_names
 from ._version import __version__
-from .device import resolve_device
+from .device import fork_rng_devices, resolve_device
 from .exceptions import ModelFileError, ModelVersionWarning
-from .files import file_sha256
+from .files import atomic_folder, check_writable_target, file_sha256, json_sha256, safetensors_header
+from .registry import ESTIMATORS
 
 FORMAT_VERSION = 1
 CONFIG, TOKENIZER, WEIGHTS, ENCODER_CONFIG = "config.json", "tokenizer.json", "model.safetensors", "encoder/config.json"
-
-# The network's shape as _build_net passes it to the module factory (its functools.partial's keywords).
-_NETWORK_KEYS = ("encoder", "decoder", "vocab_size", "decoder_vocab_size", "latent_dim", "embedding_dim", "hidden_dim",
-                 "num_layers", "num_heads", "dropout", "max_length", "variational", "n_outputs", "freeze_encoder")
-# Fitted attributes besides the network and the vocabulary; each class's own ones (see _fitted_attributes).
-_FITTED = ("device_", "n_truncated_", "max_length_", "bag_size_")
-_FITTED_BY_CLASS = {"TextAutoencoder": (), "TextAutoencoderClassifier": ("classes_", "n_labelled_"),
-                    "TextAutoencoderRegressor": ("target_mean_", "target_scale_", "n_labelled_")}
+_FOLDER_ENTRIES = {CONFIG, TOKENIZER, WEIGHTS, "encoder"}  # all that save() writes in a folder
+_MAX_CONFIG_BYTES = 64 * 1024 * 1024  # config.json holds the decoder's vocabulary: ~10 bytes a token
+# The network's training head, stored beside its shape in config.json's "network".
+_HEAD_KEYS = ("task", "reconstruction_weight", "class_weight")
+_TASKS = {"TextAutoencoder": None, "TextAutoencoderClassifier": "classification",
+          "TextAutoencoderRegressor": "regression"}
 _CLASS_DTYPE_KINDS = "biufUO"  # the numpy dtype kinds classes_ may have in a file
+_OUTPUT_CONTAINERS = ("default", "pandas", "polars")
 
 
 def classes():
     """The estimator classes a folder may hold, by the name ``config.json`` records."""
-    from .estimator import TextAutoencoder
-    from .supervised import TextAutoencoderClassifier, TextAutoencoderRegressor
-
-    return {cls.__name__: cls for cls in (TextAutoencoder, TextAutoencoderClassifier, TextAutoencoderRegressor)}
+    return dict(ESTIMATORS)
 
 
 # ---------------------------------------------------------------------------------------------- saving
@@ -66,17 +65,18 @@ def save(estimator, path, *, overwrite=False):
 
     check_is_fitted(estimator)
     name = type(estimator).__name__
-    if classes().get(name) is not type(estimator):
-        raise ValueError(f"save() writes the estimators of sktextae ({', '.join(classes())}), not a "
+    if ESTIMATORS.get(name) is not type(estimator):
+        raise ValueError(f"save() writes the estimators of sktextae ({', '.join(ESTIMATORS)}), not a "
                          f"{type(estimator).__module__}.{type(estimator).__qualname__}: pickle it instead.")
-    path = pathlib.Path(path)
-    _check_target(path, overwrite=overwrite)
-    module = _uncompiled(estimator.net_.module_)
-    encoder = _autoencoder(module).encoder
+    path = check_writable_target(path, what="save()")
+    replace = _check_target(path, overwrite=overwrite)
+    module = network.uncompiled(estimator.net_.module_)
+    encoder = network.autoencoder_of(module).encoder
     files = {TOKENIZER: estimator.tokenizer_.to_str().encode("utf-8")}
     pretrained = None
-    if _is_pretrained_module(encoder):
-        pretrained, files[ENCODER_CONFIG] = _pretrained_spec(encoder)
+    if isinstance(encoder, network.PretrainedEncoder):
+        pretrained = network.saved_encoder_of(encoder).as_dict()
+        files[ENCODER_CONFIG] = encoder.model.config.to_json_string(use_diff=False).encode("utf-8")
     params, notes = _params_for_file(estimator)
     config = {
         "format_version": FORMAT_VERSION,
@@ -90,9 +90,7 @@ def save(estimator, path, *, overwrite=False):
         "output_config": _jsonable(getattr(estimator, "_sklearn_output_config", None), "set_output configuration"),
         "versions": _versions(),
     }
-    temporary = path.parent / f".{path.name}.saving-{uuid.uuid4().hex[:8]}"
-    temporary.mkdir(parents=True)
-    try:
+    with atomic_folder(path, replace=replace) as temporary:
         for relative, data in files.items():
             (temporary / relative).parent.mkdir(parents=True, exist_ok=True)
             (temporary / relative).write_bytes(data)
@@ -100,36 +98,50 @@ def save(estimator, path, *, overwrite=False):
         config["files"] = {relative: file_sha256(temporary / relative) for relative in sorted([*files, WEIGHTS])}
         config["config_sha256"] = _config_checksum(config)
         (temporary / CONFIG).write_text(json.dumps(config, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-        _move_into_place(temporary, path)
-    except BaseException:
-        shutil.rmtree(temporary, ignore_errors=True)
-        raise
     return path
 
 
 def _check_target(path, *, overwrite):
+    """Whether ``path`` holds a saved model to replace (only with ``overwrite``); refuse anything else
+    that is there. Only a folder that save() wrote is ever replaced: its config.json checks out and it
+    holds nothing but the files save() writes."""
+    if path.is_symlink():
+        raise ValueError(f"{str(path)!r} is a symbolic link: save() never replaces one. Pass the folder it points "
+                         f"to ({os.path.realpath(path)!r}) or another path.")
     if path.exists() and not path.is_dir():
         raise ValueError(f"{str(path)!r} is a file: save() writes a folder. Pass a folder path.")
-    if path.is_dir() and any(path.iterdir()):
-        if not overwrite:
-            raise ValueError(f"{str(path)!r} exists and is not empty: pass overwrite=True to replace a saved model, "
-                             f"or another path.")
-        if not (path / CONFIG).is_file():
-            raise ValueError(f"{str(path)!r} is not empty and holds no saved model ({CONFIG}): overwrite=True only "
-                             f"replaces a folder that save() wrote, so this one is left as it is.")
+    if not path.is_dir() or not any(path.iterdir()):
+        return False
+    if not overwrite:
+        raise ValueError(f"{str(path)!r} exists and is not empty: pass overwrite=True to replace a saved model, "
+                         f"or another path.")
+    problem = _not_a_saved_model(path)
+    if problem:
+        raise ValueError(f"{str(path)!r} is not a model folder that save() wrote ({problem}): overwrite=True only "
+                         f"replaces those, so this one is left as it is. Pass another path, or remove it yourself.")
+    return True
 
 
-def _move_into_place(temporary, path):
-    """``os.replace`` the finished folder onto ``path``: a save killed before it leaves only a hidden sibling."""
-    old = None
-    if path.is_dir() and any(path.iterdir()):  # a saved model, replaced (checked by _check_target)
-        old = path.parent / f".{path.name}.replaced-{uuid.uuid4().hex[:8]}"
-        os.replace(path, old)
-    elif path.is_dir():
-        path.rmdir()
-    os.replace(temporary, path)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+def _not_a_saved_model(path):
+    """Why the folder ``path`` is not one that save() wrote, or None when it is."""
+    entries = {entry.name for entry in path.iterdir()}
+    others = sorted(entries - _FOLDER_ENTRIES)
+    if others:
+        return f"it also holds {others[:5]}"
+    encoder = path / "encoder"
+    if "encoder" in entries and (encoder.is_symlink() or not encoder.is_dir()
+                                 or {entry.name for entry in encoder.iterdir()} != {"config.json"}):
+        return "its encoder/ holds more than the config.json that save() writes"
+    if any((path / name).is_symlink() for name in entries):
+        return "it holds symbolic links"
+    try:
+        config = _read_json(path / CONFIG)
+    except ModelFileError as error:
+        return str(error)
+    if not isinstance(config, dict) or config.get("estimator") not in ESTIMATORS \
+            or config.get("config_sha256") != _config_checksum(config):
+        return f"its {CONFIG} is not one that save() wrote"
+    return None
 
 
 def _params_for_file(estimator):
@@ -138,6 +150,8 @@ def _params_for_file(estimator):
     ``callbacks`` and a ``RandomState`` instance as ``random_state`` only matter to a later ``fit``, and
     are arbitrary Python objects: they are stored as None, recorded in the notes, with a warning.
     ``pretrained=`` (supervised estimators) is only read by ``fit``; the network it started is saved.
+    A pretrained ``encoder=`` given as a folder path is stored as the folder's name: the author's
+    file system is nobody else's business, and the folder needs nothing outside itself.
     """
     params, notes = estimator.get_params(deep=False), {"dropped_params": {}, "pretrained_given": False}
     if params.get("callbacks") is not None:
@@ -148,6 +162,8 @@ def _params_for_file(estimator):
         params["random_state"] = None
     if isinstance(params.get("checkpoint_dir"), os.PathLike):
         params["checkpoint_dir"] = os.fspath(params["checkpoint_dir"])  # a pathlib.Path, stored as its str
+    if isinstance(params.get("encoder"), str):
+        params["encoder"] = _model_name(params["encoder"])
     if "pretrained" in params:
         notes["pretrained_given"] = params["pretrained"] is not None
         params["pretrained"] = None
@@ -158,19 +174,25 @@ def _params_for_file(estimator):
     return {name: _jsonable(value, f"parameter {name}") for name, value in params.items()}, notes
 
 
+def _model_name(encoder):
+    """A pretrained model's name as a folder records it: a package's name as it is, a path's last part."""
+    if network.pretrained_models.is_pretrained(encoder) and re.search(r"[/\\]", encoder):
+        return pathlib.PurePath(encoder.rstrip("/\\")).name or encoder
+    return encoder
+
+
 def _network_for_file(estimator):
-    factory = estimator.net_.module
-    if not isinstance(factory, functools.partial):
-        raise ValueError("save() needs the network factory that fit() sets (net_.module); this one was replaced.")
-    network = {key: factory.keywords[key] for key in _NETWORK_KEYS}
-    network.update(task=estimator.net_.task, reconstruction_weight=estimator.net_.reconstruction_weight,
-                   class_weight=estimator.net_.class_weight)
-    return {key: _jsonable(value, f"the network's {key}") for key, value in network.items()}
+    spec = network.spec_of(estimator.net_)
+    fields = spec.as_dict()
+    fields["encoder"] = _model_name(fields["encoder"])
+    fields.update(task=estimator.net_.task, reconstruction_weight=estimator.net_.reconstruction_weight,
+                  class_weight=estimator.net_.class_weight)
+    return {key: _jsonable(value, f"the network's {key}") for key, value in fields.items()}
 
 
 def _fitted_for_file(estimator):
-    fitted = {name: _jsonable(getattr(estimator, name), name) for name in _FITTED}
-    for name in _FITTED_BY_CLASS[type(estimator).__name__]:
+    fitted = {}
+    for name in type(estimator)._fitted_attributes:
         value = getattr(estimator, name)
         if name == "classes_":
             if value.dtype.kind not in _CLASS_DTYPE_KINDS:
@@ -192,27 +214,26 @@ def _vocabulary_for_file(vocabulary):
             [int(i) for i in vocabulary.decoder_tokens]}
 
 
-def _pretrained_spec(encoder):
-    """What rebuilds a ``PretrainedEncoder`` without its folder, and its Hugging Face config.json."""
-    model = encoder.model
-    spec = {"pooling": encoder.pooling, "normalize": bool(encoder.normalize), "pad_token_id": int(encoder.pad_token_id),
-            "output_dim": int(encoder.output_dim), "dtype": str(next(model.parameters()).dtype).removeprefix("torch."),
-            "attn_implementation": getattr(model.config, "_attn_implementation", None)}
-    return spec, model.config.to_json_string(use_diff=False).encode("utf-8")
-
-
 def _save_weights(module, file):
-    """The state dict on the CPU, each shared tensor (tied or shared embeddings) under its first name."""
-    from safetensors.torch import save_file
+    """The state dict on the CPU, each shared tensor (tied or shared embeddings) under its first name.
 
-    tensors, seen = {}, {}
-    for name, tensor in sorted(module.state_dict().items()):
-        key = (tensor.untyped_storage().data_ptr(), tensor.storage_offset(), tuple(tensor.shape), tensor.stride())
-        if tensor.numel() and key in seen:
-            continue
-        seen[key] = name
-        tensors[name] = tensor.detach().to("cpu").contiguous()
-    save_file(tensors, str(file), metadata={"format": "pt"})
+    Serialised to bytes and written with ``open``, so that the file gets the umask's mode (safetensors'
+    ``save_file`` creates it 0600)."""
+    from safetensors.torch import save
+
+    tensors = {}
+    for names in _tensor_groups(module):
+        tensors[names[0]] = module.state_dict()[names[0]].detach().to("cpu").contiguous()
+    file.write_bytes(save(tensors, metadata={"format": "pt"}))
+
+
+def _tensor_groups(module):
+    """The names of the module's state, grouped by tensor (tied weights share one), each group sorted."""
+    groups = {}
+    for name, tensor in sorted(module.state_dict(keep_vars=True).items()):
+        key = id(tensor) if tensor.numel() else ("empty", name)
+        groups.setdefault(key, []).append(name)
+    return list(groups.values())
 
 
 def _versions():
@@ -234,49 +255,86 @@ def load(path, *, device="auto", expected=None):
     """The estimator saved in the folder ``path``; see ``sktextae.load``."""
     from tokenizers import Tokenizer
 
-    folder = pathlib.Path(path)
     device = resolve_device(device)  # the caller's argument: a plain ValueError, not the folder's fault
+    folder = pathlib.Path(path)
     if not folder.is_dir():
         raise ModelFileError(f"{str(folder)!r}: no such folder (a model saved with save()).")
-    config = _read_config(folder)
-    cls = classes()[config["estimator"]]
+    file = folder / CONFIG
+    config = _read_config(file)
+    cls = ESTIMATORS[config["estimator"]]
     if expected is not None and cls is not expected:
-        raise ModelFileError(f"{folder / CONFIG}: the folder holds a {cls.__name__}, not a {expected.__name__}: "
+        raise ModelFileError(f"{file}: the folder holds a {cls.__name__}, not a {expected.__name__}: "
                              f"load it with sktextae.load() or {cls.__name__}.load().")
-    data = {relative: _read_checked(folder, relative, digest) for relative, digest in config["files"].items()}
+    data = {relative: _read_checked(folder, relative, digest) for relative, digest in config["files"].items()
+            if relative != WEIGHTS}
+    _check_digest(folder / WEIGHTS, config["files"][WEIGHTS])
     try:
         tokenizer = Tokenizer.from_str(data[TOKENIZER].decode("utf-8"))
     except Exception as error:  # tokenizers raises its own Exception subclass
-        raise ModelFileError(f"{folder / TOKENIZER}: not a tokenizer ({error}).") from None
-    estimator = _estimator_from_config(cls, config, tokenizer, folder)
+        raise ModelFileError(f"{folder / TOKENIZER}: not a tokenizer ({_first_line(error)}).") from None
+    estimator = _estimator_from_config(cls, config, tokenizer, file)
+    spec, head, saved_encoder = _network_from_config(estimator, config, data.get(ENCODER_CONFIG), folder)
+    weights = folder / WEIGHTS
+    try:
+        header = safetensors_header(weights)
+    except (ValueError, OSError) as error:
+        raise ModelFileError(f"{weights}: not a readable safetensors file ({error}).") from None
+    _check_shapes(spec, estimator, saved_encoder, header, weights)
     estimator.device_ = device
-    net = _build_net(estimator, config, data.get(ENCODER_CONFIG), folder)
-    _load_weights(net, folder / WEIGHTS)
+    try:
+        net = network.build_net(spec, estimator.get_params(deep=False), device=device,
+                                vocabulary=estimator.vocabulary_, decoder_tokens=estimator.vocabulary_.decoder_tokens,
+                                saved_encoder=saved_encoder, **head)
+        with torch.random.fork_rng(devices=fork_rng_devices(device)):  # random weights, replaced below
+            net.initialize()
+    except ModelFileError:
+        raise
+    except (ValueError, TypeError, KeyError, RuntimeError, ImportError) as error:
+        raise ModelFileError(f"{file}: the network it describes cannot be built ({_first_line(error)}).") from None
+    _load_weights(net, weights)
     estimator.net_ = net
     return estimator
 
 
-def _read_config(folder):
-    file = folder / CONFIG
-    if not file.is_file():
-        raise ModelFileError(f"{file}: missing; a folder that save() wrote holds {CONFIG}.")
+def _read_json(file):
+    """A JSON file of bounded size, any problem (size, encoding, syntax, nesting) a ModelFileError."""
     try:
-        config = json.loads(file.read_text(encoding="utf-8"))
+        size = file.stat().st_size
+        if size > _MAX_CONFIG_BYTES:
+            raise ModelFileError(f"{file}: {size} bytes, more than the {_MAX_CONFIG_BYTES} that a saved model's "
+                                 f"config holds.")
+        return json.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelFileError(f"{file}: missing; a folder that save() wrote holds {file.name}.") from None
     except (UnicodeDecodeError, ValueError) as error:
-        raise ModelFileError(f"{file}: not JSON ({error}).") from None
+        if isinstance(error, ModelFileError):
+            raise
+        raise ModelFileError(f"{file}: not JSON ({_first_line(error)}).") from None
+    except RecursionError:
+        raise ModelFileError(f"{file}: JSON nested too deeply to be a saved model's config.") from None
+    except OSError as error:
+        raise ModelFileError(f"{file}: unreadable ({error.strerror or error}).") from None
+
+
+def _read_config(file):
+    config = _read_json(file)
     if not isinstance(config, dict):
         raise ModelFileError(f"{file}: a JSON object expected, got {type(config).__name__}.")
     version = config.get("format_version")
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise ModelFileError(f"{file}: format_version must be an integer >= 1, got {version!r}.")
+        raise ModelFileError(f"{file}: format_version must be an integer >= 1, got {network._short(version)}.")
     if version > FORMAT_VERSION:
-        written_by = (config.get("versions") or {}).get("sktextae") if isinstance(config.get("versions"), dict) else None
-        raise ModelFileError(f"{file}: format version {version} (written by sktextae {written_by}) is newer than "
-                             f"this sktextae reads ({FORMAT_VERSION}): upgrade sktextae to load it.")
+        versions = config.get("versions")
+        written_by = versions.get("sktextae") if isinstance(versions, dict) else None
+        raise ModelFileError(f"{file}: format version {version} (written by sktextae {network._short(written_by)}) "
+                             f"is newer than this sktextae reads ({FORMAT_VERSION}): upgrade sktextae to load it.")
     if config.get("config_sha256") != _config_checksum(config):
         raise ModelFileError(f"{file}: edited or damaged since save() wrote it (its config_sha256 does not match "
                              f"its contents).")
-    _check_schema(config, file)
+    try:
+        _check_schema(config)
+    except ValueError as error:
+        raise ModelFileError(f"{file}: {error}.") from None
     return config
 
 
@@ -285,37 +343,36 @@ _SCHEMA = {"format_version": int, "estimator": str, "params": dict, "notes": dic
            "output_config": (dict, type(None)), "versions": dict, "files": dict, "config_sha256": str}
 
 
-def _check_schema(config, file):
-    missing = sorted(set(_SCHEMA) - set(config))
-    unknown = sorted(set(config) - set(_SCHEMA))
-    if missing or unknown:
-        raise ModelFileError(f"{file}: " + "; ".join(filter(None, [missing and f"missing fields {missing}",
-                                                                   unknown and f"unknown fields {unknown}"])) + ".")
+def _check_schema(config):
+    """The top level of config.json: the fields, their types, the class and the files it lists."""
+    network._check_fields(config, list(_SCHEMA), "config")
     for key, kind in _SCHEMA.items():
         if not isinstance(config[key], kind):
-            raise ModelFileError(f"{file}: field {key!r} has the wrong type ({type(config[key]).__name__}).")
-    if config["estimator"] not in classes():
-        raise ModelFileError(f"{file}: unknown estimator {config['estimator']!r}; a saved model is one of "
-                             f"{sorted(classes())}.")
+            raise ValueError(f"field {key!r} has the wrong type ({type(config[key]).__name__})")
+    if config["estimator"] not in ESTIMATORS:
+        raise ValueError(f"unknown estimator {network._short(config['estimator'])}; a saved model is one of "
+                         f"{sorted(ESTIMATORS)}")
     expected = {TOKENIZER, WEIGHTS} | ({ENCODER_CONFIG} if config["pretrained_encoder"] is not None else set())
-    if set(config["files"]) != expected or not all(isinstance(d, str) for d in config["files"].values()):
-        raise ModelFileError(f"{file}: 'files' must give the SHA-256 of exactly {sorted(expected)}, got "
-                             f"{sorted(config['files'])}.")
-    missing = [key for key in (*_NETWORK_KEYS, "task", "reconstruction_weight", "class_weight")
-               if key not in config["network"]]
-    missing += [key for key in _FITTED + _FITTED_BY_CLASS[config["estimator"]] if key not in config["fitted"]]
-    missing += [key for key in ("encoder_prefix", "encoder_suffix", "decoder_tokens") if key not in config["vocabulary"]]
-    if config["pretrained_encoder"] is not None:
-        missing += [key for key in ("pooling", "normalize", "pad_token_id", "output_dim", "dtype", "attn_implementation")
-                    if key not in config["pretrained_encoder"]]
-    if missing:
-        raise ModelFileError(f"{file}: missing fields {missing}.")
+    files = config["files"]
+    if set(files) != expected or not all(isinstance(d, str) and re.fullmatch(r"[0-9a-f]{64}", d)
+                                         for d in files.values()):
+        raise ValueError(f"'files' must give the SHA-256 of exactly {sorted(expected)}, got {sorted(files)[:5]}")
+    notes = config["notes"]
+    network._check_fields(notes, ["dropped_params", "pretrained_given"], "notes")
+    if not isinstance(notes["pretrained_given"], bool) or not isinstance(notes["dropped_params"], dict) \
+            or not all(isinstance(v, str) for v in notes["dropped_params"].values()):
+        raise ValueError("notes: pretrained_given must be true or false and dropped_params an object of texts")
+    if not all(isinstance(key, str) and (value is None or isinstance(value, str))
+               for key, value in config["versions"].items()):
+        raise ValueError("versions must map package names to version strings")
 
 
 def _read_checked(folder, relative, digest):
     file = folder / relative
-    if not file.is_file():
-        raise ModelFileError(f"{file}: missing; {CONFIG} lists it among the model's files.")
+    if file.is_symlink() or not file.is_file():
+        raise ModelFileError(f"{file}: missing (or not a plain file); {CONFIG} lists it among the model's files.")
+    if file.stat().st_size > _MAX_CONFIG_BYTES:
+        raise ModelFileError(f"{file}: {file.stat().st_size} bytes, more than a saved model's {relative} holds.")
     data = file.read_bytes()
     if hashlib.sha256(data).hexdigest() != digest:
         raise ModelFileError(f"{file}: damaged or replaced since save() wrote it (its SHA-256 does not match the "
@@ -323,159 +380,215 @@ def _read_checked(folder, relative, digest):
     return data
 
 
-def _estimator_from_config(cls, config, tokenizer, folder):
+def _check_digest(file, digest):
+    if file.is_symlink() or not file.is_file():
+        raise ModelFileError(f"{file}: missing (or not a plain file); {CONFIG} lists it among the model's files.")
+    if file_sha256(file) != digest:
+        raise ModelFileError(f"{file}: damaged or replaced since save() wrote it (its SHA-256 does not match the "
+                             f"one in {CONFIG}).")
+
+
+def _estimator_from_config(cls, config, tokenizer, file):
+    """The estimator with its parameters and fitted attributes (not the network), every value checked."""
     from .vocabulary import Vocabulary
 
-    file = folder / CONFIG
     try:
-        params = {name: _from_json(value) for name, value in config["params"].items()}
         estimator = cls()
-        unknown = sorted(set(params) - set(estimator.get_params(deep=False)))
-        if unknown:
-            raise ValueError(f"unknown parameters {unknown}")
-        estimator.set_params(**params)
+        estimator.set_params(**_params_from_file(config["params"], estimator, config["notes"]))
         estimator._validate_params()
         vocabulary = config["vocabulary"]
-        prefix, suffix = (_int_tuple(vocabulary[key], key) for key in ("encoder_prefix", "encoder_suffix"))
+        network._check_fields(vocabulary, ["encoder_prefix", "encoder_suffix", "decoder_tokens"], "vocabulary")
+        size = tokenizer.get_vocab_size()
+        prefix, suffix = (_ids(vocabulary[key], f"vocabulary {key}", size, most=8)
+                          for key in ("encoder_prefix", "encoder_suffix"))
         decoder_tokens = vocabulary["decoder_tokens"]
         if decoder_tokens is not None:
-            decoder_tokens = np.asarray(_int_tuple(decoder_tokens, "decoder_tokens"), dtype=np.int64)
-            if decoder_tokens.size and (decoder_tokens.min() < 0 or decoder_tokens.max() >= tokenizer.get_vocab_size()):
-                raise ValueError("decoder_tokens holds ids outside the tokenizer's vocabulary")
-        if any(i < 0 or i >= tokenizer.get_vocab_size() for i in prefix + suffix):
-            raise ValueError("encoder_prefix/encoder_suffix hold ids outside the tokenizer's vocabulary")
+            decoder_tokens = np.asarray(_ids(decoder_tokens, "vocabulary decoder_tokens", size, most=size),
+                                        dtype=np.int64)
+            if len(np.unique(decoder_tokens)) != len(decoder_tokens):
+                raise ValueError("vocabulary decoder_tokens holds an id twice")
         estimator.vocabulary_ = Vocabulary(tokenizer, encoder_prefix=prefix, encoder_suffix=suffix,
                                            decoder_tokens=decoder_tokens)
         estimator.tokenizer_ = estimator.vocabulary_.tokenizer
-        fitted = config["fitted"]
-        for name in ("n_truncated_", "max_length_", "bag_size_", *(["n_labelled_"] if "n_labelled_" in fitted else [])):
-            if not isinstance(fitted[name], int) or isinstance(fitted[name], bool) or fitted[name] < 0:
-                raise ValueError(f"{name} must be an integer >= 0, got {fitted[name]!r}")
-            setattr(estimator, name, fitted[name])
-        if "classes_" in fitted:
-            estimator.classes_ = _classes_from_file(fitted["classes_"])
-        for name in ("target_mean_", "target_scale_"):
-            if name in fitted:
-                setattr(estimator, name, _target_from_file(fitted[name], name))
-        if config["output_config"] is not None:
-            estimator._sklearn_output_config = _from_json(config["output_config"])
-    except (ValueError, TypeError, KeyError) as error:
-        raise ModelFileError(f"{file}: {error}.") from None
+        _fitted_from_file(estimator, config["fitted"])
+        output_config = _output_config_from_file(config["output_config"])
+        if output_config is not None:
+            estimator._sklearn_output_config = output_config
+    except (ValueError, TypeError, KeyError, RecursionError) as error:
+        raise ModelFileError(f"{file}: {_first_line(error)}.") from None
     return estimator
 
 
-def _build_net(estimator, config, encoder_config, folder):
-    """The skorch net that ``_build_net`` of the estimator makes, with the saved network's shape,
-    initialised (its random weights then replaced) on ``estimator.device_``."""
-    from .estimator import _make_module
+def _params_from_file(params, estimator, notes):
+    """The saved parameters: the estimator's own names, plain data only. What save() always stores as None
+    (callbacks, pretrained) must be None: a file never names an object to build."""
+    known = estimator.get_params(deep=False)
+    network._check_fields(params, list(known), "params")
+    params = {name: _from_json(value) for name, value in params.items()}
+    for name in ("callbacks", "pretrained"):
+        if params.get(name) is not None:
+            raise ValueError(f"params {name} must be null (save() never stores one), got {network._short(params[name])}")
+    if not (params["random_state"] is None or isinstance(params["random_state"], int)):
+        raise ValueError(f"params random_state must be an integer or null, got {network._short(params['random_state'])}")
+    for name in ("device", "checkpoint_dir", "encoder"):
+        if params[name] is not None and not isinstance(params[name], str):
+            raise ValueError(f"params {name} must be a string, got {network._short(params[name])}")
+    return params
 
+
+def _fitted_from_file(estimator, fitted):
+    names = type(estimator)._fitted_attributes
+    network._check_fields(fitted, list(names), "fitted")
+    if not isinstance(fitted["device_"], str):
+        raise ValueError(f"fitted device_ must be a string, got {network._short(fitted['device_'])}")
+    estimator.n_truncated_ = network.check_int(fitted["n_truncated_"], "fitted n_truncated_", 0, 2**62)
+    estimator.max_length_ = network.check_int(fitted["max_length_"], "fitted max_length_", 1, network.MAX_LENGTH)
+    estimator.bag_size_ = network.check_int(fitted["bag_size_"], "fitted bag_size_", 1, network.MAX_LENGTH)
+    if "n_labelled_" in names:
+        estimator.n_labelled_ = network.check_int(fitted["n_labelled_"], "fitted n_labelled_", 1, 2**62)
+    if "classes_" in names:
+        estimator.classes_ = _classes_from_file(fitted["classes_"])
+    for name in ("target_mean_", "target_scale_"):
+        if name in names:
+            setattr(estimator, name, _target_from_file(fitted[name], name))
+
+
+def _output_config_from_file(value):
+    if value is None:
+        return None
+    config = _from_json(value)
+    if not isinstance(config, dict) or not set(config) <= {"transform"} or \
+            not all(container in _OUTPUT_CONTAINERS for container in config.values()):
+        raise ValueError(f"output_config must be set_output's {{'transform': one of {_OUTPUT_CONTAINERS}}}, got "
+                         f"{network._short(config)}")
+    return config
+
+
+def _network_from_config(estimator, config, encoder_config, folder):
+    """The network's spec, its training head and its saved pretrained encoder, each checked against the
+    rest of the config (vocabulary sizes, max_length_, the class's head)."""
     file = folder / CONFIG
     try:
-        network = {key: _from_json(value) for key, value in config["network"].items()}
-        spec = config["pretrained_encoder"]
-        if (spec is not None) != _is_pretrained_name(network["encoder"]):
-            raise ValueError(f"network encoder {network['encoder']!r} and pretrained_encoder disagree")
-        if network["decoder_vocab_size"] != estimator.vocabulary_.decoder_size or \
-                network["vocab_size"] != estimator.vocabulary_.encoder_size:
-            raise ValueError("the network's vocabulary sizes disagree with the tokenizer and vocabulary")
-        # The parameters that shape the network, as _build_net reads them from `shapes`.
-        shapes = types.SimpleNamespace(architecture=estimator.architecture, encoder=network["encoder"],
-                                       decoder=network["decoder"], latent_dim=network["latent_dim"],
-                                       embedding_dim=network["embedding_dim"], hidden_dim=network["hidden_dim"],
-                                       num_layers=network["num_layers"], num_heads=network["num_heads"],
-                                       variational=network["variational"])
-        net = estimator._build_net(shapes=shapes, n_outputs=network["n_outputs"], task=network["task"],
-                                   class_weight=network["class_weight"],
-                                   reconstruction_weight=network["reconstruction_weight"])
-        keywords = {**{key: network[key] for key in _NETWORK_KEYS},
-                    "decoder_tokens": estimator.vocabulary_.decoder_tokens}
-        if spec is None:
-            net.set_params(module=functools.partial(_make_module, **keywords))
-        else:
+        fields = dict(config["network"])
+        head = {key: fields.pop(key, None) for key in _HEAD_KEYS}
+        missing = [key for key in _HEAD_KEYS if key not in config["network"]]
+        if missing:
+            raise ValueError(f"network: missing fields {missing}")
+        spec = network.NetworkSpec.from_dict(fields)
+        vocabulary = estimator.vocabulary_
+        if (spec.vocab_size, spec.decoder_vocab_size) != (vocabulary.encoder_size, vocabulary.decoder_size):
+            raise ValueError(f"network vocab_size/decoder_vocab_size ({spec.vocab_size}, {spec.decoder_vocab_size}) "
+                             f"disagree with the tokenizer and vocabulary ({vocabulary.encoder_size}, "
+                             f"{vocabulary.decoder_size})")
+        if spec.max_length != estimator.max_length_:
+            raise ValueError(f"network max_length({spec.max_length}) disagrees with fitted max_length_"
+                             f"({estimator.max_length_})")
+        if estimator.bag_size_ > estimator.max_length_ + 1:
+            raise ValueError(f"fitted bag_size_({estimator.bag_size_}) exceeds max_length_ + 1")
+        if (config["pretrained_encoder"] is not None) != spec.pretrained:
+            raise ValueError(f"network encoder {network._short(spec.encoder)} and pretrained_encoder disagree")
+        if spec.pretrained != (vocabulary.decoder_tokens is not None):
+            raise ValueError("vocabulary decoder_tokens must be given exactly when the encoder is pretrained")
+        head = _head_from_file(head, spec, estimator)
+    except ValueError as error:
+        raise ModelFileError(f"{file}: {_first_line(error)}.") from None
+    saved_encoder = None
+    if spec.pretrained:
+        encoder_file = folder / ENCODER_CONFIG
+        try:
             encoder_config = json.loads(encoder_config.decode("utf-8"))
-            net.set_params(module=functools.partial(_make_saved_pretrained_module, encoder_config=encoder_config,
-                                                    encoder_spec=spec, **keywords))
-        cuda = [torch.device(estimator.device_).index or 0] if torch.device(estimator.device_).type == "cuda" else []
-        with torch.random.fork_rng(devices=cuda):  # the random initial weights are replaced: leave the caller's state
-            net.initialize()
+        except (UnicodeDecodeError, ValueError, RecursionError) as error:
+            raise ModelFileError(f"{encoder_file}: not JSON ({_first_line(error)}).") from None
+        try:
+            saved_encoder = network.SavedEncoder.from_dict(config["pretrained_encoder"], encoder_config,
+                                                           file=encoder_file)
+        except ModelFileError:
+            raise
+        except ValueError as error:
+            raise ModelFileError(f"{file}: {_first_line(error)}.") from None
+    return spec, head, saved_encoder
+
+
+def _head_from_file(head, spec, estimator):
+    task = _TASKS[type(estimator).__name__]
+    if head["task"] != task:
+        raise ValueError(f"network task {network._short(head['task'])} is not a {type(estimator).__name__}'s ({task!r})")
+    if (spec.n_outputs is None) != (task is None):
+        raise ValueError("network n_outputs must be given exactly for a supervised estimator")
+    if task == "classification" and spec.n_outputs != len(estimator.classes_):
+        raise ValueError(f"network n_outputs({spec.n_outputs}) disagrees with the {len(estimator.classes_)} classes_")
+    if task == "regression" and spec.n_outputs != max(1, np.size(estimator.target_mean_)):
+        raise ValueError(f"network n_outputs({spec.n_outputs}) disagrees with target_mean_'s shape")
+    weight = network.check_number(head["reconstruction_weight"], "network reconstruction_weight", 0, 1e6)
+    class_weight = _from_json(head["class_weight"])
+    if class_weight is not None:
+        if task != "classification" or not isinstance(class_weight, list) or len(class_weight) != spec.n_outputs:
+            raise ValueError("network class_weight must be null or one weight per class")
+        class_weight = [network.check_number(w, "network class_weight", 0, 1e12) for w in class_weight]
+    return {"task": task, "reconstruction_weight": weight, "class_weight": class_weight}
+
+
+def _check_shapes(spec, estimator, saved_encoder, header, file):
+    """Build the network on the meta device (shapes, no memory) and check that the weights file holds
+    exactly its tensors, with their shapes and dtypes, before the real network is allocated: a tiny
+    folder cannot make loading allocate more than its weights file holds."""
+    try:
+        with torch.device("meta"):
+            module = network.build_module(spec, decoder_tokens=estimator.vocabulary_.decoder_tokens,
+                                          saved_encoder=saved_encoder)
     except ModelFileError:
         raise
     except (ValueError, TypeError, KeyError, RuntimeError, ImportError) as error:
-        raise ModelFileError(f"{file}: the network it describes cannot be built ({error}).") from None
-    return net
+        raise ModelFileError(f"{file.parent / CONFIG}: the network it describes cannot be built "
+                             f"({_first_line(error)}).") from None
+    _match_tensors(module, {name: (dtype, shape) for name, (dtype, shape) in header.items()}, file)
 
 
-def _make_saved_pretrained_module(*, encoder_config, encoder_spec, encoder, decoder, decoder_tokens, freeze_encoder,
-                                  n_outputs=None, dropout, **sizes):
-    """``estimator._make_module`` for a pretrained encoder rebuilt from its saved config.json (random
-    weights, which model.safetensors then replaces), not from its folder. ``encoder``, the name the model
-    was fitted with, is kept only so that a later save() records it again."""
-    import transformers
-    from transformers import CONFIG_MAPPING, AutoModel
+_DTYPE_NAMES = {torch.float64: "F64", torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16",
+                torch.int64: "I64", torch.int32: "I32", torch.int16: "I16", torch.int8: "I8", torch.uint8: "U8",
+                torch.bool: "BOOL"}
 
-    from .nn import PretrainedEncoder, build_autoencoder
-    from .nn.supervised import SupervisedAutoencoder
 
-    config = dict(encoder_config)
-    model_type = config.pop("model_type", None)
-    if model_type not in CONFIG_MAPPING:
-        raise ValueError(f"{ENCODER_CONFIG}: unknown model_type {model_type!r}")
-    hf_config = CONFIG_MAPPING[model_type].from_dict(config)
-    options = {"trust_remote_code": False}
-    if encoder_spec["attn_implementation"] is not None:
-        options["attn_implementation"] = encoder_spec["attn_implementation"]
-    dtype = getattr(torch, encoder_spec["dtype"], None)
-    if not isinstance(dtype, torch.dtype):
-        raise ValueError(f"unknown dtype {encoder_spec['dtype']!r}")
-    options["dtype" if int(transformers.__version__.split(".")[0]) >= 5 else "torch_dtype"] = dtype
-    model = AutoModel.from_config(hf_config, **options).eval()
-    module = PretrainedEncoder(model=model, output_dim=encoder_spec["output_dim"], pooling=encoder_spec["pooling"],
-                               normalize=encoder_spec["normalize"], pad_token_id=encoder_spec["pad_token_id"])
-    module.requires_grad_(not freeze_encoder)
-    # The decoder's token embeddings, tied to its logits layer, start as the encoder's do in _make_module
-    # (the saved weights then replace them).
-    embeddings = module.input_embeddings.weight.detach()[torch.from_numpy(decoder_tokens)]
-    autoencoder = build_autoencoder(encoder=module, decoder=decoder, dropout=dropout, decoder_embeddings=embeddings,
-                                    **sizes)
-    return autoencoder if n_outputs is None else SupervisedAutoencoder(autoencoder=autoencoder, n_outputs=n_outputs,
-                                                                       dropout=dropout)
+def _match_tensors(module, saved, file):
+    """Check the saved tensors ``{name: (safetensors dtype, shape)}`` against the module's state: no unknown
+    name, every tensor present under one of its names, the same shape and dtype."""
+    state = module.state_dict(keep_vars=True)
+    unknown = sorted(set(saved) - set(state))
+    if unknown:
+        raise ModelFileError(f"{file}: tensors {unknown[:5]} are not in the network that {CONFIG} describes.")
+    for names in _tensor_groups(module):
+        present = [name for name in names if name in saved]
+        if not present:
+            raise ModelFileError(f"{file}: tensor {names[0]!r} is missing.")
+        want = state[names[0]]
+        want_dtype, want_shape = _DTYPE_NAMES.get(want.dtype, str(want.dtype)), tuple(want.shape)
+        for name in present:
+            dtype, shape = saved[name]
+            if tuple(shape) != want_shape or dtype != want_dtype:
+                raise ModelFileError(f"{file}: tensor {name!r} is {dtype} {tuple(shape)}, but the network that "
+                                     f"{CONFIG} describes has {want_dtype} {want_shape}.")
 
 
 def _load_weights(net, file):
-    """Load model.safetensors into the initialised net, strictly: the same names (a shared tensor under
-    any one of its names), shapes and dtypes as the network the config describes."""
+    """Load model.safetensors into the initialised net (its names and shapes already checked)."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     try:
         saved = load_file(str(file), device="cpu")
     except (SafetensorError, OSError, ValueError, RuntimeError) as error:
-        raise ModelFileError(f"{file}: not a readable safetensors file ({error}).") from None
-    module = _uncompiled(net.module_)
-    expected = module.state_dict()
-    groups = {}  # one group of names per tensor
-    for name, tensor in expected.items():
-        key = (tensor.untyped_storage().data_ptr(), tensor.storage_offset(), tuple(tensor.shape), tensor.stride())
-        groups.setdefault(key if tensor.numel() else ("empty", name), []).append(name)
-    unknown = sorted(set(saved) - set(expected))
-    if unknown:
-        raise ModelFileError(f"{file}: tensors {unknown[:5]} are not in the network that {CONFIG} describes.")
+        raise ModelFileError(f"{file}: not a readable safetensors file ({_first_line(error)}).") from None
+    module = network.uncompiled(net.module_)
+    _match_tensors(module, {name: (_DTYPE_NAMES.get(t.dtype, str(t.dtype)), tuple(t.shape))
+                            for name, t in saved.items()}, file)
     state = {}
-    for names in groups.values():
-        present = [name for name in names if name in saved]
-        if not present:
-            raise ModelFileError(f"{file}: tensor {names[0]!r} is missing.")
-        for name in present:
-            tensor, want = saved[name], expected[name]
-            if tuple(tensor.shape) != tuple(want.shape) or tensor.dtype != want.dtype:
-                raise ModelFileError(f"{file}: tensor {name!r} is {tensor.dtype} {tuple(tensor.shape)}, but the network "
-                                     f"that {CONFIG} describes has {want.dtype} {tuple(want.shape)}.")
-        for name in names:
-            state[name] = saved[present[0]]
+    for names in _tensor_groups(module):
+        present = next(name for name in names if name in saved)
+        state.update({name: saved[present] for name in names})
     try:
         module.load_state_dict(state, strict=True)
     except RuntimeError as error:
-        raise ModelFileError(f"{file}: the weights do not fit the network ({error}).") from None
+        raise ModelFileError(f"{file}: the weights do not fit the network ({_first_line(error)}).") from None
 
 
 # ------------------------------------------------------------------------------------------- pickling
@@ -484,10 +597,9 @@ def check_pickle_state(estimator, state):
     """For ``__setstate__``: warn when a pickle comes from another sktextae version, and refuse one that
     lacks fields this version needs (rather than failing later with an AttributeError)."""
     version = state.pop("_sktextae_version", None)
-    name = next((cls.__name__ for cls in type(estimator).__mro__ if cls.__name__ in _FITTED_BY_CLASS), None)
-    needed = list(type(estimator)._get_param_names())
-    if "net_" in state and name is not None:
-        needed += ["net_", "vocabulary_", "tokenizer_", *_FITTED, *_FITTED_BY_CLASS[name]]
+    needed = list(get_param_names(type(estimator)))
+    if "net_" in state:
+        needed += ["net_", "vocabulary_", "tokenizer_", *type(estimator)._fitted_attributes]
     missing = [field for field in needed if field not in state]
     if missing:
         raise ModelFileError(f"This pickled {type(estimator).__name__} was written by sktextae "
@@ -501,31 +613,21 @@ def check_pickle_state(estimator, state):
 
 # ------------------------------------------------------------------------------------------- helpers
 
-def _uncompiled(module):
-    return getattr(module, "_orig_mod", module)  # torch.compile's wrapper keeps the network here
-
-
-def _autoencoder(module):
-    from .estimator import _autoencoder as autoencoder
-
-    return autoencoder(module)
-
-
-def _is_pretrained_module(encoder):
-    from .nn import PretrainedEncoder
-
-    return isinstance(encoder, PretrainedEncoder)
-
-
-def _is_pretrained_name(encoder):
-    from .pretrained import is_pretrained
-
-    return is_pretrained(encoder)
+def _first_line(error):
+    """An exception's message, on one line and of bounded length, for a ModelFileError."""
+    text = " ".join(str(error).split())
+    return text if len(text) <= 300 else text[:297] + "..."
 
 
 def _config_checksum(config):
-    contents = {key: value for key, value in config.items() if key != "config_sha256"}
-    return hashlib.sha256(json.dumps(contents, sort_keys=True, separators=(",", ":")).encode("utf-8")).hexdigest()
+    return json_sha256({key: value for key, value in config.items() if key != "config_sha256"})
+
+
+def _ids(values, what, size, *, most):
+    if not isinstance(values, list) or len(values) > most or not all(
+            isinstance(i, int) and not isinstance(i, bool) and 0 <= i < size for i in values):
+        raise ValueError(f"{what} must be a list of at most {most} token ids below {size}")
+    return tuple(values)
 
 
 def _jsonable(value, what):
@@ -570,12 +672,6 @@ def _hashable(key):
     if isinstance(key, list):
         raise ValueError("a dict key cannot be a list")
     return key
-
-
-def _int_tuple(values, what):
-    if not isinstance(values, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in values):
-        raise ValueError(f"{what} must be a list of integers")
-    return tuple(values)
 
 
 def _classes_from_file(entry):

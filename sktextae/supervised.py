@@ -19,6 +19,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._sklearn_private import Interval, StrOptions, _fit_context
 from .estimator import TextAutoencoder, _BaseTextAutoencoder
+from .registry import register
 from .validation import check_texts
 
 _SUPERVISED_DOC = """
@@ -157,6 +158,7 @@ _SUPERVISED_CONSTRAINTS = {
 }
 
 
+@register
 class TextAutoencoderClassifier(_SupervisedMixin, ClassNamePrefixFeaturesOutMixin, ClassifierMixin,
                                 _BaseTextAutoencoder):
     __doc__ = """A semi-supervised text classifier: a classification head on the autoencoder's latent vector.
@@ -195,6 +197,7 @@ class TextAutoencoderClassifier(_SupervisedMixin, ClassNamePrefixFeaturesOutMixi
 
     _parameter_constraints = {**_SUPERVISED_CONSTRAINTS,
                               "class_weight": [dict, StrOptions({"balanced"}), None]}
+    _fitted_attributes = (*_BaseTextAutoencoder._fitted_attributes, "classes_", "n_labelled_")
 
     def __init__(self, latent_dim=64, *, architecture="bow", encoder=None, decoder=None,
                  freeze_encoder=True, encoder_lr=3e-5, tokenizer="bpe", vocab_size=4000,
@@ -323,6 +326,7 @@ class TextAutoencoderClassifier(_SupervisedMixin, ClassNamePrefixFeaturesOutMixi
         return tags
 
 
+@register
 class TextAutoencoderRegressor(_SupervisedMixin, ClassNamePrefixFeaturesOutMixin, RegressorMixin,
                                _BaseTextAutoencoder):
     __doc__ = """A text regressor: a regression head on the autoencoder's latent vector.
@@ -344,6 +348,7 @@ class TextAutoencoderRegressor(_SupervisedMixin, ClassNamePrefixFeaturesOutMixin
     """
 
     _parameter_constraints = _SUPERVISED_CONSTRAINTS
+    _fitted_attributes = (*_BaseTextAutoencoder._fitted_attributes, "target_mean_", "target_scale_", "n_labelled_")
 
     def __init__(self, latent_dim=64, *, architecture="bow", encoder=None, decoder=None,
                  freeze_encoder=True, encoder_lr=3e-5, tokenizer="bpe", vocab_size=4000,

@@ -1,0 +1,334 @@
+"""The network's shape as data, and the one place that builds networks from it.
+
+``NetworkSpec`` (as nanoGPT's ``GPTConfig``) holds every name and number that decides the module's
+parameters. ``fit`` derives it from the estimator's parameters (``spec_for``), ``build_module`` builds
+the module from it (for a new network, a saved one and one with a pretrained encoder alike),
+``config.json`` stores it as its ``"network"`` field, and ``build_net`` wraps the module in the skorch
+net with the training policy that the estimator's parameters choose.
+"""
+
+import copy
+import dataclasses
+import functools
+import inspect
+from numbers import Integral, Real
+
+import torch
+from skorch.callbacks import EarlyStopping, GradientNormClipping, PassthroughScoring
+
+from . import checkpoint as checkpoints
+from . import pretrained as pretrained_models
+from .callbacks import ActiveUnits, KLAnnealing, SyncFreeProgressBar
+from .device import is_cuda
+from .nn import ARCHITECTURES, DECODERS, ENCODERS, PretrainedEncoder, build_autoencoder
+from .nn.pretrained import POOLING
+from .nn.supervised import SupervisedAutoencoder
+from .training import AutoencoderNet
+
+# What a file may ask for. Far above any model this package trains, and low enough that a crafted
+# number is refused before anything is built; the weights file's tensor shapes are checked against the
+# network before any memory is allocated, which is what bounds memory.
+MAX_WIDTH = 1 << 16  # latent, embedding and hidden sizes
+MAX_VOCABULARY = 1 << 21
+MAX_LAYERS = 128
+MAX_LENGTH = 1 << 16  # tokens read from a text and written by decoding
+MAX_OUTPUTS = 1 << 20
+SAVED_DTYPES = ("float32", "bfloat16", "float16")
+LOCAL_ATTENTION = (None, "eager", "sdpa")
+
+
+@dataclasses.dataclass(frozen=True)
+class NetworkSpec:
+    """The shape of an autoencoder network (with a supervised head when ``n_outputs`` is set).
+
+    ``encoder`` is a from-scratch encoder (one of ``nn.ENCODERS``) or the name of a pretrained model
+    (a folder or package, see ``pretrained``); ``vocab_size`` is the encoder's vocabulary and
+    ``decoder_vocab_size`` the decoder's own (smaller with a pretrained encoder).
+    """
+
+    encoder: str
+    decoder: str
+    vocab_size: int
+    decoder_vocab_size: int
+    latent_dim: int
+    embedding_dim: int
+    hidden_dim: int
+    num_layers: int
+    num_heads: int
+    dropout: float
+    max_length: int
+    variational: bool
+    n_outputs: int | None = None
+    freeze_encoder: bool = False
+
+    @property
+    def pretrained(self):
+        return pretrained_models.is_pretrained(self.encoder)
+
+    def as_dict(self):
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data):
+        """A spec from a dict read from a file, every field checked (type and range) before anything
+        is built from it. Raises ``ValueError`` naming the field."""
+        _check_fields(data, [field.name for field in dataclasses.fields(cls)], "network")
+        if not isinstance(data["encoder"], str) or not 0 < len(data["encoder"]) <= 4096:
+            raise ValueError(f"network encoder must be a name, got {_short(data['encoder'])}")
+        if data["decoder"] not in DECODERS:
+            raise ValueError(f"network decoder must be one of {DECODERS}, got {_short(data['decoder'])}")
+        for name, low, high in (("vocab_size", 6, MAX_VOCABULARY), ("decoder_vocab_size", 6, MAX_VOCABULARY),
+                                ("latent_dim", 1, MAX_WIDTH), ("embedding_dim", 1, MAX_WIDTH),
+                                ("hidden_dim", 1, MAX_WIDTH), ("num_layers", 1, MAX_LAYERS),
+                                ("num_heads", 1, MAX_WIDTH), ("max_length", 1, MAX_LENGTH)):
+            check_int(data[name], f"network {name}", low, high)
+        if data["n_outputs"] is not None:
+            check_int(data["n_outputs"], "network n_outputs", 1, MAX_OUTPUTS)
+        for name in ("variational", "freeze_encoder"):
+            if not isinstance(data[name], bool):
+                raise ValueError(f"network {name} must be true or false, got {_short(data[name])}")
+        dropout = data["dropout"]
+        if not isinstance(dropout, (int, float)) or isinstance(dropout, bool) or not 0 <= dropout < 1:
+            raise ValueError(f"network dropout must be a number in [0, 1), got {_short(dropout)}")
+        spec = cls(**{**data, "dropout": float(dropout)})
+        if "transformer" in (spec.encoder, spec.decoder) and spec.embedding_dim % spec.num_heads:
+            raise ValueError(f"network embedding_dim({spec.embedding_dim}) is not divisible by "
+                             f"num_heads({spec.num_heads})")
+        return spec
+
+
+@dataclasses.dataclass(frozen=True)
+class SavedEncoder:
+    """A pretrained encoder as a saved folder describes it: its Hugging Face ``config`` (from which the
+    model is rebuilt with random weights that the saved ones replace) and how it pools. ``file`` names
+    the config's file, for error messages."""
+
+    config: dict
+    pooling: str
+    normalize: bool
+    pad_token_id: int
+    output_dim: int
+    dtype: str
+    attn_implementation: str | None
+    file: str
+
+    @classmethod
+    def from_dict(cls, spec, config, *, file):
+        """Checked fields of ``config.json``'s ``pretrained_encoder`` and the encoder's own config."""
+        names = ["pooling", "normalize", "pad_token_id", "output_dim", "dtype", "attn_implementation"]
+        _check_fields(spec, names, "pretrained_encoder")
+        if spec["pooling"] not in POOLING:
+            raise ValueError(f"pretrained_encoder pooling must be one of {POOLING}, got {_short(spec['pooling'])}")
+        if not isinstance(spec["normalize"], bool):
+            raise ValueError(f"pretrained_encoder normalize must be true or false, got {_short(spec['normalize'])}")
+        check_int(spec["pad_token_id"], "pretrained_encoder pad_token_id", 0, MAX_VOCABULARY)
+        check_int(spec["output_dim"], "pretrained_encoder output_dim", 1, MAX_WIDTH)
+        if spec["dtype"] not in SAVED_DTYPES:
+            raise ValueError(f"pretrained_encoder dtype must be one of {SAVED_DTYPES}, got {_short(spec['dtype'])}")
+        if spec["attn_implementation"] not in LOCAL_ATTENTION:
+            raise ValueError(f"pretrained_encoder attn_implementation must be one of {LOCAL_ATTENTION} (those that "
+                             f"run locally), got {_short(spec['attn_implementation'])}")
+        config = pretrained_models.check_model_config(config, file=file)
+        return cls(config=config, file=str(file), **spec)
+
+    def as_dict(self):
+        return {name: value for name, value in dataclasses.asdict(self).items() if name not in ("config", "file")}
+
+
+def saved_encoder_of(encoder):
+    """The ``SavedEncoder`` that rebuilds a fitted ``PretrainedEncoder`` without its folder."""
+    model = encoder.model
+    attention = getattr(model.config, "_attn_implementation", None)
+    return SavedEncoder(config=model.config.to_dict(), pooling=encoder.pooling, normalize=bool(encoder.normalize),
+                        pad_token_id=int(encoder.pad_token_id), output_dim=int(encoder.output_dim),
+                        dtype=str(next(model.parameters()).dtype).removeprefix("torch."),
+                        attn_implementation=attention if attention in LOCAL_ATTENTION else None, file="")
+
+
+# ---------------------------------------------------------------------------------------------- modules
+
+def build_module(spec, *, decoder_tokens=None, saved_encoder=None):
+    """The network that ``spec`` describes, with fresh weights: an ``nn.Autoencoder``, wrapped in an
+    ``nn.SupervisedAutoencoder`` when ``spec.n_outputs`` is set.
+
+    A pretrained encoder comes from ``saved_encoder`` (a ``SavedEncoder``: rebuilt from its config,
+    with random weights for the caller to replace) or else from the folder ``spec.encoder`` names
+    (loaded once per process, copied here). The decoder's token embeddings start from the encoder's
+    input embeddings of ``decoder_tokens``, tied to its logits layer.
+    """
+    encoder, decoder_embeddings = spec.encoder, None
+    if spec.pretrained:
+        encoder = _pretrained_encoder(spec, saved_encoder)
+        index = torch.as_tensor(decoder_tokens, dtype=torch.long, device=encoder.input_embeddings.weight.device)
+        decoder_embeddings = encoder.input_embeddings.weight.detach()[index]  # (decoder vocabulary, C)
+        encoder.requires_grad_(not spec.freeze_encoder)
+    module = build_autoencoder(
+        encoder=encoder, decoder=spec.decoder, vocab_size=spec.vocab_size, decoder_vocab_size=spec.decoder_vocab_size,
+        latent_dim=spec.latent_dim, embedding_dim=spec.embedding_dim, hidden_dim=spec.hidden_dim,
+        num_layers=spec.num_layers, num_heads=spec.num_heads, dropout=spec.dropout, max_length=spec.max_length,
+        variational=spec.variational, decoder_embeddings=decoder_embeddings)
+    if spec.n_outputs is None:
+        return module
+    return SupervisedAutoencoder(autoencoder=module, n_outputs=spec.n_outputs, dropout=spec.dropout)
+
+
+def _pretrained_encoder(spec, saved):
+    if saved is None:
+        model = pretrained_models.load(spec.encoder)
+        return PretrainedEncoder(model=copy.deepcopy(model.model), output_dim=model.hidden_size, pooling=model.pooling,
+                                 normalize=model.normalize, pad_token_id=model.pad_token_id)
+    model = pretrained_models.model_from_config(saved.config, file=saved.file, dtype=saved.dtype,
+                                                attn_implementation=saved.attn_implementation)
+    return PretrainedEncoder(model=model.eval(), output_dim=saved.output_dim, pooling=saved.pooling,
+                             normalize=saved.normalize, pad_token_id=saved.pad_token_id)
+
+
+def autoencoder_of(module):
+    """The autoencoder inside a module: the module itself, or the one a supervised head wraps; under
+    ``compile=True``, inside the wrapper torch.compile puts around the network."""
+    module = uncompiled(module)
+    return module.autoencoder if isinstance(module, SupervisedAutoencoder) else module
+
+
+def uncompiled(module):
+    return getattr(module, "_orig_mod", module)  # torch._dynamo's OptimizedModule keeps the original here
+
+
+def encoder_is_frozen(module):
+    return not any(parameter.requires_grad for parameter in autoencoder_of(module).encoder.parameters())
+
+
+# ---------------------------------------------------------------------------------------------- from parameters
+
+def encoder_decoder(params):
+    """The encoder and decoder that an estimator's parameters choose: ``encoder=`` and ``decoder=`` where
+    given, else the pair that ``architecture`` names."""
+    encoder, decoder = ARCHITECTURES[params["architecture"]]
+    return params["encoder"] or encoder, params["decoder"] or decoder
+
+
+def embedding_dim(params):
+    """The token embedding width: ``embedding_dim``, or the pretrained encoder's own width when None."""
+    if params["embedding_dim"] is not None:
+        return params["embedding_dim"]
+    encoder, _ = encoder_decoder(params)
+    return pretrained_models.load(encoder).hidden_size if pretrained_models.is_pretrained(encoder) else 128
+
+
+def spec_for(shapes, *, vocabulary, max_length, dropout, freeze_encoder, n_outputs=None):
+    """The ``NetworkSpec`` that the parameters ``shapes`` (an estimator's ``get_params``, or those of the
+    fitted model a supervised estimator starts from) choose for a vocabulary and ``max_length``."""
+    encoder, decoder = encoder_decoder(shapes)
+    return NetworkSpec(
+        encoder=encoder, decoder=decoder, vocab_size=vocabulary.encoder_size,
+        decoder_vocab_size=vocabulary.decoder_size, latent_dim=shapes["latent_dim"],
+        embedding_dim=embedding_dim(shapes), hidden_dim=shapes["hidden_dim"], num_layers=shapes["num_layers"],
+        num_heads=shapes["num_heads"], dropout=dropout, max_length=max_length, variational=shapes["variational"],
+        n_outputs=n_outputs, freeze_encoder=pretrained_models.is_pretrained(encoder) and freeze_encoder)
+
+
+def learning_rate(lr, spec):
+    """``lr``, or for ``"auto"`` the rate measured best for the network: 1e-3 with a transformer on either
+    side or a pretrained encoder being fine-tuned, 3e-3 otherwise."""
+    if lr != "auto":
+        return lr
+    fine_tuning = spec.pretrained and not spec.freeze_encoder
+    return 1e-3 if fine_tuning or "transformer" in (spec.encoder, spec.decoder) else 3e-3
+
+
+def shaping_defaults(cls):
+    """The defaults of a class's ``__init__``: what a parameter that cannot apply must be left at."""
+    return {name: parameter.default for name, parameter in inspect.signature(cls.__init__).parameters.items()}
+
+
+# ---------------------------------------------------------------------------------------------- the skorch net
+
+def build_net(spec, params, *, device, vocabulary, decoder_tokens=None, task=None, class_weight=None,
+              reconstruction_weight=1.0, saved_encoder=None):
+    """The skorch net of a network ``spec``, with the training policy that the estimator's ``params``
+    (its ``get_params(deep=False)``) choose: optimizer, learning rates, callbacks, noise, bf16 on CUDA.
+
+    The module is given as a factory: skorch builds it in ``initialize()``, which the caller runs inside
+    a seeded torch random state. A pretrained encoder is named by its folder (or ``saved_encoder``)
+    rather than held, so that the net does not pickle the model twice.
+    """
+    module = functools.partial(build_module, spec, decoder_tokens=decoder_tokens, saved_encoder=saved_encoder)
+    on_cuda = is_cuda(device)
+    options = {"optimizer__fused": True} if on_cuda else {}
+    if spec.pretrained and not spec.freeze_encoder:
+        # The pretrained weights are fine-tuned at their own, smaller learning rate.
+        options["optimizer__param_groups"] = [("*encoder.model.*", {"lr": params["encoder_lr"]})]
+    callbacks = [("clip", GradientNormClipping(gradient_clip_value=1.0))]
+    if params["patience"] is not None:
+        callbacks.append(("early_stopping", EarlyStopping(monitor="valid_loss", patience=params["patience"],
+                                                          load_best=True, sink=_silent)))
+    if spec.variational:
+        callbacks += [("kl_annealing", KLAnnealing(params["kl_annealing_epochs"])), ("active_units", ActiveUnits())]
+        # Per-epoch means of what get_loss records per batch.
+        callbacks += [(name, PassthroughScoring(name, on_train=name.startswith("train")))
+                      for name in ("train_kl", "train_reconstruction", "valid_kl", "valid_reconstruction")
+                      if params["validation_fraction"] or name.startswith("train")]
+    if params["verbose"]:
+        callbacks.append(("progress_bar", SyncFreeProgressBar()))
+    callbacks += copy.deepcopy(params["callbacks"] or [])
+    if params["checkpoint_dir"] is not None:  # last: the history it saves holds every other callback's records
+        callbacks.append((checkpoints.CALLBACK_NAME, checkpoints.EpochCheckpoint(params["checkpoint_dir"])))
+    word_dropout = params["word_dropout"]
+    if word_dropout == "auto":
+        word_dropout = 0.25 if spec.variational else 0.0
+    return AutoencoderNet(
+        module, criterion=torch.nn.Identity, optimizer=torch.optim.AdamW, lr=learning_rate(params["lr"], spec),
+        max_epochs=params["max_epochs"], batch_size=params["batch_size"], device=device, callbacks=callbacks,
+        verbose=params["verbose"], train_split=None, use_bf16=on_cuda and torch.cuda.is_bf16_supported(),
+        noise=params["noise"], noise_type=params["noise_type"], word_dropout=word_dropout,
+        free_bits=params["free_bits"], task=task, class_weight=class_weight,
+        reconstruction_weight=reconstruction_weight, compile=params["compile"], vocabulary=vocabulary, **options)
+
+
+def spec_of(net):
+    """The ``NetworkSpec`` a net of ``build_net`` was built from (its module factory's first argument)."""
+    factory = net.module
+    if not (isinstance(factory, functools.partial) and factory.func is build_module
+            and isinstance(factory.args[0], NetworkSpec)):
+        raise ValueError("this model's net_.module is not the network factory that fit() sets (it was replaced): "
+                         "it cannot be saved.")
+    return factory.args[0]
+
+
+def _silent(*args, **kwargs):
+    """EarlyStopping's message sink; the per-epoch log already shows when training stopped."""
+
+
+# ---------------------------------------------------------------------------------------------- checks
+
+def check_int(value, what, low, high):
+    if not isinstance(value, Integral) or isinstance(value, bool) or not low <= value <= high:
+        raise ValueError(f"{what} must be an integer in [{low}, {high}], got {_short(value)}")
+    return int(value)
+
+
+def check_number(value, what, low=None, high=None):
+    if not isinstance(value, Real) or isinstance(value, bool) or value != value or value in (float("inf"),
+                                                                                               float("-inf")):
+        raise ValueError(f"{what} must be a finite number, got {_short(value)}")
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise ValueError(f"{what} must be in [{low}, {high}], got {_short(value)}")
+    return float(value)
+
+
+def _check_fields(data, names, what):
+    if not isinstance(data, dict):
+        raise ValueError(f"{what} must be a JSON object, got {type(data).__name__}")
+    missing, unknown = sorted(set(names) - set(data)), sorted(set(data) - set(names))
+    if missing or unknown:
+        raise ValueError(f"{what}: " + "; ".join(filter(None, [missing and f"missing fields {missing}",
+                                                               unknown and f"unknown fields {unknown[:5]}"])))
+
+
+def _short(value):
+    """A value for an error message, cut to a readable length."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+__all__ = ["ENCODERS", "NetworkSpec", "SavedEncoder", "autoencoder_of", "build_module", "build_net", "spec_for"]
