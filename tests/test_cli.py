@@ -6,9 +6,11 @@ error paths run it in a subprocess, and the other error paths call ``cli.main`` 
 the same code, which the console script only wraps in ``sys.exit``."""
 
 import csv
+import errno
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
 
@@ -16,7 +18,7 @@ import numpy as np
 import pytest
 
 import sktextae
-from sktextae import cli
+from sktextae import cli, cli_files
 from conftest import LABELS, TEXTS
 
 TINY = ["--param", "architecture=gru", "--param", "embedding_dim=16", "--param", "hidden_dim=16",
@@ -202,6 +204,209 @@ def test_param_values_are_literals_or_strings():
 def test_text_file_formats(tmp_path):
     write_texts(tmp_path)
     for name in ("texts.txt", "texts.csv", "texts.jsonl"):
-        assert cli._read_records(str(tmp_path / name), ["text"])["text"] == list(TEXTS)
-    records = cli._read_records(str(tmp_path / "texts.csv"), ["text", "label"])
-    assert cli._labels(records["label"], regression=False).tolist() == list(LABELS)
+        assert cli_files.read_records(str(tmp_path / name), ["text"])["text"] == list(TEXTS)
+    records = cli_files.read_records(str(tmp_path / "texts.csv"), ["text", "label"])
+    assert cli_files.read_labels(records["label"], regression=False).tolist() == list(LABELS)
+
+
+def test_param_values_are_never_evaluated():
+    params = cli._parse_params(["architecture=__import__('os').getpid()", "encoder=[1, 2] + [3]"],
+                               sktextae.TextAutoencoder)
+    assert params == dict(architecture="__import__('os').getpid()", encoder="[1, 2] + [3]")  # strings, not results
+
+
+# --------------------------------------------------------------------------------- outputs that are inputs
+
+def keep_file(workdir, name, text):
+    """A fresh input file of ``workdir`` holding ``text``, removed with its links by the caller's test."""
+    path = workdir / name
+    path.unlink(missing_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+SAME_FILE = {  # (the arguments, how the output names the input)
+    "score to its texts": ("score", "model", "keep.txt", "-o", "keep.txt"),
+    "score to its texts through another path": ("score", "model", "keep.txt", "-o", "../{workdir}/keep.txt"),
+    "score through a symbolic link to the output": ("score", "model", "link.txt", "-o", "keep.txt"),
+    "score to a hard link of its texts": ("score", "model", "keep.txt", "-o", "hard.txt"),
+    "encode to its texts": ("encode", "model", "keep.csv", "-o", "keep.csv"),
+    "decode to its vectors": ("decode", "model", "keep.csv", "-o", "keep.csv"),
+}
+
+
+@pytest.mark.parametrize("case", list(SAME_FILE))
+def test_an_output_that_is_an_input_is_refused(case, workdir, monkeypatch, capsys):
+    args = [arg.replace("{workdir}", workdir.name) for arg in SAME_FILE[case]]
+    kept = keep_file(workdir, args[2] if args[2].startswith("keep") else "keep.txt",
+                     "text,textautoencoder0\n" + "\n".join(TEXTS[:3]) + "\n")
+    before = kept.read_bytes()
+    links = []
+    if "link.txt" in args:
+        links.append(workdir / "link.txt")
+        links[-1].symlink_to("keep.txt")
+    if "hard.txt" in args:
+        links.append(workdir / "hard.txt")
+        os.link(kept, links[-1])
+    try:
+        code, captured, created = run_main(args, workdir, monkeypatch, capsys)
+        assert code == 2 and kept.read_bytes() == before  # the input is left as it was
+        assert captured.err.strip().splitlines()[-1].startswith(f"sktextae {args[0]}: error: -o ")
+        assert "is the input" in captured.err and created == set()
+    finally:
+        for path in (*links, kept):
+            path.unlink()
+
+
+def test_fit_refuses_a_model_folder_that_is_or_holds_its_texts(workdir, monkeypatch, capsys):
+    code, captured, created = run_main(("fit", "texts.txt", "-o", "texts.txt", "--overwrite", *TINY), workdir,
+                                       monkeypatch, capsys)
+    assert code == 2 and "is the texts file texts.txt" in captured.err and "fitting" not in captured.err
+    assert (workdir / "texts.txt").read_text(encoding="utf-8") == "\n".join(TEXTS) + "\n"
+    saved = workdir / "saved-with-texts"  # a saved model with the texts kept inside it
+    shutil.copytree(workdir / "model", saved)
+    (saved / "texts.txt").write_text("\n".join(TEXTS) + "\n", encoding="utf-8")
+    try:
+        code, captured, _ = run_main(("fit", f"{saved.name}/texts.txt", "-o", saved.name, "--overwrite", *TINY),
+                                     workdir, monkeypatch, capsys)
+        assert code == 2 and "a folder that holds it" in captured.err
+        assert (saved / "texts.txt").is_file()  # replacing the folder would have deleted them
+    finally:
+        shutil.rmtree(saved)
+
+
+def test_outputs_that_a_file_moved_into_place_would_replace_are_refused(workdir, monkeypatch, capsys):
+    pipe, link = workdir / "pipe.txt", workdir / "elsewhere.txt"
+    os.mkfifo(pipe)
+    link.symlink_to("scores-target.txt")
+    try:
+        for output, message in ((pipe, "not a regular file"), (link, "symbolic link")):
+            code, captured, _ = run_main(("score", "model", "texts.txt", "-o", output.name), workdir, monkeypatch,
+                                         capsys)
+            assert code == 2 and message in captured.err
+        assert stat.S_ISFIFO(os.lstat(pipe).st_mode) and link.is_symlink()  # both left as they were
+        assert not (workdir / "scores-target.txt").exists()
+    finally:
+        pipe.unlink()
+        link.unlink()
+
+
+# --------------------------------------------------------------------------------- failures to write
+
+class FullDisk:
+    """A file handle whose ``write`` writes half of what it is given, then fails as on a full disk."""
+
+    def __init__(self, handle):
+        self.handle = handle
+
+    def write(self, data):
+        self.handle.write(data[: len(data) // 2])
+        self.handle.flush()
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def __getattr__(self, name):
+        return getattr(self.handle, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exception):
+        self.handle.close()
+
+
+def full_disk(monkeypatch):
+    real_fdopen = os.fdopen
+    monkeypatch.setattr(os, "fdopen", lambda descriptor, mode="r", *args, **kwargs: FullDisk(
+        real_fdopen(descriptor, mode, *args, **kwargs)) if "w" in mode else real_fdopen(descriptor, mode, *args, **kwargs))
+
+
+def read_only_file_system(monkeypatch):
+    def refuse(source, target, *args, **kwargs):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(target))
+
+    monkeypatch.setattr(os, "replace", refuse)
+
+
+@pytest.mark.parametrize("output, failure", [("full.txt", full_disk), ("full.npy", full_disk),
+                                             ("scores.csv", read_only_file_system)])
+def test_a_failure_to_write_exits_2_and_leaves_nothing(output, failure, workdir, monkeypatch, capsys):
+    command = "encode" if output.endswith(".npy") else "score"
+    old = workdir / "scores.csv"
+    old.write_text("the previous scores\n", encoding="utf-8")
+    try:
+        failure(monkeypatch)
+        code, captured, created = run_main((command, "model", "texts.txt", "-o", output), workdir, monkeypatch, capsys)
+        monkeypatch.undo()
+        assert code == 2
+        line = captured.err.strip().splitlines()[-1]
+        assert line.startswith(f"sktextae {command}: error: -o {output}: cannot write it (")
+        assert os.strerror(errno.EROFS if output == "scores.csv" else errno.ENOSPC) in line
+        assert created == set()  # no partial file and no temporary file
+        assert old.read_text(encoding="utf-8") == "the previous scores\n"
+    finally:
+        old.unlink()
+
+
+def test_fit_on_a_full_disk_exits_2_and_leaves_nothing(workdir, monkeypatch, capsys):
+    def full(source, target, *args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "replace", full)
+    code, captured, created = run_main(("fit", "texts.txt", "-o", "m-full", *TINY), workdir, monkeypatch, capsys)
+    assert code == 2 and created == set()
+    assert captured.err.strip().splitlines()[-1] == ("sktextae fit: error: -o m-full: cannot save the model "
+                                                      f"({os.strerror(errno.ENOSPC)}).")
+
+
+def test_a_full_standard_output_exits_2_with_one_line(workdir):
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full here")
+    with open("/dev/full", "w") as full:
+        result = subprocess.run([*sktextae_command(), "score", "model", "texts.txt"], cwd=workdir, stdout=full,
+                                stderr=subprocess.PIPE, text=True, timeout=600,
+                                env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("sktextae score: error: standard output: cannot write")
+    assert "Traceback" not in result.stderr and "Exception ignored" not in result.stderr
+
+
+# --------------------------------------------------------------------------------- modes of the outputs
+
+def test_outputs_get_the_mode_of_a_plain_open(workdir, monkeypatch, capsys):
+    umask = os.umask(0o022)
+    try:
+        for name, mode in (("new.txt", None), ("public.txt", 0o644), ("private.txt", 0o600)):
+            path = workdir / name
+            if mode is not None:  # a file that the output replaces keeps its mode, as open("w") keeps it
+                path.write_text("old\n")
+                os.chmod(path, mode)
+            code, captured, _ = run_main(("score", "model", "texts.txt", "-o", name), workdir, monkeypatch, capsys)
+            assert code == 0, captured.err
+            assert oct(os.stat(path).st_mode & 0o777) == oct(mode or 0o644)  # a new file: 0o666 less the umask
+            assert len(path.read_text().split()) == len(TEXTS)
+            path.unlink()
+    finally:
+        os.umask(umask)
+
+
+# --------------------------------------------------------------------------------- devices and model files
+
+@pytest.mark.parametrize("device", ["mps", "meta", "nonsense", "cuda:99"])
+def test_a_device_sktextae_cannot_use_exits_2_naming_the_device(device, workdir, monkeypatch, capsys):
+    code, captured, created = run_main(("encode", "model", "texts.txt", "--device", device, "-o", "v.npy"), workdir,
+                                       monkeypatch, capsys)
+    assert code == 2 and created == set()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("sktextae encode: error: --device: ")
+    assert f"device={device!r}" in lines[0] and "config" not in lines[0]
+
+
+def test_a_model_file_error_while_loading_is_one_line(workdir, monkeypatch, capsys):
+    def damaged(path, **kwargs):
+        raise sktextae.ModelFileError(f"{path}/config.json: the field\n'format_version'   is missing.")
+
+    monkeypatch.setattr(sktextae, "load", damaged)
+    code, captured, created = run_main(("score", "model", "texts.txt", "-o", "s.txt"), workdir, monkeypatch, capsys)
+    assert code == 2 and created == set()
+    assert captured.err.strip().splitlines() == [
+        "sktextae score: error: model/config.json: the field 'format_version' is missing."]

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from conftest import TEXTS, tiny_autoencoder
-from sktextae import cli
+from sktextae import cli, cli_files
 
 PROPERTY_SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 LATENT_DIM = 8
@@ -129,7 +129,7 @@ def test_texts_written_in_each_format_are_read_back_as_written(lines, suffix, li
     else:  # raw U+2028 and the like inside the JSON strings, as ensure_ascii=False writes them
         file.write_text("".join(json.dumps({"text": line}, ensure_ascii=False) + line_end for line in lines),
                         encoding="utf-8", newline="")
-    assert cli._read_records(str(file), ["text"]) == {"text": lines}
+    assert cli_files.read_records(str(file), ["text"]) == {"text": lines}
 
 
 @PROPERTY_SETTINGS
@@ -139,7 +139,7 @@ def test_any_bytes_in_a_texts_file_encode_or_exit_2_with_one_line(content, suffi
     file = tmp_path_factory.mktemp("texts") / f"texts{suffix}"
     file.write_bytes(content)
     try:
-        records = cli._read_records(str(file), ["text"])
+        records = cli_files.read_records(str(file), ["text"])
     except cli.CommandError as error:
         assert "\n" not in cli._one_line(error)
     else:
@@ -186,5 +186,5 @@ def test_json_lines_that_once_crashed_the_command(content, message, model_folder
 def test_a_txt_file_holds_one_text_per_line_end(tmp_path):
     # str.splitlines would have made four texts of these two, and the vectors would not line up with wc -l.
     (tmp_path / "texts.txt").write_bytes("page one\x0cpage two\nline\u2028separator\r\n".encode("utf-8"))
-    assert cli._read_records(str(tmp_path / "texts.txt"), ["text"]) == {
+    assert cli_files.read_records(str(tmp_path / "texts.txt"), ["text"]) == {
         "text": ["page one\x0cpage two", "line\u2028separator"]}
