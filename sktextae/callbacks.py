@@ -5,6 +5,8 @@ import numpy as np
 import torch
 from skorch.callbacks import Callback, ProgressBar
 
+from .inference import batched
+
 
 class KLAnnealing(Callback):
     """Raise the net's ``kl_weight`` linearly from 0 to 1 over the first ``warmup_epochs`` epochs.
@@ -56,14 +58,10 @@ class ActiveUnits(Callback):
 
     def _record(self, net, dataset):
         texts = dataset.subset(np.arange(min(len(dataset), self.max_texts)))
-        means = []
-        net.module_.eval()
-        with torch.inference_mode(), net.autocast():
-            for inputs, _ in net.get_iterator(texts, training=False):
-                inputs = {key: value.to(net.device, non_blocking=True) for key, value in inputs.items()}
-                means.append(net.module_.encode(inputs.get("input_ids"), inputs.get("lengths"),
-                                                inputs.get("encoder_hidden")).float())
-            means = torch.cat(means).cpu().numpy()  # one read from the device, not one per batch
+        module = net.module_
+        means = batched(net, texts, lambda inputs, _: module.encode(inputs.get("input_ids"), inputs.get("lengths"),
+                                                                   inputs.get("encoder_hidden")),
+                        batch_size=net.batch_size)
         variance = means.var(axis=0) if len(texts) > 1 else np.zeros(1)
         net.history.record("active_units", int((variance > self.threshold).sum()))
 

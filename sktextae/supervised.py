@@ -18,7 +18,9 @@ from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.validation import check_is_fitted
 
 from ._sklearn_private import Interval, StrOptions, _fit_context
-from .estimator import TextAutoencoder, _BaseTextAutoencoder
+from . import fitting
+from .base import _BaseTextAutoencoder
+from .estimator import TextAutoencoder
 from .registry import register
 from .validation import check_texts
 
@@ -286,7 +288,7 @@ class TextAutoencoderClassifier(_SupervisedMixin, ClassNamePrefixFeaturesOutMixi
         weights = None
         if self.class_weight is not None:
             weights = compute_class_weight(self.class_weight, classes=classes, y=y[labelled]).tolist()
-        self._fit_new(texts, epochs=self.max_epochs, labels=encoded, n_outputs=len(classes), task="classification",
+        fitting.fit_new(self, texts, epochs=self.max_epochs, labels=encoded, n_outputs=len(classes), task="classification",
                       reconstruction_weight=self.reconstruction_weight,
                       class_weight=weights, pretrained=self.pretrained)
         self.classes_, self.n_labelled_ = classes, int(labelled.sum())
@@ -427,7 +429,7 @@ class TextAutoencoderRegressor(_SupervisedMixin, ClassNamePrefixFeaturesOutMixin
         scale[scale == 0] = 1.0
         self._check_pretrained()
         standardised = ((targets - mean) / scale).astype(np.float32)
-        self._fit_new(texts, epochs=self.max_epochs, labels=standardised, n_outputs=targets.shape[1],
+        fitting.fit_new(self, texts, epochs=self.max_epochs, labels=standardised, n_outputs=targets.shape[1],
                       reconstruction_weight=self.reconstruction_weight,
                       task="regression", pretrained=self.pretrained)
         if y.ndim == 1:  # scalars: predict returns 1-D

@@ -311,19 +311,22 @@ def test_outputs_do_not_depend_on_batching_or_order(fitted, texts):
 @pytest.mark.parametrize("architecture", ARCHITECTURES)
 def test_inference_batch_size_changes_only_the_batching(architecture, tiny, texts, monkeypatch):
     estimator = tiny(architecture=architecture, variational=True, batch_size=16).fit(texts)
-    module, decode_latent = estimator.net_.module_, sktextae.estimator.decode_latent
+    module = estimator.net_.module_
     widths, decoded_rows = [], []  # the (B, T) of each batch encoded, the B of each batch decoded
 
     def encode(input_ids, lengths):
         widths.append(input_ids.shape)
         return type(module).encode(module, input_ids, lengths)
 
-    def spy_decode_latent(module, latent, **options):
+    # Decoding a batch starts with the decoder's initial state (sequence decoders) or its one decode (bag).
+    first_call = "init_state" if module.is_sequence_decoder else "decode"
+
+    def spy_first_call(latent, *args, **kwargs):
         decoded_rows.append(len(latent))
-        return decode_latent(module, latent, **options)
+        return getattr(type(module), first_call)(module, latent, *args, **kwargs)
 
     monkeypatch.setattr(module, "encode", encode)
-    monkeypatch.setattr(sktextae.estimator, "decode_latent", spy_decode_latent)
+    monkeypatch.setattr(module, first_call, spy_first_call)
     outputs = {}
     for size in (1, 8, 256):
         widths.clear(), decoded_rows.clear()
@@ -332,6 +335,7 @@ def test_inference_batch_size_changes_only_the_batching(architecture, tiny, text
         # Batches of `size` texts (not of the training batch_size), from the shortest texts to the longest.
         assert [shape[0] for shape in widths] == [min(size, len(texts) - start) for start in range(0, 40, size)]
         assert [shape[1] for shape in widths] == sorted(shape[1] for shape in widths)
+        decoded_rows.clear()
         decoded = estimator.inverse_transform(Z[:10])
         assert decoded_rows == [min(size, 10 - start) for start in range(0, 10, size)]
         outputs[size] = dict(

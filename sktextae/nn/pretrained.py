@@ -1,7 +1,6 @@
 """A pretrained language model (a Hugging Face ``PreTrainedModel``, BERT-like) as an encoder, pooled
 to one vector per text as its sentence-transformers configuration says."""
 
-import torch
 from torch import nn
 
 from .base import masked_max, masked_mean, padding_mask

@@ -1,0 +1,364 @@
+"""What every estimator of this package shares: the parameters and their constraints, the text input
+contract, and the methods that use a fitted model (decoding, sampling, scoring, saving, pickling). The
+machinery lives below: ``fitting`` trains, ``inference`` runs the network, ``persistence`` and
+``export`` write files. ``TextAutoencoder`` (``estimator``) and the supervised estimators (``supervised``)
+add ``__init__``, ``fit`` and ``transform``.
+"""
+
+import os
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.base import BaseEstimator
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted
+
+from . import export, fitting, network, persistence
+from ._sklearn_private import Interval, StrOptions
+from ._version import __version__
+from .batching import NOISE_TYPES
+from .inference import batched, decode_batches, encode_texts, log_likelihoods
+from .nn import ARCHITECTURES, DECODERS
+from .tokenization import TOKENIZER_KINDS
+from .validation import check_latent, check_texts
+
+
+class _BaseTextAutoencoder(BaseEstimator):
+    """What every estimator of this package shares: the text input contract, the tokenizer, the skorch
+    net and its training, encoding, decoding and scoring. Subclasses define ``__init__`` and ``fit``."""
+
+    # The fitted attributes besides the network, the tokenizer and the vocabulary, which save() writes to
+    # config.json and pickles must hold; subclasses add their own.
+    _fitted_attributes = ("device_", "n_truncated_", "max_length_", "bag_size_")
+
+    _parameter_constraints = {
+        "latent_dim": [Interval(Integral, 1, None, closed="left")],
+        "architecture": [StrOptions(set(ARCHITECTURES))],
+        "encoder": [str, None],
+        "decoder": [StrOptions(set(DECODERS)), None],
+        "freeze_encoder": ["boolean"],
+        "encoder_lr": [Interval(Real, 0, None, closed="neither")],
+        "tokenizer": [StrOptions(set(TOKENIZER_KINDS))],
+        "vocab_size": [Interval(Integral, 6, None, closed="left")],
+        "lowercase": ["boolean"],
+        "max_length": [Interval(Integral, 1, None, closed="left")],
+        "embedding_dim": [Interval(Integral, 1, None, closed="left"), None],
+        "hidden_dim": [Interval(Integral, 1, None, closed="left")],
+        "num_layers": [Interval(Integral, 1, None, closed="left")],
+        "num_heads": [Interval(Integral, 1, None, closed="left")],
+        "dropout": [Interval(Real, 0, 1, closed="left")],
+        "noise": [Interval(Real, 0, 1, closed="left")],
+        "noise_type": [StrOptions(set(NOISE_TYPES))],
+        "variational": ["boolean"],
+        "kl_annealing_epochs": [Interval(Integral, 0, None, closed="left")],
+        "free_bits": [Interval(Real, 0, None, closed="left")],
+        "word_dropout": [Interval(Real, 0, 1, closed="left"), StrOptions({"auto"})],
+        "max_epochs": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "inference_batch_size": [Interval(Integral, 1, None, closed="left")],
+        "lr": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
+        "validation_fraction": [Interval(Real, 0, 1, closed="left")],
+        "patience": [Interval(Integral, 1, None, closed="left"), None],
+        "device": [str],
+        "compile": ["boolean"],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+        "callbacks": [list, None],
+        "checkpoint_dir": [str, os.PathLike, None],
+    }
+
+    # ------------------------------------------------------------------ fitting
+
+    def _fit_new(self, texts, **options):
+        """Train a new tokenizer and network on ``texts``: see ``fitting.fit_new``."""
+        return fitting.fit_new(self, texts, **options)
+
+    # ------------------------------------------------------------------ using the fitted model
+
+    def _transform(self, X, *, warn=True):
+        """The latent vectors of texts (each public class defines ``transform`` itself: scikit-learn's
+        ``set_output`` wraps only methods a class defines). ``warn=False``: no ``TruncationWarning``,
+        for texts that ``fit`` has just warned about."""
+        check_is_fitted(self)
+        sequences, _ = self._encode(check_texts(X), warn=warn)
+        module = self.net_.module_
+        return self._batched(sequences, lambda inputs, _: module.encode(inputs["input_ids"], inputs["lengths"]))
+
+    def inverse_transform(self, Z, *, strategy="greedy", beam_size=4, temperature=1.0, top_k=None,
+                          random_state=None):
+        """Decode latent vectors to texts.
+
+        Sequence architectures decode up to ``max_length`` tokens, batched on the model's device:
+        ``strategy="greedy"`` takes the most probable token at each step, ``"beam"`` keeps the
+        ``beam_size`` most probable partial texts (never less probable than greedy), and
+        ``"sample"`` draws each token from the softmax at ``temperature``, among the ``top_k`` most
+        probable tokens if given. ``architecture="bow"`` knows no word order: it returns the
+        ``bag_size_`` most probable tokens of each bag, most probable first, joined as text, and
+        only ``strategy="greedy"`` applies.
+
+        Parameters
+        ----------
+        Z : array-like of shape (n_texts, latent_dim)
+        strategy : {"greedy", "beam", "sample"}, default="greedy"
+        beam_size : int, default=4
+            Beams kept (``strategy="beam"``).
+        temperature : float, default=1.0
+            Softmax temperature (``strategy="sample"``); lower is closer to greedy.
+        top_k : int or None, default=None
+            Sample among the ``top_k`` most probable tokens only (``strategy="sample"``).
+        random_state : int, RandomState instance or None, default=None
+            Seeds ``strategy="sample"``.
+
+        Returns
+        -------
+        texts : ndarray of shape (n_texts,), dtype object (str)
+        """
+        check_is_fitted(self)
+        Z = check_latent(Z, latent_dim=self._n_features_out)
+        return self._decode(Z, dict(strategy=strategy, beam_size=beam_size, temperature=temperature, top_k=top_k),
+                            random_state=random_state)
+
+    def sample(self, n_samples=1, *, random_state=None, **decoding):
+        """Decode texts from latent vectors drawn from the prior N(0, I) (``variational=True`` only).
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+        random_state : int, RandomState instance or None, default=None
+            Seeds the draws from the prior (and ``strategy="sample"``).
+        **decoding
+            ``strategy``, ``beam_size``, ``temperature``, ``top_k``: as in ``inverse_transform``.
+
+        Returns
+        -------
+        texts : ndarray of shape (n_samples,), dtype object (str)
+        """
+        check_is_fitted(self)
+        if not network.autoencoder_of(self.net_.module_).bottleneck.variational:
+            raise ValueError("sample() draws from the prior of a variational model, and this model was fitted "
+                             "with variational=False: refit with variational=True, or decode your own latent "
+                             "vectors with inverse_transform().")
+        if not isinstance(n_samples, Integral) or isinstance(n_samples, bool) or n_samples < 1:
+            raise ValueError(f"n_samples must be an int >= 1, got {n_samples!r}.")
+        rng = check_random_state(random_state)
+        Z = rng.standard_normal((n_samples, self._n_features_out)).astype(np.float32)
+        return self._decode(Z, dict(decoding), random_state=rng)
+
+    def interpolate(self, text_a, text_b, n_steps=5, **decoding):
+        """Decode the texts along the straight line between the latent vectors of two texts.
+
+        Parameters
+        ----------
+        text_a, text_b : str
+        n_steps : int, default=5
+            Points on the line, both ends included (``n_steps >= 2``).
+        **decoding
+            ``strategy``, ``beam_size``, ``temperature``, ``top_k``, ``random_state``: as in
+            ``inverse_transform``.
+
+        Returns
+        -------
+        texts : ndarray of shape (n_steps,), dtype object (str)
+            The first decodes ``text_a``'s latent vector, the last ``text_b``'s.
+        """
+        check_is_fitted(self)
+        for name, text in (("text_a", text_a), ("text_b", text_b)):
+            if not isinstance(text, str):
+                raise TypeError(f"{name} must be a str, got {type(text).__name__}.")
+        if not isinstance(n_steps, Integral) or isinstance(n_steps, bool) or n_steps < 2:
+            raise ValueError(f"n_steps must be an int >= 2 (both ends are included), got {n_steps!r}.")
+        z_a, z_b = self.transform([text_a, text_b])
+        weights = np.linspace(0.0, 1.0, n_steps, dtype=np.float32)[:, None]  # (n_steps, 1)
+        decoding = dict(decoding)
+        random_state = decoding.pop("random_state", None)
+        return self._decode((1 - weights) * z_a + weights * z_b, decoding, random_state=random_state)
+
+    def _decode(self, Z, options, *, random_state):
+        """Decode a checked float32 latent matrix with the decoding ``options``."""
+        sequences = decode_batches(self.net_, Z, options, max_length=self.max_length_, n_tokens=self.bag_size_,
+                                   batch_size=self.inference_batch_size, random_state=random_state)
+        return np.array(self.vocabulary_.decode(sequences) if sequences else [], dtype=object)
+
+    def score_samples(self, X):
+        """Mean log-likelihood per token of each text under the model (higher is more typical).
+
+        Each text is encoded to its latent vector and the log-probability of every one of its tokens
+        (and, for sequence architectures, the end of the text) is read from the decoder.
+        A text with no tokens under ``architecture="bow"`` scores 0.
+
+        Parameters
+        ----------
+        X : iterable of str
+            Raw texts.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_texts,), dtype float64
+        """
+        check_is_fitted(self)
+        total, count = self._log_likelihoods(check_texts(X))
+        return np.divide(total, count, out=np.zeros_like(total), where=count > 0)
+
+    def score(self, X, y=None):
+        """Mean log-likelihood per token over all tokens of ``X`` (higher is better).
+
+        This is what ``GridSearchCV`` maximises when no ``scoring`` is given.
+
+        Parameters
+        ----------
+        X : iterable of str
+            Raw texts.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        score : float
+        """
+        check_is_fitted(self)
+        total, count = self._log_likelihoods(check_texts(X))
+        return float(total.sum() / max(count.sum(), 1))
+
+    # ------------------------------------------------------------------ saving
+
+    def save(self, path, *, overwrite=False):
+        """Write the fitted model to the folder ``path``, in a format that loads without pickle.
+
+        The folder holds ``config.json`` (the class, the parameters, the fitted attributes, the
+        vocabulary, the package versions and a SHA-256 of every file), ``tokenizer.json``,
+        ``model.safetensors`` (the network's weights) and, with a pretrained encoder,
+        ``encoder/config.json``, so that it needs nothing outside itself. Load it with
+        ``sktextae.load(path)`` or ``<Class>.load(path)``: the loaded model gives the same
+        ``transform``, ``inverse_transform``, ``predict`` and scores, bit for bit, on the same device.
+
+        Not saved: the optimizer's state and ``net_.history`` (a ``partial_fit`` after loading starts a
+        fresh optimizer), and the parameters that only a later ``fit`` reads and that are not plain data:
+        ``callbacks`` and a ``RandomState`` instance as ``random_state`` are stored as None, with a
+        warning; ``pretrained=`` (supervised estimators) is stored as None, since the network it started
+        is saved. A refit of a loaded model with a pretrained ``encoder=`` needs that model again.
+
+        The folder is written beside ``path`` under a hidden name and moved into place at the end:
+        an interrupted save leaves no folder at ``path`` that looks finished.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The folder to write; it must not exist or be empty.
+        overwrite : bool, default=False
+            Replace a model that ``save`` wrote there before (a folder holding ``config.json``); any
+            other non-empty folder is never replaced.
+
+        Returns
+        -------
+        path : pathlib.Path
+        """
+        return persistence.save(self, path, overwrite=overwrite)
+
+    @classmethod
+    def load(cls, path, *, device="auto"):
+        """The model that ``save`` wrote to the folder ``path``; it must be of this class.
+
+        Nothing is unpickled. A missing, damaged or edited file, or a folder written by a newer
+        format, raises ``sktextae.ModelFileError`` naming the file.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+        device : str, default="auto"
+            Where the network goes: ``"auto"`` (CUDA when available, else the CPU) or a torch device.
+
+        Returns
+        -------
+        estimator : an instance of this class
+        """
+        return persistence.load(path, device=device, expected=None if cls is _BaseTextAutoencoder else cls)
+
+    def export_onnx(self, path, *, opset=None):
+        """Write the encoder to the ONNX file ``path``: token ids -> latent vectors, as ``transform`` computes
+        them on the CPU (float32), for inference without torch. Needs ``pip install "sktextae[onnx]"``.
+
+        The graph's inputs are ``input_ids``, int64 of shape (batch, length), and ``lengths``, int64 of
+        shape (batch,); its output is ``latent``, float32 of shape (batch, latent_dim); batch and length
+        are free. Each row holds ``vocabulary_.encoder_prefix``, the text's token ids and
+        ``vocabulary_.encoder_suffix`` (a from-scratch model: no prefix and the EOS id 2; a pretrained
+        encoder: its own ``[CLS]`` and ``[SEP]``), then 0 up to the batch's length; ``lengths`` counts the
+        ids before the padding. The ids are those of the tokenizer, without its special tokens, cut to
+        ``max_length_``; a saved folder (``save``) holds all that is needed, in ``tokenizer.json`` and
+        ``config.json``::
+
+            import json
+            import numpy as np, onnxruntime
+            from tokenizers import Tokenizer
+
+            config = json.load(open("model/config.json"))  # or model.vocabulary_ and model.max_length_
+            prefix, suffix = config["vocabulary"]["encoder_prefix"], config["vocabulary"]["encoder_suffix"]
+            max_length = config["fitted"]["max_length_"]
+            tokenizer = Tokenizer.from_file("model/tokenizer.json")
+            tokenizer.encode_special_tokens = True  # "[MASK]" in a text is text, as transform reads it
+            rows = [prefix + tokenizer.encode(text, add_special_tokens=False).ids[:max_length] + suffix
+                    for text in texts]
+            input_ids = np.zeros((len(rows), max(map(len, rows))), dtype=np.int64)
+            for row, ids in zip(input_ids, rows):
+                row[:len(ids)] = ids
+            lengths = np.array([len(ids) for ids in rows], dtype=np.int64)
+            session = onnxruntime.InferenceSession("encoder.onnx")
+            latent, = session.run(["latent"], {"input_ids": input_ids, "lengths": lengths})
+
+        A row may be padded to any length, and batched with any texts: its latent vector stays the same.
+        Keep each row to ``len(prefix) + max_length_ + len(suffix)`` ids, the most that ``transform``
+        reads (its padding may run past them).
+
+        Every from-scratch encoder is exported, and a pretrained encoder when torch's exporter converts
+        its model (BERT-like models do); one it cannot convert raises ``ValueError``. The file is written
+        under a temporary name beside ``path`` and moved into place when complete.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The file to write (an existing one is replaced), usually ``"<name>.onnx"``.
+        opset : int or None, default=None
+            The ONNX opset version (18 or more); None: the exporter's default.
+
+        Returns
+        -------
+        path : pathlib.Path
+        """
+        return export.export_onnx(self, path, opset=opset)
+
+    def __getstate__(self):
+        return dict(super().__getstate__(), _sktextae_version=__version__)
+
+    def __setstate__(self, state):
+        state = dict(state)
+        persistence.check_pickle_state(self, state)  # warns on another version, refuses a state missing needed fields
+        super().__setstate__(state)
+        if "net_" in state:
+            # skorch maps a CUDA network to the CPU where torch sees no GPU (with a DeviceWarning): training
+            # goes on where the network is.
+            self.device_ = str(self.net_.device)
+
+    # ------------------------------------------------------------------ helpers
+
+    def _encode(self, texts, *, warn=True):
+        """The texts' token sequences, cut to ``max_length_`` (with a ``TruncationWarning``), and how many
+        were cut."""
+        return encode_texts(self.tokenizer_, texts, max_length=self.max_length_, warn=warn)
+
+    def _batched(self, sequences, compute):
+        """``inference.batched`` on this model's net, ``inference_batch_size`` texts at a time."""
+        return batched(self.net_, sequences, compute, batch_size=self.inference_batch_size)
+
+    def _log_likelihoods(self, texts):
+        """Per text: the summed token log-likelihood and the number of tokens scored."""
+        sequences, _ = self._encode(texts)
+        return log_likelihoods(self.net_, sequences, batch_size=self.inference_batch_size)
+
+    @property
+    def _n_features_out(self):
+        return self.net_.module_.latent_dim
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.string = True
+        tags.input_tags.two_d_array = False
+        return tags

@@ -1,0 +1,114 @@
+"""Running a fitted network: the one inference loop (``batched``) that transform, scoring, the supervised
+heads, the frozen encoder's cache and the active-units callback all go through; decoding latent
+vectors in batches; and tokenizing texts with truncation reported at the caller's line.
+"""
+
+import contextlib
+import os
+import sys
+import warnings
+
+import joblib
+import numpy as np
+import sklearn
+import torch
+from sklearn.utils import check_random_state
+
+from .batching import LengthBucketSampler, TokenDataset
+from .decoding import decode_latent
+from .exceptions import TruncationWarning
+from .tokenization import PAD_ID, encode
+from .training import token_log_probs
+
+DECODING_OPTIONS = ("strategy", "beam_size", "temperature", "top_k")
+
+
+@contextlib.contextmanager
+def inference_context(net):
+    """No gradients, the module in eval mode, bf16 on CUDA."""
+    net.module_.eval()
+    with torch.inference_mode(), net.autocast():
+        yield
+
+
+def batched(net, items, compute, *, batch_size):
+    """The one inference loop: ``compute(inputs, target_ids)`` on each batch, on the net's device, -> an
+    array with one row per item, in input order (None for no items).
+
+    ``items`` are token sequences or a ``batching.TokenDataset`` (whose extras, such as a frozen
+    encoder's outputs, reach ``inputs``). Batches hold ``batch_size`` texts of similar lengths (shortest
+    first), collated as the net's vocabulary says, with no gradients, the module in eval mode and bf16
+    on CUDA; each batch's result is copied to the host.
+    """
+    dataset = items if isinstance(items, TokenDataset) else TokenDataset(items)
+    sampler = LengthBucketSampler(dataset.lengths, batch_size=batch_size, shuffle=False)
+    collate = net.vocabulary.collator(sequence_targets=net.module_.is_sequence_decoder)
+    device, out = net.device, None
+    with inference_context(net):
+        for indices in sampler:
+            inputs, target_ids = collate([dataset[i] for i in indices])
+            inputs = {key: value.to(device, non_blocking=True) for key, value in inputs.items() if key != "labels"}
+            rows = compute(inputs, target_ids.to(device, non_blocking=True)).float().cpu().numpy()
+            if out is None:
+                out = np.empty((len(dataset),) + rows.shape[1:], dtype=np.float32)
+            out[indices] = rows
+    return out
+
+
+def encode_texts(tokenizer, texts, *, max_length, warn=True):
+    """The texts' token sequences, cut to ``max_length``, and how many were cut; with ``warn``, a
+    ``TruncationWarning`` at the caller's line when any was."""
+    sequences, n_truncated = encode(tokenizer, texts, max_length=max_length)
+    if n_truncated and warn:
+        warn_at_caller(f"{n_truncated} of {len(texts)} texts were longer than max_length={max_length} tokens and "
+                       f"were truncated; raise max_length to keep them whole.", TruncationWarning)
+    return sequences, n_truncated
+
+
+def log_likelihoods(net, sequences, *, batch_size):
+    """Per text: the summed token log-likelihood under the model and the number of tokens scored."""
+    module = net.module_
+
+    def compute(inputs, target_ids):
+        latent = module.encode(inputs["input_ids"], inputs["lengths"])
+        log_probs = token_log_probs(module.decode(latent, inputs.get("decoder_input_ids")), target_ids)
+        return torch.stack([log_probs.sum(dim=1), (target_ids != PAD_ID).sum(dim=1).float()], dim=1)  # (B, 2)
+
+    totals = batched(net, sequences, compute, batch_size=batch_size).astype(np.float64)
+    return totals[:, 0], totals[:, 1]
+
+
+def decode_batches(net, Z, options, *, max_length, n_tokens, batch_size, random_state):
+    """Decode a checked float32 latent matrix to token sequences, ``batch_size`` vectors at a time,
+    with the decoding ``options`` (see ``decoding.decode_latent``)."""
+    unknown = set(options) - set(DECODING_OPTIONS)
+    if unknown:
+        raise TypeError(f"unknown decoding option(s) {sorted(unknown)}: use strategy, beam_size, temperature, "
+                        f"top_k or random_state.")
+    options, sequences = dict(options), []
+    if options.get("strategy") == "sample":
+        options["generator"] = torch.Generator(device=net.device)
+        options["generator"].manual_seed(int(check_random_state(random_state).randint(2**31 - 1)))
+    with inference_context(net):
+        for start in range(0, len(Z), batch_size):
+            latent = torch.from_numpy(Z[start:start + batch_size]).to(net.device)
+            sequences += decode_latent(net.module_, latent, max_length=max_length, n_tokens=n_tokens, **options)
+    return sequences
+
+
+# Frames a warning skips to reach the caller's line: this package's, and those of scikit-learn's wrappers
+# around its methods (set_output's, _fit_context, Pipeline, which calls through joblib.Memory).
+_INTERNAL_FILES = tuple(os.path.dirname(os.path.abspath(file)) + os.sep
+                        for file in (__file__, sklearn.__file__, joblib.__file__))
+
+
+def warn_at_caller(message, category):
+    """``warnings.warn`` at the first line outside this package and scikit-learn: the user's call of
+    ``fit``, ``transform``, ``predict``, ``score``, ... or of a Pipeline's."""
+    if sys.version_info >= (3, 12):
+        warnings.warn(message, category, skip_file_prefixes=_INTERNAL_FILES)
+        return
+    frame, stacklevel = sys._getframe(0), 1  # stacklevel=1 is this function's own line
+    while frame is not None and frame.f_code.co_filename.startswith(_INTERNAL_FILES):
+        frame, stacklevel = frame.f_back, stacklevel + 1
+    warnings.warn(message, category, stacklevel=stacklevel)
