@@ -21,6 +21,7 @@ and always gives valid text: with ``"bpe"``, bytes that form no valid UTF-8 char
 (a model may generate any byte sequence) are dropped rather than rendered as U+FFFD.
 """
 
+import re
 from numbers import Integral
 
 import numpy as np
@@ -52,6 +53,18 @@ _BYTES_OF_BYTE_LEVEL = {ord(char): byte for byte, char in _byte_level_alphabet()
 
 
 _ENCODE_CHUNK = 4096  # texts per encode_batch call
+# Tokenizing takes about 100-450 bytes of memory per character (offsets and alignments kept for each
+# byte and token), so no text is tokenized whole: encode() and train_tokenizer() read at most this many
+# characters of one text (more only where max_length needs more), and one encode_batch call about as many.
+_MAX_CHARACTERS = 2 ** 18
+# The most characters that _character_budget() counts for one token, whatever the vocabulary (a loaded
+# tokenizer.json is untrusted input: one long token must not lift the budget, and the memory, with it).
+_LONGEST_TOKEN = 256
+# Matches up to the last non-space before whitespace: no tokenizer joins the characters on either side of
+# that point, so a text cut there keeps all its tokens before it. Only ASCII whitespace, which every
+# tokenizer counts as such, may follow; any Unicode whitespace may not precede (the cut would split a run).
+_CLEAN_CUT = re.compile(r".*\S(?=[ \t\n\r])", re.DOTALL)
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _check_texts(texts):
@@ -71,12 +84,12 @@ def _check_texts(texts):
 def _check_encodable(text, index):
     """Refuse a lone surrogate (U+D800-U+DFFF), which no tokenizer can read: a str that holds one is not
     Unicode text (bytes decoded with errors="surrogateescape", or half of a UTF-16 pair, make them)."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as error:
-        raise ValueError(f"texts[{index}] holds a lone surrogate {text[error.start]!r} at position {error.start}, "
-                         f"which is not Unicode text: decode the bytes with errors='replace', or clean the text with "
-                         f"text.encode('utf-8', 'replace').decode('utf-8').") from None
+    # A search rather than text.encode("utf-8"), which would copy a text of any length.
+    surrogate = _SURROGATE.search(text)
+    if surrogate is not None:
+        raise ValueError(f"texts[{index}] holds a lone surrogate {surrogate.group()!r} at position "
+                         f"{surrogate.start()}, which is not Unicode text: decode the bytes with errors='replace', "
+                         f"or clean the text with text.encode('utf-8', 'replace').decode('utf-8').")
 
 
 def _build(kind, *, lowercase):
@@ -121,7 +134,7 @@ def _build_kind(kind):
     return tokenizer
 
 
-def train_tokenizer(texts, *, kind, vocab_size, lowercase=False):
+def train_tokenizer(texts, *, kind, vocab_size, lowercase=False, max_length=None):
     """Train a tokenizer of the given kind on raw texts.
 
     Parameters
@@ -129,6 +142,10 @@ def train_tokenizer(texts, *, kind, vocab_size, lowercase=False):
     texts : iterable of str
         Training corpus. Empty strings are allowed, even a corpus of only empty strings
         (the tokenizer then holds just the special tokens, plus the 256 bytes for ``"bpe"``).
+        Only the beginning of a very long text is trained on, so that memory stays bounded
+        (tokenizing takes some hundred bytes per character): its first 262,144 (``2**18``)
+        characters, or more where ``max_length`` needs more (see below), cut back to the last
+        whitespace among the second half of them where there is one. Shorter texts are used whole.
     kind : {"bpe", "word", "char"}
         Tokenization scheme; see the module docstring.
     vocab_size : int
@@ -137,6 +154,11 @@ def train_tokenizer(texts, *, kind, vocab_size, lowercase=False):
     lowercase : bool, default=False
         Lowercase every text before tokenizing it, in training and in every later
         :func:`encode` (the tokenizer's normalizer does it, so it is kept when pickled).
+    max_length : int or None, default=None
+        The ``max_length`` that :func:`encode` will be given, if known: a text is then
+        trained on up to ``2 * (max_length + 1) * 65`` characters where that is more than
+        ``2**18`` (room for twice ``max_length`` tokens of 65 characters, the most a
+        ``"bpe"`` token spans), so that training sees all that encoding keeps of it.
 
     Returns
     -------
@@ -161,14 +183,20 @@ def train_tokenizer(texts, *, kind, vocab_size, lowercase=False):
                          f"use an integer >= {minimum}.")
     if not isinstance(lowercase, (bool, np.bool_)):
         raise ValueError(f"lowercase={lowercase!r} is invalid; use True or False.")
+    if max_length is not None:
+        _check_max_length(max_length)
     texts = _check_texts(texts)
+    longest = _MAX_CHARACTERS
+    if max_length is not None:
+        longest = max(longest, _budget_for(max_length, longest_token=_MAX_RUN + 1))
     tokenizer = _build(kind, lowercase=bool(lowercase))
     options = dict(vocab_size=int(vocab_size), special_tokens=SPECIAL_TOKENS, show_progress=False)
     if kind == "bpe":
         trainer = trainers.BpeTrainer(initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), **options)
     else:
         trainer = trainers.WordLevelTrainer(**options)
-    tokenizer.train_from_iterator(texts, trainer=trainer)
+    # A generator, so that only the texts the trainer is reading are copied.
+    tokenizer.train_from_iterator((_cut(text, longest)[0] for text in texts), trainer=trainer, length=len(texts))
     assert [tokenizer.token_to_id(token) for token in SPECIAL_TOKENS] == list(range(5))
     return tokenizer
 
@@ -206,10 +234,30 @@ def as_decoded_case(tokenizer, texts):
 def encode(tokenizer, texts, *, max_length):
     """Encode texts to id arrays of at most ``max_length`` tokens, without BOS/EOS.
 
+    A text is not tokenized whole when only its beginning can be kept: it is first cut to a
+    character budget, so that memory is bounded by the batch rather than by the longest text
+    (tokenizing takes some hundred bytes per character). The budget is
+    ``2 * (max_length + 1) * longest`` characters, ``longest`` being the length of the longest
+    token string in the tokenizer's vocabulary (special tokens aside; at most 256): room for
+    ``max_length + 1`` tokens of that length even where the cut goes back half of it. A longer
+    text is cut before its last run of whitespace that starts (with ``" "``, ``"\\t"``,
+    ``"\\n"`` or ``"\\r"``) in the second half of the budget, which no tokenizer joins to the
+    word before it; where there is none, at the budget itself.
+
+    The ids are those of the whole text, cut to ``max_length``, whenever the prefix settles
+    them: it gives more than ``max_length`` tokens and, if cut inside a word, the first
+    ``max_length`` of them end before whitespace in it. Ordinary text needs far fewer
+    characters per token than the budget allows, so its prefix settles them. Otherwise
+    prefixes 4, 16, ... times as long are tried, up to ``max(budget, 2**18)`` characters:
+    a text shorter than that is encoded exactly as a whole. A text that not even that
+    prefix settles (megabytes of whitespace that the tokenizer drops, say) is encoded from
+    it and counted in ``n_truncated`` whatever it gives: its ids may differ from those of
+    the whole text, which is never read beyond that prefix.
+
     Parameters
     ----------
     tokenizer : tokenizers.Tokenizer
-        A tokenizer from :func:`train_tokenizer`.
+        A tokenizer from :func:`train_tokenizer`, or a pretrained one's.
     texts : iterable of str
         Texts to encode. A literal ``"[MASK]"`` (or other special token string) in a
         text is encoded as ordinary text, never as the special id.
@@ -221,23 +269,103 @@ def encode(tokenizer, texts, *, max_length):
     ids : list of numpy.ndarray
         One 1-D ``int64`` array per text (empty for an empty text).
     n_truncated : int
-        How many texts were longer than ``max_length`` and were cut.
+        How many texts were longer than ``max_length`` tokens and were cut. A text cut
+        to a prefix of characters counts too, even if the prefix gives fewer tokens (see above).
     """
-    if not isinstance(max_length, Integral) or isinstance(max_length, bool) or max_length < 1:
-        raise ValueError(f"max_length={max_length!r} is invalid; use an integer >= 1.")
+    _check_max_length(max_length)
     texts = _check_texts(texts)
     # Not kept by pickling or to_str(), so it is set on every call; without it a special
     # token's string inside a text would become its id and vanish on decoding.
     tokenizer.encode_special_tokens = True
+    budget = _character_budget(tokenizer, max_length)
+    largest = max(budget, _MAX_CHARACTERS)
     sequences, n_truncated = [], 0
-    # In chunks: an Encoding holds far more than its ids (offsets, token strings, masks), so a whole
-    # corpus' Encodings at once would dwarf the ids kept.
-    for start in range(0, len(texts), _ENCODE_CHUNK):
-        for encoding in tokenizer.encode_batch(texts[start:start + _ENCODE_CHUNK], add_special_tokens=False):
+    for chunk in _chunks(texts, budget):
+        cuts = [_cut(text, budget) for text in chunk]
+        # In chunks: an Encoding holds far more than its ids (offsets, token strings, masks), so a whole
+        # corpus' Encodings at once would dwarf the ids kept.
+        encodings = tokenizer.encode_batch([prefix for prefix, _ in cuts], add_special_tokens=False)
+        for text, (prefix, clean), encoding in zip(chunk, cuts, encodings):
+            cut = len(prefix) < len(text)
+            if cut and budget < largest and not _keeps_whole_text_ids(encoding, prefix, clean, max_length):
+                prefix, encoding = _encode_longer_prefix(tokenizer, text, budget, largest, max_length)
+                cut = len(prefix) < len(text)
             ids = encoding.ids
-            n_truncated += len(ids) > max_length
+            n_truncated += cut or len(ids) > max_length
             sequences.append(np.asarray(ids[:max_length], dtype=np.int64))
     return sequences, n_truncated
+
+
+def _check_max_length(max_length):
+    if not isinstance(max_length, Integral) or isinstance(max_length, bool) or max_length < 1:
+        raise ValueError(f"max_length={max_length!r} is invalid; use an integer >= 1.")
+
+
+def _character_budget(tokenizer, max_length):
+    """How many characters of a text :func:`encode` tokenizes first (see there)."""
+    special = {token.content for token in tokenizer.get_added_tokens_decoder().values() if token.special}
+    # A special token's string is never matched (encode_special_tokens), and an UNK spans anything.
+    longest = max((len(token) for token in tokenizer.get_vocab(with_added_tokens=True) if token not in special),
+                  default=1)
+    return _budget_for(max_length, longest_token=longest)
+
+
+def _budget_for(max_length, *, longest_token):
+    # Twice: _cut() may go back to the middle of the budget to find whitespace.
+    return 2 * (max_length + 1) * min(max(longest_token, 1), _LONGEST_TOKEN)
+
+
+def _cut(text, budget):
+    """``(prefix, clean)``: the text's first ``budget`` characters at most, and whether they end
+    before whitespace (or the text ends), which no tokenizer joins to the word before it."""
+    if len(text) <= budget:
+        return text, True
+    match = _CLEAN_CUT.match(text, budget // 2, budget + 1)  # the character at the budget may be the space
+    if match is not None:
+        return text[:match.end()], True
+    return text[:budget], False
+
+
+def _keeps_whole_text_ids(encoding, prefix, clean, max_length):
+    """Whether the first ``max_length`` ids of the prefix are those of the whole text.
+
+    Cut before whitespace, the prefix's ids are the first ids of the whole text. Cut inside a word,
+    the last ones may not be (a cut word may split differently, or make a single UNK as a whole), so
+    the ids kept must end by the last whitespace in the prefix, before which its ids are the text's.
+    """
+    if len(encoding.ids) <= max_length:
+        return False
+    if clean:
+        return True
+    last_whitespace = _CLEAN_CUT.match(prefix)
+    return last_whitespace is not None and encoding.offsets[max_length - 1][1] <= last_whitespace.end()
+
+
+def _encode_longer_prefix(tokenizer, text, budget, largest, max_length):
+    """``(prefix, encoding)`` of prefixes 4 times as long each time, up to ``largest`` characters,
+    until one keeps the whole text's ids: one text at a time, so that memory stays bounded."""
+    while True:
+        budget = min(4 * budget, largest)
+        prefix, clean = _cut(text, budget)
+        encoding = tokenizer.encode(prefix, add_special_tokens=False)
+        if (len(prefix) == len(text) or budget == largest
+                or _keeps_whole_text_ids(encoding, prefix, clean, max_length)):
+            return prefix, encoding
+
+
+def _chunks(texts, budget):
+    """The texts in consecutive lists of at most ``_ENCODE_CHUNK`` texts and, but for a single
+    text, ``_MAX_CHARACTERS`` characters once cut to the budget."""
+    chunk, size = [], 0
+    for text in texts:
+        length = min(len(text), budget)
+        if chunk and (len(chunk) == _ENCODE_CHUNK or size + length > _MAX_CHARACTERS):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(text)
+        size += length
+    if chunk:
+        yield chunk
 
 
 def decode(tokenizer, sequences):

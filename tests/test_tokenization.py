@@ -1,11 +1,18 @@
+import json
+import os
 import pickle
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tokenizers import decoders, pre_tokenizers
+from tokenizers import Tokenizer, decoders, pre_tokenizers
 
+from sktextae import tokenization
 from sktextae.tokenization import (
     BOS_ID,
     EOS_ID,
@@ -16,6 +23,7 @@ from sktextae.tokenization import (
     UNK_ID,
     UNK_TEXT,
     _byte_level_alphabet,
+    _character_budget,
     _decode_byte_level,
     as_decoded_case,
     decode,
@@ -478,3 +486,199 @@ def test_a_lone_surrogate_is_refused_naming_the_text_and_the_fix():
         encode(tokenizer, ["fine", "ok\udcff"], max_length=8)
     with pytest.raises(ValueError, match=r"texts\[0\] holds a lone surrogate"):
         train_tokenizer(["\ud800"], kind="word", vocab_size=VOCAB_SIZE)
+
+
+# --------------------------------------------------------------------------- very long texts
+
+# A WordPiece tokenizer as pretrained encoders have (BertNormalizer, lowercase): it drops whitespace.
+PRETRAINED_TOKENIZER = Path(__file__).parent / "data" / "saved_models" / "autoencoder_pretrained" / "tokenizer.json"
+WORDS = " ".join(TEXTS + CASED).split()
+
+
+@pytest.fixture(scope="module", params=["bpe", "word", "char", "bpe-lowercase", "word-lowercase", "char-lowercase",
+                                        "pretrained"])
+def long_text_tokenizer(request):
+    if request.param == "pretrained":
+        return Tokenizer.from_file(str(PRETRAINED_TOKENIZER))
+    kind, _, lowercase = request.param.partition("-")
+    return train_tokenizer(TEXTS + CASED, kind=kind, vocab_size=VOCAB_SIZE, lowercase=bool(lowercase))
+
+
+def whole_text_encoding(tokenizer, texts, max_length):
+    """What encode() gave before it cut texts to a budget: the whole text tokenized, then truncated."""
+    tokenizer.encode_special_tokens = True
+    full = [tokenizer.encode(text, add_special_tokens=False).ids for text in texts]
+    return [ids[:max_length] for ids in full], sum(len(ids) > max_length for ids in full)
+
+
+def assert_encodes_as_whole_texts(tokenizer, texts, max_length):
+    ids, n_truncated = encode(tokenizer, texts, max_length=max_length)
+    expected_ids, expected_n_truncated = whole_text_encoding(tokenizer, texts, max_length)
+    assert [row.tolist() for row in ids] == expected_ids
+    assert n_truncated == expected_n_truncated
+
+
+def words_of_length(length, *, seed, separators=(" ",)):
+    """Ordinary text: the words of TEXTS and CASED, cut to ``length`` characters."""
+    rng = np.random.default_rng(seed)
+    parts = []
+    while sum(map(len, parts)) < length:
+        parts += [str(rng.choice(WORDS)), str(rng.choice(separators))]
+    return "".join(parts)[:length]
+
+
+def texts_around_the_budget(budget):
+    """Texts just shorter and longer than the budget, with the character at the budget, and the
+    characters before it, each of the kinds a cut must handle."""
+    texts = []
+    for seed, length in enumerate([budget - 1, budget, budget + 1, budget + 2, 2 * budget + 3, 10 * budget]):
+        texts.append(words_of_length(length, seed=seed))
+        texts.append(words_of_length(length, seed=seed, separators=(" ", "  ", "\n", "\t", ", ", "\r\n")))
+    prefix = words_of_length(budget // 2, seed=1)
+    texts += [
+        prefix + " " * budget + words_of_length(budget, seed=2),  # a run of whitespace across the cut
+        prefix.rstrip() + " " + "x" * budget,  # no whitespace after the middle of the budget: cut in a word
+        words_of_length(budget - 3, seed=3).rstrip() + " " + "abcdefgh" * 3,  # a word across the budget
+        words_of_length(budget, seed=4).rstrip() + "\n" * budget,  # whitespace up to and past the budget
+        "日本語のテキスト" * budget,  # no whitespace at all
+        "\n".join(["日本語のテキスト" * 4] * budget),
+        " ".join(["Zyxwvutsrqponmlkjihgfedcba" * 3] * budget),  # words far longer than any token
+    ]
+    return texts
+
+
+@pytest.mark.parametrize("max_length", [1, 7, 40])
+def test_long_texts_encode_as_whole_texts_did(long_text_tokenizer, max_length):
+    budget = _character_budget(long_text_tokenizer, max_length)
+    texts = texts_around_the_budget(budget)
+    assert max(map(len, texts)) > budget and min(map(len, texts)) < budget  # cut and not cut
+    assert_encodes_as_whole_texts(long_text_tokenizer, texts, max_length)
+
+
+def test_budget_follows_max_length_and_the_longest_token():
+    tokenizer = train_tokenizer(["a bb cccc", "dddddddd"], kind="word", vocab_size=VOCAB_SIZE)
+    longest = len("▁dddddddd")  # special tokens ("[MASK]") aside
+    assert _character_budget(tokenizer, 1) == 2 * 2 * longest
+    assert _character_budget(tokenizer, 100) == 2 * 101 * longest
+    char = train_tokenizer(["ab"], kind="char", vocab_size=VOCAB_SIZE)
+    assert _character_budget(char, 10) == 2 * 11
+
+
+PIECES = ["the", "cat", "Héllo", "WÖRLD", "日本語", "tokenization", " ", " ", " ", "  ", "\n", "\t", "\r\n",
+          ",", ".", "!?", "👍🏽", "e\u0301", "İ", "x" * 30, "\u00a0", "\u3000", "[MASK]", "'s", "123"]
+
+
+@PROPERTY_SETTINGS
+@given(pieces=st.lists(st.sampled_from(PIECES), max_size=150), max_length=st.integers(1, 6))
+def test_any_text_shorter_than_the_cap_encodes_as_the_whole_text_did(long_text_tokenizer, pieces, max_length):
+    # Texts up to 2**18 characters are read further when a prefix does not settle their first ids.
+    assert_encodes_as_whole_texts(long_text_tokenizer, ["".join(pieces)], max_length)
+
+
+def test_many_long_texts_in_several_chunks_keep_their_order(long_text_tokenizer, monkeypatch):
+    monkeypatch.setattr(tokenization, "_MAX_CHARACTERS", 2000)  # a chunk, and a text, of 2000 characters at most
+    budget = _character_budget(long_text_tokenizer, 5)
+    texts = [words_of_length(length, seed=seed) for seed, length in enumerate([3, budget * 3, 0, 700, budget] * 40)]
+    assert_encodes_as_whole_texts(long_text_tokenizer, texts, 5)
+
+
+def test_text_that_no_prefix_settles_is_counted_as_truncated(monkeypatch):
+    # The pretrained tokenizer drops whitespace: the text's second word lies past every prefix tried.
+    tokenizer = Tokenizer.from_file(str(PRETRAINED_TOKENIZER))
+    text = "a" + " " * 10_000 + " b c d"
+    assert encode(tokenizer, [text], max_length=2)[0][0].tolist() == whole_text_encoding(tokenizer, [text], 2)[0][0]
+    monkeypatch.setattr(tokenization, "_MAX_CHARACTERS", 4096)
+    (ids,), n_truncated = encode(tokenizer, [text], max_length=2)
+    assert n_truncated == 1  # although its 1 id is fewer than max_length
+    assert ids.tolist() == tokenizer.encode(text[:4096], add_special_tokens=False).ids == [tokenizer.token_to_id("a")]
+
+
+def test_whitespace_only_text_longer_than_the_cap_is_counted_as_truncated(long_text_tokenizer, monkeypatch):
+    monkeypatch.setattr(tokenization, "_MAX_CHARACTERS", 4096)
+    (ids,), n_truncated = encode(long_text_tokenizer, [" \n" * 5000], max_length=3)
+    assert n_truncated == 1
+    assert ids.tolist() == long_text_tokenizer.encode(" \n" * 2048, add_special_tokens=False).ids[:3]
+
+
+def test_a_lone_surrogate_past_the_budget_is_still_refused(word_tokenizer):
+    text = "a " * 50_000 + "\udcff"
+    with pytest.raises(ValueError, match=r"texts\[0\] holds a lone surrogate '\\udcff' at position 100000"):
+        encode(word_tokenizer, [text], max_length=2)
+
+
+def test_training_reads_a_long_text_up_to_the_cap_or_what_max_length_needs():
+    # "zebra" lies past 2**18 characters, within the 2 * (3000 + 1) * 65 that max_length=3000 needs.
+    text = "a " * 150_000 + "zebra " + "a " * 100_000
+    assert "▁zebra" not in train_tokenizer([text], kind="word", vocab_size=VOCAB_SIZE).get_vocab()
+    assert "▁zebra" in train_tokenizer([text], kind="word", vocab_size=VOCAB_SIZE, max_length=3000).get_vocab()
+    shorter = "a " * 120_000 + "zebra"  # shorter than 2**18 characters: read whole
+    assert "▁zebra" in train_tokenizer([shorter], kind="word", vocab_size=VOCAB_SIZE).get_vocab()
+
+
+@pytest.mark.parametrize("max_length", [0, 2.5, True, "8"])
+def test_train_tokenizer_bad_max_length_raises(max_length):
+    with pytest.raises(ValueError, match=rf"max_length={max_length!r} is invalid; use an integer >= 1"):
+        train_tokenizer(TEXTS, kind="word", vocab_size=VOCAB_SIZE, max_length=max_length)
+
+
+# Run in a fresh interpreter, whose peak memory (ru_maxrss, in KiB on Linux) is its own. The address
+# space is capped 3 GiB above what the imports took, so that a regression fails here instead of taking
+# the machine's memory (whole-text tokenization took about 9 GB for 50 MB).
+MEMORY_PROBE = """
+import json, resource, sys
+from sktextae.tokenization import encode, train_tokenizer
+
+def peak_mib():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+with open("/proc/self/status") as status:
+    virtual_kib = int(next(line for line in status if line.startswith("VmSize:")).split()[1])
+resource.setrlimit(resource.RLIMIT_AS, ((virtual_kib + 3 * 2 ** 20) * 1024,) * 2)
+unit = "Héllo wörld, the cat sat on the mat. "
+line = unit * (50_000_000 // len(unit))  # 50 MB, one line, not ASCII
+"""
+
+
+def run_memory_probe(body):
+    environment = {**os.environ, "RAYON_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
+                   "RUST_BACKTRACE": "0"}
+    result = subprocess.run([sys.executable, "-c", MEMORY_PROBE + textwrap.dedent(body)], capture_output=True,
+                            text=True, env=environment, timeout=300, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_a_50_mb_line_encodes_in_bounded_memory():
+    report = run_memory_probe("""
+        tokenizer = train_tokenizer([unit] * 10, kind="bpe", vocab_size=300)
+        before = peak_mib()
+        ids, n_truncated = encode(tokenizer, ["short", line, ""], max_length=32)
+        growth = peak_mib() - before
+        first_part, first_n_truncated = encode(tokenizer, [line[:100_000]], max_length=32)
+        print(json.dumps({"growth_mib": growth, "n_truncated": n_truncated, "lengths": [len(row) for row in ids],
+                          "ids": ids[1].tolist(), "first_part": first_part[0].tolist(),
+                          "first_n_truncated": first_n_truncated}))
+    """)
+    assert report["growth_mib"] < 300, report
+    assert report["n_truncated"] == report["first_n_truncated"] == 1
+    assert report["lengths"][1:] == [32, 0]
+    assert report["ids"] == report["first_part"]
+
+
+def test_training_on_a_50_mb_line_stays_bounded():
+    report = run_memory_probe("""
+        corpus = ["a short text", line + " zebra", "another one"]
+        before = peak_mib()
+        vocabularies = {kind: train_tokenizer(corpus, kind=kind, vocab_size=400).get_vocab()
+                        for kind in ("bpe", "word", "char")}
+        growth = peak_mib() - before
+        # The line cut where train_tokenizer cuts it: before the last space within its first 2**18 characters.
+        cut = line[:2 ** 18 + 1].rsplit(" ", 1)[0]
+        same = {kind: train_tokenizer([corpus[0], cut, corpus[2]], kind=kind, vocab_size=400).get_vocab() == vocabulary
+                for kind, vocabulary in vocabularies.items()}
+        print(json.dumps({"growth_mib": growth, "same_as_trained_on_the_cut_line": same,
+                          "zebra": "\\u2581zebra" in vocabularies["word"]}))
+    """)
+    assert report["growth_mib"] < 300, report
+    assert report["same_as_trained_on_the_cut_line"] == {"bpe": True, "word": True, "char": True}
+    assert not report["zebra"]  # the end of the line was never read
