@@ -4,6 +4,7 @@ from ._version import __version__
 from .estimator import TextAutoencoder
 from .exceptions import ModelFileError, ModelVersionWarning, NonFiniteLossError, TruncationWarning
 from .supervised import TextAutoencoderClassifier, TextAutoencoderRegressor
+
 __all__ = ["ModelFileError", "ModelVersionWarning", "NonFiniteLossError", "TextAutoencoder", "TextAutoencoderClassifier",
            "TextAutoencoderRegressor", "TruncationWarning", "__version__", "load"]
 

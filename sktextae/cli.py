@@ -16,12 +16,27 @@ import os
 import pathlib
 import sys
 
-from .cli_files import (DECODED_FORMATS, SCORE_FORMATS, TEXT_FORMATS, VECTOR_FORMATS, CommandError,
-                        check_model_output, check_output, read_labels, read_records, read_vectors, write_scores,
-                        write_texts, write_vectors)
+from . import registry
+from .cli_files import (
+    DECODED_FORMATS,
+    SCORE_FORMATS,
+    TEXT_FORMATS,
+    VECTOR_FORMATS,
+    CommandError,
+    check_model_output,
+    check_output,
+    read_labels,
+    read_records,
+    read_vectors,
+    write_scores,
+    write_texts,
+    write_vectors,
+)
 from .nn import ARCHITECTURES
 
-ESTIMATORS = ("TextAutoencoder", "TextAutoencoderClassifier", "TextAutoencoderRegressor")
+# The estimator classes by name: importing any module of the package has registered them (the package
+# imports its estimators first).
+ESTIMATORS = tuple(registry.ESTIMATORS)
 
 
 def main(argv=None):
@@ -117,9 +132,7 @@ def _device(parser):
 # -------------------------------------------------------------------------------------------- commands
 
 def _fit(args):
-    from .persistence import classes
-
-    cls = classes()[args.estimator]
+    cls = registry.ESTIMATORS[args.estimator]
     params = _parse_params(args.param, cls)
     supervised = args.estimator != "TextAutoencoder"
     if supervised and args.label_column is None:

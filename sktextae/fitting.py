@@ -68,8 +68,8 @@ def fit_new(estimator, texts, *, epochs, labels=None, n_outputs=None, task=None,
         train(estimator, sequences, labels, epochs=epochs, rng=rng, pretrained=pretrained,
               fit_checkpoints=fit_checkpoints)
     finally:
-        if fit_checkpoints is not None and hasattr(fit_checkpoints, "close"):
-            fit_checkpoints.close()
+        if fit_checkpoints is not None:  # the folder's lock, at once, however the fit ended
+            fit_checkpoints.release()
     return estimator
 
 
@@ -93,7 +93,7 @@ def _tokenize(estimator, texts, pretrained, language_model, fit_checkpoints):
             tokenizer = fit_checkpoints.resume.tokenizer  # the one the interrupted fit trained
         if tokenizer is None:
             tokenizer = train_tokenizer(texts, kind=estimator.tokenizer, vocab_size=estimator.vocab_size,
-                                        lowercase=estimator.lowercase)
+                                        lowercase=estimator.lowercase, max_length=estimator.max_length)
         if fit_checkpoints is not None:
             fit_checkpoints.tokenizer = tokenizer
         vocabulary, max_length = Vocabulary(tokenizer), estimator.max_length

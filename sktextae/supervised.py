@@ -17,8 +17,8 @@ from sklearn.base import ClassifierMixin, ClassNamePrefixFeaturesOutMixin, Regre
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.validation import check_is_fitted
 
-from ._sklearn_private import Interval, StrOptions, _fit_context
 from . import fitting
+from ._sklearn_private import Interval, StrOptions, _fit_context
 from .base import _BaseTextAutoencoder
 from .estimator import TextAutoencoder
 from .registry import register

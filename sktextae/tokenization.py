@@ -27,7 +27,7 @@ from numbers import Integral
 import numpy as np
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
-from .validation import check_ordered
+from .validation import check_texts
 
 PAD_ID, BOS_ID, EOS_ID, UNK_ID, MASK_ID = 0, 1, 2, 3, 4
 SPECIAL_TOKENS = ["[PAD]", "[BOS]", "[EOS]", "[UNK]", "[MASK]"]
@@ -68,14 +68,8 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _check_texts(texts):
-    if isinstance(texts, str):
-        raise TypeError("Iterable over raw text documents expected, string object received; "
-                        "wrap a single text in a list.")
-    check_ordered(texts, name="texts")
-    texts = list(texts)
+    texts = check_texts(texts, name="texts", allow_empty=True)
     for index, text in enumerate(texts):
-        if not isinstance(text, str):
-            raise TypeError(f"texts[{index}] is a {type(text).__name__}; every text must be a str.")
         if not text.isascii():
             _check_encodable(text, index)
     return texts

@@ -7,34 +7,36 @@ import numpy as np
 from sklearn.utils import check_array
 
 
-def check_texts(X):
+def check_texts(X, *, name="X", allow_empty=False):
     """Return ``X`` as a list of str, or raise an error that names the problem and its fix.
 
     Accepts a list, tuple, 1-D array, pandas Series or one-column DataFrame (any ordered iterable
     of str, a generator included). Empty strings are valid texts; None, NaN and pandas.NA are missing
-    values and are refused. So are sets and mappings (see :func:`check_ordered`).
+    values and are refused. So are sets and mappings (see :func:`check_ordered`), and no texts at all
+    unless ``allow_empty``. ``name`` is what the messages call the argument. The one check of texts
+    in the package: the estimators and the tokenization functions all call it.
     """
     if isinstance(X, (str, bytes)):
         raise TypeError("Iterable over raw text documents expected, string object received. "
                         "Wrap a single text in a list: [text].")
-    check_ordered(X, name="X")
+    check_ordered(X, name=name)
     if hasattr(X, "columns") and hasattr(X, "iloc"):  # a pandas (or pandas-like) DataFrame
         if X.shape[1] != 1:
-            raise ValueError(f"X is a DataFrame with {X.shape[1]} columns; pass the one column that holds "
+            raise ValueError(f"{name} is a DataFrame with {X.shape[1]} columns; pass the one column that holds "
                              f"the texts, e.g. X[\"text\"].")
         X = X.iloc[:, 0]
     if isinstance(X, np.ndarray) and X.ndim != 1:
         if X.ndim == 2 and X.shape[1] == 1:
             X = X[:, 0]
         else:
-            raise ValueError(f"X must be 1-D (one text per row), got an array of shape {X.shape}.")
+            raise ValueError(f"{name} must be 1-D (one text per row), got an array of shape {X.shape}.")
     try:
         texts = list(X)
     except TypeError:
-        raise TypeError(f"X must be an iterable of str (list, array, pandas Series), "
+        raise TypeError(f"{name} must be an iterable of str (list, array, pandas Series), "
                         f"got {type(X).__name__}.") from None
-    if not texts:
-        raise ValueError("X is empty: at least one text is needed.")
+    if not texts and not allow_empty:
+        raise ValueError(f"{name} is empty: at least one text is needed.")
     for index, text in enumerate(texts):
         if isinstance(text, str):
             continue
@@ -42,8 +44,8 @@ def check_texts(X):
         # An int is never NaN, and np.isnan refuses one too large for a float (10**400 from JSON).
         not_a_number = isinstance(text, numbers.Real) and not isinstance(text, numbers.Integral) and np.isnan(text)
         if text is None or not_a_number or type(text).__name__ == "NAType":
-            raise ValueError(f"X[{index}] is {text!r}, a missing value: drop it or replace it with \"\" first.")
-        raise TypeError(f"X[{index}] is of type {type(text).__name__}, but every text must be a str: "
+            raise ValueError(f"{name}[{index}] is {text!r}, a missing value: drop it or replace it with \"\" first.")
+        raise TypeError(f"{name}[{index}] is of type {type(text).__name__}, but every text must be a str: "
                         f"convert the texts with str() or drop the item.")
     return [str(text) for text in texts]  # np.str_ -> str
 
@@ -70,7 +72,9 @@ def check_ordered(texts, *, name):
 
 
 def check_latent(Z, *, latent_dim):
-    """Return ``Z`` as a float32 array of shape (n, latent_dim), or raise a ValueError."""
+    """Return ``Z`` as a float32 array of shape (n, latent_dim), or raise a ValueError naming ``Z``."""
+    if np.shape(Z)[:1] == (0,):
+        raise ValueError("Z holds no latent vectors: pass at least one row, such as the output of transform().")
     Z = check_array(Z, dtype=np.float32, input_name="Z")
     if Z.shape[1] != latent_dim:
         raise ValueError(f"Z has {Z.shape[1]} columns but this model's latent_dim is {latent_dim}: "

@@ -21,7 +21,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.utils._param_validation import InvalidParameterError
+from sktextae._sklearn_private import InvalidParameterError
 from sklearn.utils.validation import check_is_fitted
 from skorch.callbacks import Callback, EpochTimer
 
@@ -91,11 +91,11 @@ def test_param_validation_comes_before_input_validation():
 
 
 def test_tags():
+    # What the package changes of scikit-learn's defaults: raw texts in, float32 out whatever the input.
     tags = TextAutoencoder().__sklearn_tags__()
     assert tags.input_tags.string is True
     assert tags.input_tags.two_d_array is False
-    assert tags.requires_fit is True
-    assert tags.transformer_tags is not None
+    assert tags.transformer_tags.preserves_dtype == []
 
 
 # --------------------------------------------------------------------------- clone, params, callbacks
@@ -123,8 +123,8 @@ def test_fit_returns_self_and_sets_only_trailing_underscore_attributes(tiny, tex
     assert estimator.fit(texts) is estimator
     added = set(vars(estimator)) - set(before)
     assert added, "fit set no attributes"
-    assert all(name.endswith("_") or name.startswith("_") for name in added), sorted(added)
-    assert {"tokenizer_", "net_", "device_", "n_truncated_", "bag_size_"} <= added
+    assert all(name.endswith("_") and not name.startswith("_") for name in added), sorted(added)
+    assert added == {"tokenizer_", "vocabulary_", "net_", *TextAutoencoder._fitted_attributes}
     check_is_fitted(estimator)
 
 
@@ -443,7 +443,7 @@ def test_bad_texts_raise_and_change_nothing(method, make_X, error, match, fitted
     pytest.param(lambda: np.zeros(8), "Expected 2D array", id="1d"),
     pytest.param(lambda: np.full((2, 8), np.nan), "NaN", id="nan"),
     pytest.param(lambda: np.full((2, 8), np.inf), "infinity", id="inf"),
-    pytest.param(lambda: np.zeros((0, 8)), "0 sample", id="no-rows"),
+    pytest.param(lambda: np.zeros((0, 8)), "Z holds no latent vectors", id="no-rows"),
 ])
 def test_bad_latents_raise_and_change_nothing(make_Z, match, fitted_gru, corpus):
     estimator, snapshot = fitted_gru

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from sklearn.utils._param_validation import InvalidParameterError
+from sktextae._sklearn_private import InvalidParameterError
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
 from bench_reconstruction import CONFIG, short_sentences  # noqa: E402

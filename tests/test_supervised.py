@@ -20,12 +20,12 @@ from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.utils._param_validation import InvalidParameterError
+from sktextae._sklearn_private import InvalidParameterError
 from sklearn.utils.validation import check_is_fitted
 from skorch.callbacks import EpochTimer
 
 from conftest import DATA_FREE_CHECKS
-from sktextae import TextAutoencoderClassifier, TextAutoencoderRegressor
+from sktextae import TextAutoencoder, TextAutoencoderClassifier, TextAutoencoderRegressor
 from sktextae.tokenization import encode
 
 ESTIMATORS = [TextAutoencoderClassifier, TextAutoencoderRegressor]
@@ -111,9 +111,7 @@ def test_tags():
         assert tags.estimator_type == estimator_type
         assert tags.input_tags.string is True
         assert tags.input_tags.two_d_array is False
-        assert tags.requires_fit is True
         assert tags.target_tags.required is True
-        assert tags.transformer_tags is not None
     assert is_classifier(TextAutoencoderClassifier()) and not is_regressor(TextAutoencoderClassifier())
     assert is_regressor(TextAutoencoderRegressor()) and not is_classifier(TextAutoencoderRegressor())
     assert TextAutoencoderRegressor().__sklearn_tags__().target_tags.multi_output is True
@@ -168,8 +166,8 @@ def test_fit_returns_self_and_sets_only_trailing_underscore_attributes(cls, tiny
     before = set(vars(estimator))
     assert estimator.fit(texts, targets_for(cls, labels)) is estimator
     added = set(vars(estimator)) - before
-    assert all(name.endswith("_") or name.startswith("_") for name in added), sorted(added)
-    assert {"tokenizer_", "net_", "n_labelled_"} <= added
+    assert all(name.endswith("_") and not name.startswith("_") for name in added), sorted(added)
+    assert added == {"tokenizer_", "vocabulary_", "net_", *cls._fitted_attributes}
     assert estimator.get_params() == params
 
 
@@ -746,3 +744,17 @@ def test_inference_batch_size_changes_only_the_batching(fitted, texts, monkeypat
     for size in (1, 7):
         for got, expected in zip(outputs[size], outputs[256]):
             np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_the_three_signatures_agree():
+    """The supervised estimators take every TextAutoencoder parameter, with the same default and in the
+    same order, and add only their own."""
+    import inspect
+
+    base = list(inspect.signature(TextAutoencoder.__init__).parameters.values())
+    for cls, own in [(TextAutoencoderClassifier, ["reconstruction_weight", "class_weight", "pretrained"]),
+                     (TextAutoencoderRegressor, ["reconstruction_weight", "pretrained"])]:
+        parameters = list(inspect.signature(cls.__init__).parameters.values())
+        shared = [p for p in parameters if p.name not in own]
+        assert [(p.name, p.default, p.kind) for p in shared] == [(p.name, p.default, p.kind) for p in base], cls
+        assert sorted(p.name for p in parameters if p.name in own) == sorted(own)

@@ -223,7 +223,7 @@ def test_bad_max_length_raises(word_tokenizer, max_length):
 
 
 def test_bare_string_raises(word_tokenizer):
-    with pytest.raises(TypeError, match="string object received; wrap a single text in a list"):
+    with pytest.raises(TypeError, match=r"string object received. Wrap a single text in a list"):
         train_tokenizer("a b c", kind="word", vocab_size=VOCAB_SIZE)
     with pytest.raises(TypeError, match="string object received"):
         encode(word_tokenizer, "a b", max_length=5)
@@ -240,9 +240,9 @@ def test_unordered_texts_raise(word_tokenizer, make_texts):
 
 
 def test_non_string_text_raises(word_tokenizer):
-    with pytest.raises(TypeError, match=r"texts\[1\] is a int; every text must be a str"):
+    with pytest.raises(TypeError, match=r"texts\[1\] is of type int, but every text must be a str"):
         train_tokenizer(["a", 3], kind="word", vocab_size=VOCAB_SIZE)
-    with pytest.raises(TypeError, match=r"texts\[0\] is a NoneType"):
+    with pytest.raises(ValueError, match=r"texts\[0\] is None, a missing value"):  # as the estimators say it
         encode(word_tokenizer, [None], max_length=5)
 
 

@@ -302,3 +302,48 @@ def test_export_onnx_checks_its_target_before_exporting(fitted, tmp_path, monkey
             fitted.export_onnx(path)
     with pytest.raises(ValueError, match="does not exist"):
         fitted.export_onnx(tmp_path / "missing" / "encoder.onnx")
+
+
+# ---------------------------------------------------------------------------------------------- pretrained saves
+
+@pytest.fixture(scope="module")
+def pretrained_folder(tmp_path_factory):
+    pytest.importorskip("transformers")
+    from test_pretrained import TINY, save_tiny_bert
+
+    bert = save_tiny_bert(tmp_path_factory.mktemp("author-home") / "my-bert", list(TEXTS))
+    model = TextAutoencoder(encoder=str(bert), **TINY).fit(list(TEXTS))
+    return model.save(tmp_path_factory.mktemp("saved") / "model"), bert
+
+
+@pytest.fixture
+def pretrained_copy(pretrained_folder, tmp_path):
+    return pathlib.Path(shutil.copytree(pretrained_folder[0], tmp_path / "model"))
+
+
+def test_a_pretrained_save_records_the_folder_name_not_the_authors_path(pretrained_folder):
+    folder, bert = pretrained_folder
+    text = (folder / "config.json").read_text()
+    assert str(bert.parent) not in text and '"encoder": "my-bert"' in text
+    assert sktextae.load(folder).encoder == "my-bert"
+
+
+@pytest.mark.parametrize("attention", ["kernels-community/flash-attn", "flash_attention_2", 5])
+def test_hub_attention_in_a_resigned_pretrained_save_is_refused(pretrained_copy, attention):
+    edited(pretrained_copy, lambda c: c["pretrained_encoder"].update(attn_implementation=attention))
+    with pytest.raises(ModelFileError, match="attn_implementation"):
+        sktextae.load(pretrained_copy)
+
+
+@pytest.mark.parametrize("extra", [{"attn_implementation": "kernels-community/flash-attn"},
+                                   {"model_type": "dpt", "is_hybrid": True, "backbone": "someone/model"},
+                                   {"model_type": "detr", "backbone": "someone/model", "use_timm_backbone": True},
+                                   {"auto_map": {"AutoModel": "model.Model"}},
+                                   {"num_hidden_layers": 48}])
+def test_crafted_encoder_config_in_a_resigned_save_is_refused(pretrained_copy, extra):
+    file = pretrained_copy / "encoder" / "config.json"
+    file.write_text(json.dumps({**json.loads(file.read_text()), **extra}))
+    resign(pretrained_copy, read_config(pretrained_copy))
+    # Refused by the config's checks, or (48 layers) by the weights' shapes, before anything is allocated.
+    with pytest.raises(ModelFileError, match="config.json|model.safetensors: tensor"):
+        sktextae.load(pretrained_copy)
