@@ -79,6 +79,7 @@ from .checkpoint_manifest import (
     write_checkpoint,
 )
 from .checkpoint_manifest import FORMAT_VERSION as FORMAT_VERSION
+from .device import is_cuda
 from .exceptions import ModelFileError
 from .files import atomic_file, atomic_folder, file_sha256
 
@@ -183,7 +184,7 @@ class SavedCheckpoint:
         state = self.manifest["state"]
         net.shuffle_rng_.bit_generator.state = state["shuffle_rng"]
         torch.set_rng_state(self.random_states["cpu"])
-        if self.random_states["cuda"] is not None and torch.device(net.device).type == "cuda":
+        if self.random_states["cuda"] is not None and is_cuda(net.device):
             torch.cuda.set_rng_state(self.random_states["cuda"], torch.device(net.device))
         net.kl_weight = state["kl_weight"]
         callbacks = dict(net.callbacks_)

@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader
 from .batching import LengthBucketSampler
 
 # The padding id is also the target padding: no real target is ever PAD_ID.
+from .device import is_cuda
 from .exceptions import NonFiniteLossError
 from .tokenization import PAD_ID
 
@@ -173,7 +174,7 @@ class AutoencoderNet(NeuralNet):
                                                noise_type=self.noise_type, word_dropout=self.word_dropout,
                                                rng=self.shuffle_rng_)
         return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate,
-                          pin_memory=torch.device(self.device).type == "cuda")
+                          pin_memory=is_cuda(self.device))
 
     def get_all_learnable_params(self):
         # A frozen encoder's weights (requires_grad=False) stay out of the optimizer.
@@ -182,7 +183,7 @@ class AutoencoderNet(NeuralNet):
     def autocast(self):
         # The device, not use_bf16 alone: a net trained on CUDA and unpickled where there is none runs
         # on the CPU (skorch maps it there), where CUDA autocast would only warn at every call.
-        if not self.use_bf16 or torch.device(self.device).type != "cuda":
+        if not self.use_bf16 or not is_cuda(self.device):
             return contextlib.nullcontext()
         return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
 
@@ -254,7 +255,7 @@ class AutoencoderNet(NeuralNet):
         if any("train_kl" in record for record in self.history[-1]["batches"][:1]):  # a variational model
             fixes.append("with variational=True the posterior's log-variance is exponentiated, so the lr matters "
                          "most there; variational=False has no such term")
-        if self.use_bf16 and torch.device(self.device).type == "cuda":
+        if self.use_bf16 and is_cuda(self.device):
             fixes.append("on CUDA the network runs under bf16 autocast, whose range is narrower: device='cpu' "
                          "trains in float32")
         raise NonFiniteLossError(

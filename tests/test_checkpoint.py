@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import torch
 from sklearn.base import clone
-from sklearn.utils._param_validation import InvalidParameterError
+from sktextae._sklearn_private import InvalidParameterError
 from skorch.callbacks import Callback
 
 from conftest import TINY_PARAMS
