@@ -61,7 +61,7 @@ class ActiveUnits(Callback):
         module = net.module_
         means = batched(net, texts, lambda inputs, _: module.encode(inputs.get("input_ids"), inputs.get("lengths"),
                                                                    inputs.get("encoder_hidden")),
-                        batch_size=net.batch_size)
+                        batch_size=net.batch_size, one_transfer=True)
         variance = means.var(axis=0) if len(texts) > 1 else np.zeros(1)
         net.history.record("active_units", int((variance > self.threshold).sum()))
 

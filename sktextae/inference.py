@@ -31,27 +31,36 @@ def inference_context(net):
         yield
 
 
-def batched(net, items, compute, *, batch_size):
+def batched(net, items, compute, *, batch_size, one_transfer=False):
     """The one inference loop: ``compute(inputs, target_ids)`` on each batch, on the net's device, -> an
     array with one row per item, in input order (None for no items).
 
     ``items`` are token sequences or a ``batching.TokenDataset`` (whose extras, such as a frozen
     encoder's outputs, reach ``inputs``). Batches hold ``batch_size`` texts of similar lengths (shortest
     first), collated as the net's vocabulary says, with no gradients, the module in eval mode and bf16
-    on CUDA; each batch's result is copied to the host.
+    on CUDA. Each batch's result is copied to the host as it comes, so that device memory holds one
+    batch; ``one_transfer=True`` keeps them on the device and copies them all at the end, so that the
+    device is waited for once (for a few thousand texts during training, see ``ActiveUnits``).
     """
     dataset = items if isinstance(items, TokenDataset) else TokenDataset(items)
     sampler = LengthBucketSampler(dataset.lengths, batch_size=batch_size, shuffle=False)
     collate = net.vocabulary.collator(sequence_targets=net.module_.is_sequence_decoder)
-    device, out = net.device, None
+    device, batches = net.device, []
     with inference_context(net):
         for indices in sampler:
             inputs, target_ids = collate([dataset[i] for i in indices])
             inputs = {key: value.to(device, non_blocking=True) for key, value in inputs.items() if key != "labels"}
-            rows = compute(inputs, target_ids.to(device, non_blocking=True)).float().cpu().numpy()
-            if out is None:
-                out = np.empty((len(dataset),) + rows.shape[1:], dtype=np.float32)
-            out[indices] = rows
+            rows = compute(inputs, target_ids.to(device, non_blocking=True)).float()
+            batches.append((indices, rows if one_transfer else rows.cpu().numpy()))
+    if not batches:
+        return None
+    if one_transfer:
+        rows = torch.cat([rows for _, rows in batches]).cpu().numpy()  # one read from the device
+        lengths = np.cumsum([0] + [len(indices) for indices, _ in batches])
+        batches = [(indices, rows[start:end]) for (indices, _), start, end in zip(batches, lengths[:-1], lengths[1:])]
+    out = np.empty((len(dataset),) + batches[0][1].shape[1:], dtype=np.float32)
+    for indices, rows in batches:
+        out[indices] = rows
     return out
 
 
