@@ -21,7 +21,7 @@ from skorch.callbacks import Callback
 import sktextae
 from sktextae import (ModelFileError, ModelVersionWarning, TextAutoencoder, TextAutoencoderClassifier,
                       TextAutoencoderRegressor)
-from sktextae import persistence
+from sktextae import persistence, saved_config
 from conftest import LABELS, TEXTS, TINY_PARAMS
 
 FIT = {**TINY_PARAMS, "max_epochs": 1}
@@ -88,7 +88,7 @@ def rehash(folder, edit=None):
         edit(config)
     config["files"] = {name: hashlib.sha256((folder / name).read_bytes()).hexdigest() if (folder / name).is_file()
                        else digest for name, digest in config["files"].items()}
-    config["config_sha256"] = persistence._config_checksum(config)
+    config["config_sha256"] = saved_config.config_checksum(config)
     (folder / "config.json").write_text(json.dumps(config))
 
 
