@@ -2,10 +2,12 @@
 them from a saved folder, gives ``transform``'s latent vectors for every encoder and any batching."""
 
 import json
+import pathlib
 import sys
 
 import numpy as np
 import pytest
+import torch
 from sklearn.exceptions import NotFittedError
 
 from sktextae import TextAutoencoder, TextAutoencoderClassifier
@@ -137,11 +139,11 @@ def test_the_file_is_replaced_whole_or_not_at_all(tiny, texts, tmp_path, monkeyp
     assert path.read_bytes() != b"an older export" and sorted(p.name for p in tmp_path.iterdir()) == ["encoder.onnx"]
     before = path.read_bytes()
 
-    def interrupted(module, example, temporary, *, opset):
-        temporary.write_bytes(b"half a graph")
+    def interrupted(model, args, f, **options):  # Ctrl-C while torch's exporter writes the file
+        pathlib.Path(f).write_bytes(b"half a graph")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(export, "_export", interrupted)
+    monkeypatch.setattr(torch.onnx, "export", interrupted)
     with pytest.raises(KeyboardInterrupt):
         estimator.export_onnx(path)
     assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["encoder.onnx"]

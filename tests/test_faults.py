@@ -16,6 +16,7 @@ from skorch.exceptions import DeviceWarning
 
 from sktextae.batching import TokenDataset
 from sktextae.callbacks import ActiveUnits
+from sktextae.tokenization import encode
 
 
 class CtrlC(Callback):
@@ -185,10 +186,9 @@ def test_a_cuda_net_unpickled_without_cuda_runs_on_the_cpu(tiny, texts, monkeypa
         Z = loaded.transform(texts)
         assert np.isfinite(Z).all() and np.isfinite(loaded.score(texts))
         # Training on, at the net's level: a fresh fused AdamW on the CPU.
-        net.partial_fit(TokenDataset(loaded._encode(texts)[0]))
+        net.partial_fit(TokenDataset(encode(loaded.tokenizer_, texts, max_length=loaded.max_length_)[0]))
     assert len(net.history) == 2 + net.max_epochs and np.isfinite(net.history[-1, "train_loss"])
-# --------------------------------------------------------------------------- needs the estimator patch
-# (append to tests/test_faults.py once /tmp/estimator.patch and /tmp/supervised.patch are applied)
+# --------------------------------------------------------------------------- warnings and pipelines
 
 import inspect
 import os
