@@ -195,7 +195,7 @@ def _paths(config, prefix=()):
             yield from _paths(value, (*prefix, key))
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=60, deadline=10_000, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_any_mutated_field_loads_or_is_a_model_file_error(folder, data):
     """Drop, retype, nest or enlarge any field of a valid config.json, re-sign it, and load: the result is
@@ -347,3 +347,33 @@ def test_crafted_encoder_config_in_a_resigned_save_is_refused(pretrained_copy, e
     # Refused by the config's checks, or (48 layers) by the weights' shapes, before anything is allocated.
     with pytest.raises(ModelFileError, match="config.json|model.safetensors: tensor"):
         sktextae.load(pretrained_copy)
+
+
+def test_every_crafted_folder_fails_cleanly_under_a_memory_limit(fitted, tmp_path):
+    """The crafted folders above, loaded in one subprocess whose address space is capped at 2 GB above
+    what it holds after importing the package: each ends in ModelFileError, and none gets near the cap."""
+    folders = []
+    for index, case in enumerate(sorted(CRAFTED)):
+        folders.append(str(edited(fitted.save(tmp_path / f"case-{index}"), CRAFTED[case])))
+    script = textwrap.dedent(f"""
+        import resource, socket, sys
+        import sktextae
+
+        def refuse(*args, **kwargs):
+            raise AssertionError("network")
+
+        socket.socket.connect = socket.create_connection = socket.getaddrinfo = refuse
+        with open("/proc/self/statm") as statm:
+            used = int(statm.read().split()[0]) * resource.getpagesize()
+        resource.setrlimit(resource.RLIMIT_AS, (used + 2 * 1024**3, resource.RLIM_INFINITY))
+        for folder in {folders!r}:
+            try:
+                sktextae.load(folder)
+                print("loaded", folder)
+            except sktextae.ModelFileError:
+                print("refused")
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.split() == ["refused"] * len(folders), result.stdout
