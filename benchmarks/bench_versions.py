@@ -1,14 +1,15 @@
-"""Fit and transform speed of this tree beside another commit of the package, side by side in one run.
+"""Fit and transform speed of one commit of the package beside another, side by side in one run.
 
-A restructuring is meant to change no speed. This checks it: ``git worktree`` checks the other commit
-out into a temporary folder, then, for each method and each repeat, ``bench_speed.py``'s own measuring
+A restructuring is meant to change no speed. This checks it: ``git worktree`` checks both commits out
+into temporary folders (``--this`` defaults to HEAD, so that edits made while it runs change nothing),
+then, for each method and each repeat, ``bench_speed.py``'s own measuring
 process (``--one``) runs once with this tree's package and once with the other's, alternating (the
 order flips every repeat) so that the machine's drift hits both alike. Each tree's process imports
 its own package (``PYTHONPATH``) and runs its own ``bench_speed.py``. The summary gives, per method,
 the median over the repeats of fit texts/s per epoch and transform texts/s for each tree, and their
 ratio (this tree over the other): about 1.0 is no change.
 
-    python benchmarks/bench_versions.py --against <commit> [--methods sktextae-bow,sktextae-gru]
+    python benchmarks/bench_versions.py --against <commit> [--this HEAD] [--methods sktextae-bow,sktextae-gru]
         [--n-texts 2000] [--repeats 3] [--threads 1] [--data ../shared/data] [--output versions_cpu]
 """
 
@@ -49,7 +50,8 @@ def package_of(tree):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--against", required=True, help="the commit to compare this tree with")
+    parser.add_argument("--against", required=True, help="the commit to compare with")
+    parser.add_argument("--this", default="HEAD", help="the commit measured against it (default HEAD)")
     parser.add_argument("--methods", default="sktextae-bow,sktextae-gru,sktextae-transformer")
     parser.add_argument("--n-texts", type=int, default=2000)
     parser.add_argument("--repeats", type=int, default=3)
@@ -64,16 +66,14 @@ def main():
 
     commit = subprocess.run(["git", "rev-parse", "--short", args.against], cwd=ROOT, stdout=subprocess.PIPE,
                             text=True, check=True).stdout.strip()
-    here = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, stdout=subprocess.PIPE, text=True,
+    here = subprocess.run(["git", "rev-parse", "--short", args.this], cwd=ROOT, stdout=subprocess.PIPE, text=True,
                           check=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "sktextae"], cwd=ROOT, stdout=subprocess.PIPE,
-                           text=True, check=True).stdout.strip()
     with tempfile.TemporaryDirectory() as folder:
-        other = pathlib.Path(folder) / "other"
-        subprocess.run(["git", "worktree", "add", "--detach", str(other), commit], cwd=ROOT, check=True,
-                       stdout=subprocess.DEVNULL)
+        trees = {"this": pathlib.Path(folder) / "this", "other": pathlib.Path(folder) / "other"}
+        for name, revision in (("this", here), ("other", commit)):
+            subprocess.run(["git", "worktree", "add", "--detach", str(trees[name]), revision], cwd=ROOT, check=True,
+                           stdout=subprocess.DEVNULL)
         try:
-            trees = {"this": ROOT, "other": other}
             for name, tree in trees.items():
                 if package_of(tree) != tree.resolve():
                     raise SystemExit(f"the {name} tree's process imports sktextae from {package_of(tree)}, not {tree}")
@@ -87,7 +87,8 @@ def main():
                         print(f"repeat {repeat + 1}, {method}, {name} tree: fit {row['fit_texts_per_s']:.0f} "
                               f"texts/s/epoch, transform {row['transform_texts_per_s']:.0f} texts/s", flush=True)
         finally:
-            subprocess.run(["git", "worktree", "remove", "--force", str(other)], cwd=ROOT, check=False)
+            for tree in trees.values():
+                subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT, check=False)
     rows = []
     for method in args.methods.split(","):
         row = {"method": method, "n_texts": args.n_texts, "repeats": args.repeats, "threads": args.threads}
@@ -96,14 +97,14 @@ def main():
             other = statistics.median(r[key] for r in runs["other", method])
             row.update({f"{label}_this": round(this, 1), f"{label}_other": round(other, 1),
                         f"{label}_ratio": round(this / other, 3)})
-        rows.append(_results.stamp({"benchmark": "versions", "this": here + (" + uncommitted" if dirty else ""),
+        rows.append(_results.stamp({"benchmark": "versions", "this": here,
                                     "other": commit, "device": _results.device_name("cpu"), **row}))
     columns = ["method", "n_texts", "fit_this", "fit_other", "fit_ratio", "transform_this", "transform_other",
                "transform_ratio"]
-    _results.write(args.output, rows, columns, title=f"Speed of this tree ({here}) beside {commit}, side by side",
+    _results.write(args.output, rows, columns, title=f"Speed of {here} beside {commit}, side by side",
                    notes=[f"Median over {args.repeats} alternating repeats, one process each, {args.threads} "
                           f"thread(s), on the CPU; fit in texts/s per epoch, transform in texts/s; ratio = this "
-                          f"tree over {commit}."])
+                          f"{here} over {commit}."])
 
 
 if __name__ == "__main__":

@@ -236,6 +236,12 @@ def learning_rate(lr, spec):
     return 1e-3 if fine_tuning or "transformer" in (spec.encoder, spec.decoder) else 3e-3
 
 
+# The parameters that shape the network and the tokenizer: what a supervised estimator's pretrained=
+# brings with it.
+SHAPING_PARAMS = ("latent_dim", "architecture", "encoder", "decoder", "tokenizer", "vocab_size", "lowercase",
+                  "max_length", "embedding_dim", "hidden_dim", "num_layers", "num_heads", "variational")
+
+
 def shaping_defaults(cls):
     """The defaults of a class's ``__init__``: what a parameter that cannot apply must be left at."""
     return {name: parameter.default for name, parameter in inspect.signature(cls.__init__).parameters.items()}

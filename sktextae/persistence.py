@@ -29,7 +29,7 @@ import warnings
 import torch
 
 from . import network
-from ._sklearn_private import get_param_names
+from ._sklearn_private import get_param_names, output_config
 from ._version import __version__
 from .device import fork_rng_devices, resolve_device
 from .exceptions import ModelFileError, ModelVersionWarning
@@ -95,7 +95,7 @@ def save(estimator, path, *, overwrite=False):
         "pretrained_encoder": pretrained,
         "fitted": fitted_for_file(estimator),
         "vocabulary": vocabulary_for_file(estimator.vocabulary_),
-        "output_config": jsonable(getattr(estimator, "_sklearn_output_config", None), "set_output configuration"),
+        "output_config": jsonable(output_config(estimator), "set_output configuration"),
         "versions": versions(),
     }
     with atomic_folder(path, replace=replace) as temporary:

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from . import network
+from ._sklearn_private import set_output_config
 from ._version import __version__
 from .exceptions import ModelFileError
 from .files import json_sha256
@@ -220,7 +221,7 @@ def estimator_from_config(cls, config, tokenizer, file):
         _fitted_from_file(estimator, config["fitted"])
         output_config = _output_config_from_file(config["output_config"])
         if output_config is not None:
-            estimator._sklearn_output_config = output_config
+            set_output_config(estimator, output_config)
     except (ValueError, TypeError, KeyError, RecursionError) as error:
         raise ModelFileError(f"{file}: {first_line(error)}.") from None
     return estimator

@@ -6,9 +6,6 @@ start from a fitted ``TextAutoencoder`` (``pretrained=``): pretrain on a large u
 then fine-tune on the labels.
 """
 
-import copy
-import inspect
-import numbers
 from numbers import Real
 
 import numpy as np
@@ -17,12 +14,12 @@ from sklearn.base import ClassifierMixin, ClassNamePrefixFeaturesOutMixin, Regre
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.validation import check_is_fitted
 
-from . import fitting
-from ._sklearn_private import Interval, StrOptions, _fit_context
+from . import fitting, network
+from ._sklearn_private import Interval, StrOptions, _fit_context, copy_sklearn_configuration
 from .base import _BaseTextAutoencoder
 from .estimator import TextAutoencoder
 from .registry import register
-from .validation import check_texts
+from .validation import check_labels, check_texts, is_unlabelled, unique_labels
 
 _SUPERVISED_DOC = """
     The text input contract, the training machinery and every parameter of ``TextAutoencoder``
@@ -63,32 +60,13 @@ class _SupervisedMixin(TransformerMixin):
                                              "pretrained.fit(texts) before passing it.")
         # A parameter set here that the pretrained model's network overrides would be silently ignored,
         # and get_params would disagree with the model: refuse it, naming both values.
-        defaults = {name: parameter.default for name, parameter in inspect.signature(type(self)).parameters.items()}
-        for name in _SHAPING:
+        defaults = network.shaping_defaults(type(self))
+        for name in network.SHAPING_PARAMS:
             mine, theirs = getattr(self, name), getattr(self.pretrained, name)
             if mine != defaults[name] and mine != theirs:
                 raise ValueError(f"{name}={mine!r} here, but pretrained was fitted with {name}={theirs!r}: its "
                                  f"network and tokenizer are reused as they are. Leave {name} at its default or "
                                  f"set it to {theirs!r}.")
-
-    def _check_y(self, y, n_texts):
-        if y is None:
-            raise ValueError(f"{type(self).__name__} needs labels: call fit(X, y).")
-        labels = np.asarray(y)
-        if labels.dtype.kind in "US" and not hasattr(y, "dtype"):
-            # numpy turns a list that mixes str and numbers into str (["a", -1] -> ["a", "-1"]), which would
-            # make -1 a class: keep each label as it was given.
-            as_objects = np.asarray(y, dtype=object)
-            if not all(isinstance(label, str) for label in as_objects.ravel()):
-                labels = as_objects
-        y = labels
-        if y.ndim == 2 and y.shape[1] == 1 and isinstance(self, ClassifierMixin):
-            y = y[:, 0]
-        if y.ndim not in (1, 2) or (y.ndim == 2 and isinstance(self, ClassifierMixin)):
-            raise ValueError(f"y must be 1-D (one label per text), got shape {y.shape}.")
-        if len(y) != n_texts:
-            raise ValueError(f"X has {n_texts} texts but y has {len(y)} labels: pass one label per text.")
-        return y
 
     def transform(self, X):
         """Encode texts to their latent vectors (the encoder is fine-tuned with the head).
@@ -143,15 +121,9 @@ class _SupervisedMixin(TransformerMixin):
         cloned = type(self)(**{name: clone(value, safe=False) for name, value in params.items()}, pretrained=pretrained)
         # What scikit-learn's own clone carries over besides the parameters: set_output's and the
         # metadata-routing configuration.
-        for attribute in ("_sklearn_output_config", "_metadata_request"):
-            if hasattr(self, attribute):
-                setattr(cloned, attribute, copy.deepcopy(getattr(self, attribute)))
+        copy_sklearn_configuration(self, cloned)
         return cloned
 
-
-# The parameters that shape the network and tokenizer, which pretrained= brings with it.
-_SHAPING = ("latent_dim", "architecture", "encoder", "decoder", "tokenizer", "vocab_size", "lowercase", "max_length",
-            "embedding_dim", "hidden_dim", "num_layers", "num_heads", "variational")
 
 _SUPERVISED_CONSTRAINTS = {
     **_BaseTextAutoencoder._parameter_constraints,
@@ -267,14 +239,14 @@ class TextAutoencoderClassifier(_SupervisedMixin, ClassNamePrefixFeaturesOutMixi
             A NaN or infinite training loss, as in ``TextAutoencoder.fit``.
         """
         texts = check_texts(X)
-        y = self._check_y(y, len(texts))
+        y = check_labels(y, len(texts), estimator=self)
         # In a float array NaN is an error; elsewhere it is how pandas stores a None (str Series, pandas >= 3).
         missing_is_unlabelled = y.dtype.kind != "f"
-        labelled = np.array([not _is_unlabelled(label, missing_is_unlabelled) for label in y], dtype=bool)
+        labelled = np.array([not is_unlabelled(label, missing_is_unlabelled) for label in y], dtype=bool)
         if not labelled.any():
             raise ValueError("Every text is unlabelled (-1 or None): at least two classes need labelled texts. "
                              "To train on unlabelled texts alone, use TextAutoencoder.")
-        classes = _unique_labels(y[labelled])
+        classes = unique_labels(y[labelled])
         continuous = [label for label in classes.tolist() if isinstance(label, float) and not label.is_integer()]
         if continuous:  # as scikit-learn's classifiers, whose score() would refuse them later
             raise ValueError(f"y holds non-integer numbers such as {continuous[0]!r}: a classifier needs discrete "
@@ -414,7 +386,7 @@ class TextAutoencoderRegressor(_SupervisedMixin, ClassNamePrefixFeaturesOutMixin
             A NaN or infinite training loss, as in ``TextAutoencoder.fit``.
         """
         texts = check_texts(X)
-        y = self._check_y(y, len(texts))
+        y = check_labels(y, len(texts), estimator=self)
         try:
             targets = y.astype(np.float64).reshape(len(y), -1)  # (n, n_targets)
         except (TypeError, ValueError):
@@ -456,24 +428,3 @@ class TextAutoencoderRegressor(_SupervisedMixin, ClassNamePrefixFeaturesOutMixin
         tags.transformer_tags.preserves_dtype = []
         tags.target_tags.multi_output = True  # y may be (n_texts, n_targets)
         return tags
-
-
-def _is_unlabelled(label, missing_is_unlabelled):
-    if label is None or type(label).__name__ == "NAType":  # None, or pandas.NA
-        return True
-    if isinstance(label, numbers.Number) and not isinstance(label, bool):
-        if isinstance(label, Real) and np.isnan(label):
-            if missing_is_unlabelled:
-                return True
-            raise ValueError("y holds NaN: mark unlabelled texts with -1 (or None in an object array).")
-        return label == -1
-    return False
-
-
-def _unique_labels(labels):
-    try:
-        return np.unique(labels)
-    except TypeError:
-        types = sorted({type(label).__name__ for label in labels})
-        raise TypeError(f"y mixes label types {types}: use one type for all labels (and -1 or None for "
-                        f"unlabelled texts).") from None

@@ -4,6 +4,7 @@ import numbers
 from collections.abc import Mapping, MappingView, Set
 
 import numpy as np
+from sklearn.base import is_classifier
 from sklearn.utils import check_array
 
 
@@ -80,3 +81,46 @@ def check_latent(Z, *, latent_dim):
         raise ValueError(f"Z has {Z.shape[1]} columns but this model's latent_dim is {latent_dim}: "
                          f"pass the output of transform().")
     return Z
+
+
+def check_labels(y, n_texts, *, estimator):
+    """``y`` as an array of one label per text (a classifier's 1-D; a regressor's 1-D or 2-D), each label
+    kept as given, or an error naming the problem and the fix."""
+    if y is None:
+        raise ValueError(f"{type(estimator).__name__} needs labels: call fit(X, y).")
+    labels = np.asarray(y)
+    if labels.dtype.kind in "US" and not hasattr(y, "dtype"):
+        # numpy turns a list that mixes str and numbers into str (["a", -1] -> ["a", "-1"]), which would
+        # make -1 a class: keep each label as it was given.
+        as_objects = np.asarray(y, dtype=object)
+        if not all(isinstance(label, str) for label in as_objects.ravel()):
+            labels = as_objects
+    y = labels
+    if y.ndim == 2 and y.shape[1] == 1 and is_classifier(estimator):
+        y = y[:, 0]
+    if y.ndim not in (1, 2) or (y.ndim == 2 and is_classifier(estimator)):
+        raise ValueError(f"y must be 1-D (one label per text), got shape {y.shape}.")
+    if len(y) != n_texts:
+        raise ValueError(f"X has {n_texts} texts but y has {len(y)} labels: pass one label per text.")
+    return y
+
+
+def is_unlabelled(label, missing_is_unlabelled):
+    if label is None or type(label).__name__ == "NAType":  # None, or pandas.NA
+        return True
+    if isinstance(label, numbers.Number) and not isinstance(label, bool):
+        if isinstance(label, numbers.Real) and np.isnan(label):
+            if missing_is_unlabelled:
+                return True
+            raise ValueError("y holds NaN: mark unlabelled texts with -1 (or None in an object array).")
+        return label == -1
+    return False
+
+
+def unique_labels(labels):
+    try:
+        return np.unique(labels)
+    except TypeError:
+        types = sorted({type(label).__name__ for label in labels})
+        raise TypeError(f"y mixes label types {types}: use one type for all labels (and -1 or None for "
+                        f"unlabelled texts).") from None
