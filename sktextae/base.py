@@ -29,7 +29,7 @@ class _BaseTextAutoencoder(BaseEstimator):
 
     # The fitted attributes besides the network, the tokenizer and the vocabulary, which save() writes to
     # config.json and pickles must hold; subclasses add their own.
-    _fitted_attributes = ("device_", "n_truncated_", "max_length_", "bag_size_")
+    _fitted_attributes = ("device_", "n_truncated_", "max_length_", "bag_size_", "decode_length_")
 
     _parameter_constraints = {
         "latent_dim": [Interval(Integral, 1, None, closed="left")],
@@ -175,7 +175,7 @@ class _BaseTextAutoencoder(BaseEstimator):
 
     def _decode(self, Z, options, *, random_state):
         """Decode a checked float32 latent matrix with the decoding ``options``."""
-        sequences = decode_batches(self.net_, Z, options, max_length=self.max_length_, n_tokens=self.bag_size_,
+        sequences = decode_batches(self.net_, Z, options, max_length=self.decode_length_, n_tokens=self.bag_size_,
                                    batch_size=self.inference_batch_size, random_state=random_state)
         return np.array(self.vocabulary_.decode(sequences) if sequences else [], dtype=object)
 

@@ -70,7 +70,7 @@ class TextAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _BaseTe
         the latent vectors as features. ``inverse_transform`` then returns lowercased text.
     max_length : int, default=128
         Most tokens read from a text; longer texts are cut, counted in ``n_truncated_`` and reported
-        with a ``TruncationWarning``. Also the most tokens ``inverse_transform`` produces.
+        with a ``TruncationWarning``. Decoding writes at most ``decode_length_`` tokens (see below).
     embedding_dim : int or None, default=None
         Size of the token embeddings (the Transformer's model width). None: 128, or a pretrained
         encoder's own width.
@@ -172,7 +172,11 @@ class TextAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _BaseTe
     n_truncated_ : int
         How many texts of the last ``fit``/``partial_fit`` call were longer than ``max_length``.
     max_length_ : int
-        The ``max_length`` the model was fitted with, which ``transform`` and decoding use.
+        The ``max_length`` the model was fitted with, which ``transform`` and scoring use.
+    decode_length_ : int
+        The most tokens a training text held (at most ``max_length_``; ``partial_fit`` raises it when its
+        texts are longer): a sequence decoder writes no more than that, so that decoding always ends
+        within the lengths it was trained on.
     bag_size_ : int
         Median length in tokens of the training texts: how many tokens ``inverse_transform``
         returns for ``architecture="bow"``.

@@ -53,8 +53,9 @@ def fit_new(estimator, texts, *, epochs, labels=None, n_outputs=None, task=None,
         estimator.device_, estimator.n_truncated_, estimator.max_length_ = device, n_truncated, max_length
         if pretrained is None:
             estimator.bag_size_ = max(1, int(np.median([len(s) for s in sequences])))
+            estimator.decode_length_ = _longest(sequences)
         else:
-            estimator.bag_size_ = pretrained.bag_size_
+            estimator.bag_size_, estimator.decode_length_ = pretrained.bag_size_, pretrained.decode_length_
         spec = network.spec_for(shapes.get_params(deep=False), vocabulary=vocabulary, max_length=max_length,
                                 dropout=estimator.dropout, freeze_encoder=estimator.freeze_encoder,
                                 n_outputs=n_outputs)
@@ -77,8 +78,14 @@ def fit_more(estimator, texts):
     """One more epoch on ``texts`` with the fitted tokenizer and network (``partial_fit``)."""
     check_fit(estimator, estimator, len(texts))
     sequences, estimator.n_truncated_ = encode_texts(estimator.tokenizer_, texts, max_length=estimator.max_length_)
+    estimator.decode_length_ = max(estimator.decode_length_, _longest(sequences))
     train(estimator, sequences, epochs=1, rng=_partial_fit_rng(estimator))
     return estimator
+
+
+def _longest(sequences):
+    """The most tokens a training text holds (after the cut at max_length): decoding writes no more."""
+    return max(1, max((len(s) for s in sequences), default=1))
 
 
 def _tokenize(estimator, texts, pretrained, language_model, fit_checkpoints):

@@ -313,6 +313,8 @@ def check_pickle_state(estimator, state):
     """For ``__setstate__``: warn when a pickle comes from another sktextae version, and refuse one that
     lacks fields this version needs (rather than failing later with an AttributeError)."""
     version = state.pop("_sktextae_version", None)
+    if "net_" in state and "max_length_" in state:
+        state.setdefault("decode_length_", state["max_length_"])  # pickled before it existed
     needed = list(get_param_names(type(estimator)))
     if "net_" in state:
         needed += ["net_", "vocabulary_", "tokenizer_", *type(estimator)._fitted_attributes]

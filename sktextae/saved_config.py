@@ -21,7 +21,8 @@ from .exceptions import ModelFileError
 from .files import json_sha256
 from .registry import ESTIMATORS
 
-FORMAT_VERSION = 1
+# 2 added fitted decode_length_; a folder of format 1 loads with decode_length_ = max_length_.
+FORMAT_VERSION = 2
 CONFIG, TOKENIZER, WEIGHTS, ENCODER_CONFIG = "config.json", "tokenizer.json", "model.safetensors", "encoder/config.json"
 
 
@@ -218,7 +219,7 @@ def estimator_from_config(cls, config, tokenizer, file):
         estimator.vocabulary_ = Vocabulary(tokenizer, encoder_prefix=prefix, encoder_suffix=suffix,
                                            decoder_tokens=decoder_tokens)
         estimator.tokenizer_ = estimator.vocabulary_.tokenizer
-        _fitted_from_file(estimator, config["fitted"])
+        _fitted_from_file(estimator, config["fitted"], version=config["format_version"])
         output_config = _output_config_from_file(config["output_config"])
         if output_config is not None:
             set_output_config(estimator, output_config)
@@ -244,14 +245,20 @@ def _params_from_file(params, estimator, notes):
     return params
 
 
-def _fitted_from_file(estimator, fitted):
+def _fitted_from_file(estimator, fitted, *, version):
     names = type(estimator)._fitted_attributes
+    if version == 1:  # written before decode_length_ existed: decoding ran up to max_length_
+        names = tuple(name for name in names if name != "decode_length_")
     network._check_fields(fitted, list(names), "fitted")
     if not isinstance(fitted["device_"], str):
         raise ValueError(f"fitted device_ must be a string, got {network._short(fitted['device_'])}")
     estimator.n_truncated_ = network.check_int(fitted["n_truncated_"], "fitted n_truncated_", 0, 2**62)
     estimator.max_length_ = network.check_int(fitted["max_length_"], "fitted max_length_", 1, network.MAX_LENGTH)
     estimator.bag_size_ = network.check_int(fitted["bag_size_"], "fitted bag_size_", 1, network.MAX_LENGTH)
+    estimator.decode_length_ = estimator.max_length_
+    if "decode_length_" in names:
+        estimator.decode_length_ = network.check_int(fitted["decode_length_"], "fitted decode_length_", 1,
+                                                     estimator.max_length_)
     if "n_labelled_" in names:
         estimator.n_labelled_ = network.check_int(fitted["n_labelled_"], "fitted n_labelled_", 1, 2**62)
     if "classes_" in names:

@@ -152,7 +152,7 @@ class TextAutoencoderClassifier(_SupervisedMixin, ClassNamePrefixFeaturesOutMixi
         The class labels seen among the labelled texts, sorted.
     n_labelled_ : int
         How many training texts were labelled.
-    tokenizer_, net_, device_, n_truncated_, max_length_, bag_size_
+    tokenizer_, net_, device_, n_truncated_, max_length_, decode_length_, bag_size_
         As in ``TextAutoencoder``.
 
     Examples
@@ -317,7 +317,7 @@ class TextAutoencoderRegressor(_SupervisedMixin, ClassNamePrefixFeaturesOutMixin
         How many training texts had a target.
     target_mean_, target_scale_ : float or ndarray of shape (n_targets,)
         The labelled targets' mean and standard deviation; the head predicts standardised targets.
-    tokenizer_, net_, device_, n_truncated_, max_length_, bag_size_
+    tokenizer_, net_, device_, n_truncated_, max_length_, decode_length_, bag_size_
         As in ``TextAutoencoder``.
     """
 

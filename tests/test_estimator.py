@@ -826,3 +826,25 @@ def test_lr_auto_is_the_rate_for_the_architecture(overrides, expected):
     assert TextAutoencoder().lr == "auto"
     assert [group["lr"] for group in estimator.net_.optimizer_.param_groups] == [expected]
     assert estimator.get_params()["lr"] == overrides.get("lr", "auto")  # the parameter stays as given
+
+
+def test_decoding_writes_no_more_tokens_than_the_longest_training_text(tiny, texts):
+    from sktextae.tokenization import encode
+
+    estimator = tiny(architecture="gru", max_epochs=1).fit(texts[:10])
+    lengths = [len(s) for s in encode(estimator.tokenizer_, texts[:10], max_length=estimator.max_length_)[0]]
+    assert estimator.decode_length_ == max(lengths) < estimator.max_length_
+    decoded = estimator.inverse_transform(np.random.default_rng(0).normal(size=(20, 8)) * 5)
+    decoded_lengths = [len(s) for s in encode(estimator.tokenizer_, list(decoded), max_length=10**6)[0]]
+    assert max(decoded_lengths) <= estimator.decode_length_
+    longer = [" ".join(texts)]  # partial_fit on a longer text raises the bound, up to max_length_
+    assert estimator.partial_fit(longer).decode_length_ == estimator.max_length_
+
+
+def test_a_pickle_from_before_decode_length_decodes_up_to_max_length(fitted_gru):
+    estimator, _ = fitted_gru
+    state = estimator.__getstate__()
+    del state["decode_length_"]
+    restored = TextAutoencoder.__new__(TextAutoencoder)
+    restored.__setstate__(state)
+    assert restored.decode_length_ == restored.max_length_

@@ -241,7 +241,7 @@ def test_callbacks_and_random_state_instance_are_dropped_with_a_note(tmp_path):
 
 def test_config_records_versions_and_hashes(saved):
     config = json.loads((saved[1] / "config.json").read_text())
-    assert config["format_version"] == persistence.FORMAT_VERSION == 1
+    assert config["format_version"] == persistence.FORMAT_VERSION == 2
     assert config["estimator"] == "TextAutoencoder"
     assert config["versions"]["sktextae"] == sktextae.__version__
     assert config["versions"]["torch"] == torch.__version__
@@ -289,7 +289,7 @@ DAMAGE = {
     "shapes disagree": (lambda f: rehash(f, lambda c: c["network"].update(latent_dim=9)), "model.safetensors",
                         "shape|\\(9"),
     "class os.system": (lambda f: rehash(f, lambda c: c.update(estimator="os.system")), "config.json", "os.system"),
-    "newer format": (lambda f: rehash(f, lambda c: c.update(format_version=2)), "config.json", "newer"),
+    "newer format": (lambda f: rehash(f, lambda c: c.update(format_version=3)), "config.json", "newer"),
     "extra weights file entry": (lambda f: rehash(f, lambda c: c["files"].update({"../x": "0" * 64})), "config.json",
                                  "files"),
 }

@@ -84,9 +84,18 @@ def test_folders_saved_by_the_previous_code_load_unchanged(name, tmp_path):
         np.testing.assert_array_equal(model.predict(expected["texts"]), np.array(expected["predict"]))
     else:
         assert model.inverse_transform(model.transform(expected["texts"])).tolist() == expected["inverse_transform"]
+    # Format 1 had no decode_length_: decoding ran up to max_length_, as it still does for these.
+    assert model.decode_length_ == model.max_length_
     again = model.save(tmp_path / "again")
-    for file in ("config.json", "tokenizer.json", "model.safetensors"):
+    for file in ("tokenizer.json", "model.safetensors"):
         assert (again / file).read_bytes() == (FIXTURES / name / file).read_bytes(), file
+    old, new = (json.loads((folder / "config.json").read_text()) for folder in (FIXTURES / name, again))
+    assert (old["format_version"], new["format_version"]) == (1, 2)
+    assert new["fitted"].pop("decode_length_") == old["fitted"]["max_length_"]
+    for config in (old, new):
+        for key in ("format_version", "config_sha256", "files", "versions"):
+            config.pop(key)
+    assert old == new  # the rest is written exactly as before
 
 
 def test_pretrained_folder_saved_by_the_previous_code_loads_unchanged():
