@@ -178,6 +178,10 @@ def _decode(args):
     model = _load(args)
     vectors = read_vectors(args.vectors)
     _progress(f"decoding {len(vectors)} vectors from {_name(args.vectors)}")
+    if not model.net_.module_.is_sequence_decoder:
+        _progress(f"note: this model's decoder is a bag of words: each output is its {model.bag_size_} most probable "
+                  f"tokens, most probable first, with no word order (a bag, not a text); a model with a sequence "
+                  f"decoder (decoder='gru' or 'transformer') writes texts")
     options = {"strategy": args.strategy, "beam_size": args.beam_size, "random_state": args.random_state}
     texts = [str(text) for text in _apply(lambda Z: model.inverse_transform(Z, **options), vectors)]
     write_texts(args.output, suffix, texts)

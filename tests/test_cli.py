@@ -410,3 +410,16 @@ def test_a_model_file_error_while_loading_is_one_line(workdir, monkeypatch, caps
     assert code == 2 and created == set()
     assert captured.err.strip().splitlines() == [
         "sktextae score: error: model/config.json: the field 'format_version' is missing."]
+
+
+def test_decoding_a_bag_of_words_model_says_it_writes_bags(workdir, tmp_path, monkeypatch, capsys):
+    model = sktextae.TextAutoencoder(latent_dim=8, hidden_dim=16, max_epochs=1, validation_fraction=0, patience=None,
+                                     vocab_size=300, random_state=0).fit(list(TEXTS))  # architecture="bow"
+    model.save(tmp_path / "bag")
+    np.save(tmp_path / "z.npy", model.transform(list(TEXTS[:2])))
+    code, captured, _ = run_main(("decode", "bag", "z.npy", "-o", "bags.txt"), tmp_path, monkeypatch, capsys)
+    assert code == 0, captured.err
+    assert "bag of words" in captured.err and "no word order" in captured.err
+    np.save(workdir / "two.npy", sktextae.load(workdir / "model").transform(list(TEXTS[:2])))
+    code, captured, _ = run_main(("decode", "model", "two.npy", "-o", "texts.txt"), workdir, monkeypatch, capsys)
+    assert code == 0 and "bag of words" not in captured.err  # a sequence decoder writes texts
