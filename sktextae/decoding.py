@@ -8,6 +8,13 @@
 - ``"sample"``: ancestral sampling, optionally sharpened by a temperature and cut to the top-k
   tokens (``sample_decode``).
 
+Trained models often loop ("the first the first the first ..."), and a search for the most probable
+text loops as well. Every sequence strategy therefore takes the rules of Hugging Face's ``generate``
+against repetition: ``no_repeat_ngram_size`` bans a token that would repeat an n-gram of the text so
+far, and ``repetition_penalty`` makes the tokens it already has less likely; beam search also takes
+``length_penalty``, which ranks a finished text by its score divided by ``length ** length_penalty``.
+They are off by default; the estimators choose their own defaults.
+
 A text's score is its log-probability under the model: the sum of the log-probabilities of its
 tokens and of the EOS that ends it (``sequence_log_prob``). Everything here runs under the grad mode
 the caller set (the estimator wraps it in ``torch.inference_mode``), and a decoding loop reads from the
@@ -20,23 +27,38 @@ from numbers import Real
 import numpy as np
 import torch
 
-from .beam import beam_search, check_int, check_latent, until_eos
+from .beam import (
+    beam_search,
+    check_int,
+    check_latent,
+    check_length_penalty,
+    check_repetition_options,
+    penalize_repetitions,
+    repeated_ngrams,
+    until_eos,
+)
 from .tokenization import BOS_ID, EOS_ID, PAD_ID
 
 STRATEGIES = ("greedy", "beam", "sample")
 
 # The tuning options only one strategy reads, with that strategy and the option's default in decode_latent.
-_STRATEGY_OPTIONS = {"beam_size": ("beam", 4), "temperature": ("sample", 1.0), "top_k": ("sample", None)}
+_STRATEGY_OPTIONS = {"beam_size": ("beam", 4), "temperature": ("sample", 1.0), "top_k": ("sample", None),
+                     "length_penalty": ("beam", 0.0)}
+# The options every sequence strategy reads but a bag of words cannot, with their default ("off") value.
+_SEQUENCE_OPTIONS = {"no_repeat_ngram_size": 0, "repetition_penalty": 1.0}
 
 
 def decode_latent(module, latent, *, max_length, strategy="greedy", beam_size=4, temperature=1.0, top_k=None,
-                  generator=None, n_tokens=None):
+                  no_repeat_ngram_size=0, repetition_penalty=1.0, length_penalty=0.0, generator=None,
+                  n_tokens=None):
     """Decode latent vectors with the chosen strategy: the entry point for ``inverse_transform`` and friends.
 
     Every option is checked, whatever the strategy. A tuning option must be left at its default
-    unless the chosen strategy reads it: ``beam_size`` belongs to ``"beam"``, ``temperature`` and
-    ``top_k`` to ``"sample"``; ``beam_size=8`` with ``strategy="greedy"`` raises ``ValueError``
-    rather than being silently ignored. ``generator`` and ``n_tokens`` are no choice of strategy
+    unless the chosen strategy reads it: ``beam_size`` and ``length_penalty`` belong to ``"beam"``,
+    ``temperature`` and ``top_k`` to ``"sample"``; ``beam_size=8`` with ``strategy="greedy"`` raises
+    ``ValueError`` rather than being silently ignored. Likewise ``no_repeat_ngram_size`` and
+    ``repetition_penalty``, which every sequence strategy reads, must be left at their defaults (the
+    values that turn them off) for a bag-of-words module, whose bag has no order to repeat. ``generator`` and ``n_tokens`` are no choice of strategy
     and may always be passed: a random source does not change a deterministic strategy, and the
     bag size (required by a bag-of-words module) does not concern a sequence decoder. So a caller
     can pass its one generator and its bag size whatever the strategy and module.
@@ -59,6 +81,18 @@ def decode_latent(module, latent, *, max_length, strategy="greedy", beam_size=4,
         above 1 more varied.
     top_k : int or None, default=None
         ``"sample"`` draws only among the ``top_k`` most probable tokens of each step.
+    no_repeat_ngram_size : int, default=0
+        No n-gram of this many tokens occurs twice in a text: a token that would complete one already
+        in the text gets probability 0 (0: no such rule). ``no_repeat_ngram_size=2`` ends the loops
+        of "the first the first ...", but also forbids a text to repeat any pair of tokens.
+    repetition_penalty : float, default=1.0
+        CTRL's penalty, as Hugging Face applies it: every token already in the text has its logit
+        divided by this when positive and multiplied by it when negative (1.0: no penalty; 1.2 is
+        the value the CTRL paper recommends).
+    length_penalty : float, default=0.0
+        ``"beam"`` ranks a finished text by ``score / length ** length_penalty``, where ``length``
+        counts its tokens and its EOS: above 0 favours longer texts, below 0 shorter ones (0.0: by
+        the score alone, which tends to favour short texts).
     generator : torch.Generator or None, default=None
         Random source of ``"sample"``, on ``latent``'s device: the same seed gives the same texts.
         Not used by the other strategies.
@@ -76,17 +110,23 @@ def decode_latent(module, latent, *, max_length, strategy="greedy", beam_size=4,
     check_int("max_length", max_length, minimum=1)
     check_int("beam_size", beam_size, minimum=1)
     _check_sampling(latent, temperature=temperature, top_k=top_k, generator=generator)
+    repetition = dict(no_repeat_ngram_size=no_repeat_ngram_size, repetition_penalty=repetition_penalty)
+    check_repetition_options(**repetition)
+    check_length_penalty(length_penalty)
     if n_tokens is not None:
         check_int("n_tokens", n_tokens, minimum=1)
-    _check_unused(strategy, beam_size=beam_size, temperature=temperature, top_k=top_k)
+    _check_unused(strategy, beam_size=beam_size, temperature=temperature, top_k=top_k,
+                  length_penalty=length_penalty)
     if not module.is_sequence_decoder:
+        _check_orderless(**repetition)
         return _decode_bag(module, latent, strategy=strategy, n_tokens=n_tokens)
     if strategy == "beam":
-        return beam_search(module, latent, max_length=max_length, beam_size=beam_size)
+        return beam_search(module, latent, max_length=max_length, beam_size=beam_size,
+                           length_penalty=length_penalty, **repetition)
     if strategy == "sample":
         return sample_decode(module, latent, max_length=max_length, temperature=temperature, top_k=top_k,
-                             generator=generator)
-    return greedy_decode(module, latent, max_length=max_length)
+                             generator=generator, **repetition)
+    return greedy_decode(module, latent, max_length=max_length, **repetition)
 
 
 def _decode_bag(module, latent, *, strategy, n_tokens):
@@ -100,7 +140,7 @@ def _decode_bag(module, latent, *, strategy, n_tokens):
     return bag_decode(module.decode(latent), n_tokens=n_tokens)
 
 
-def greedy_decode(module, latent, *, max_length):
+def greedy_decode(module, latent, *, max_length, no_repeat_ngram_size=0, repetition_penalty=1.0):
     """Decode each latent vector by taking the most probable token at every step.
 
     Parameters
@@ -110,16 +150,24 @@ def greedy_decode(module, latent, *, max_length):
     latent : torch.Tensor of shape (n, latent_dim)
     max_length : int
         The most tokens produced per text; a text that has not produced EOS by then is cut there.
+    no_repeat_ngram_size : int, default=0
+        Never take a token that would repeat an n-gram of this size already in the text (0: no such rule).
+    repetition_penalty : float, default=1.0
+        Every token already in the text has its positive logit divided by this, a negative one
+        multiplied (1.0: no penalty).
 
     Returns
     -------
     list of numpy.ndarray
         The token ids of each text, without BOS or EOS.
     """
-    return _decode_each_step(module, latent, max_length=max_length, choose=lambda logits: logits.argmax(dim=-1))
+    check_repetition_options(no_repeat_ngram_size=no_repeat_ngram_size, repetition_penalty=repetition_penalty)
+    return _decode_each_step(module, latent, max_length=max_length, choose=lambda logits: logits.argmax(dim=-1),
+                             no_repeat_ngram_size=no_repeat_ngram_size, repetition_penalty=repetition_penalty)
 
 
-def sample_decode(module, latent, *, max_length, temperature=1.0, top_k=None, generator=None):
+def sample_decode(module, latent, *, max_length, temperature=1.0, top_k=None, no_repeat_ngram_size=0,
+                  repetition_penalty=1.0, generator=None):
     """Decode each latent vector by drawing every token from the model's distribution (ancestral sampling).
 
     Parameters
@@ -134,6 +182,11 @@ def sample_decode(module, latent, *, max_length, temperature=1.0, top_k=None, ge
     top_k : int or None, default=None
         Draw only among the ``top_k`` most probable tokens of each step (all of them when None);
         ``top_k=1`` is greedy decoding.
+    no_repeat_ngram_size : int, default=0
+        Never draw a token that would repeat an n-gram of this size already in the text (0: no such rule).
+    repetition_penalty : float, default=1.0
+        Every token already in the text has its positive logit divided by this, a negative one
+        multiplied (1.0: no penalty), before the temperature and ``top_k`` apply.
     generator : torch.Generator or None, default=None
         On ``latent``'s device; a generator seeded the same way gives the same texts.
 
@@ -145,28 +198,37 @@ def sample_decode(module, latent, *, max_length, temperature=1.0, top_k=None, ge
     check_latent(latent)
     check_int("max_length", max_length, minimum=1)
     _check_sampling(latent, temperature=temperature, top_k=top_k, generator=generator)
+    check_repetition_options(no_repeat_ngram_size=no_repeat_ngram_size, repetition_penalty=repetition_penalty)
 
     def choose(logits):
         return _sample(logits, temperature=temperature, top_k=top_k, generator=generator)
 
-    return _decode_each_step(module, latent, max_length=max_length, choose=choose)
+    return _decode_each_step(module, latent, max_length=max_length, choose=choose,
+                             no_repeat_ngram_size=no_repeat_ngram_size, repetition_penalty=repetition_penalty)
 
 
-def _decode_each_step(module, latent, *, max_length, choose):
-    """The loop of greedy decoding and sampling: ``choose(logits (B, V)) -> tokens (B,)`` picks each token."""
+def _decode_each_step(module, latent, *, max_length, choose, no_repeat_ngram_size, repetition_penalty):
+    """The loop of greedy decoding and sampling: ``choose(logits (B, V)) -> tokens (B,)`` picks each token.
+
+    The rules against repetition reshape the logits first, from each row's tokens so far.
+    """
     batch = latent.shape[0]
     state = module.init_state(latent)
     tokens = torch.full((batch,), BOS_ID, dtype=torch.long, device=latent.device)
     finished = torch.zeros(batch, dtype=torch.bool, device=latent.device)
-    steps = []
-    for _ in range(max_length + 1):  # + 1: the EOS after max_length tokens
+    history = torch.full((batch, max_length + 1), EOS_ID, dtype=torch.long, device=latent.device)  # (B, T + 1)
+    for step in range(max_length + 1):  # + 1: the EOS after max_length tokens
         logits, state = module.step(tokens, state)
+        logits = penalize_repetitions(logits, history[:, :step], repetition_penalty)
+        if no_repeat_ngram_size:
+            logits = logits.masked_fill(repeated_ngrams(history[:, :step], no_repeat_ngram_size, logits.shape[-1]),
+                                        -math.inf)
         tokens = choose(logits).masked_fill(finished, EOS_ID)  # (B,)
-        steps.append(tokens)
+        history[:, step] = tokens
         finished |= tokens == EOS_ID
         if bool(finished.all()):
             break
-    ids = torch.stack(steps, dim=1).cpu().numpy()  # (B, steps)
+    ids = history[:, :step + 1].cpu().numpy()  # (B, steps)
     return [until_eos(row)[:max_length] for row in ids]
 
 
@@ -265,6 +327,16 @@ def _check_sampling(latent, *, temperature, top_k, generator):
 def _same_device(a, b):
     # A device named without an index, as in torch.Generator(device="cuda"), is the current one.
     return a.type == b.type and (a.index is None or b.index is None or a.index == b.index)
+
+
+def _check_orderless(**options):
+    """Refuse a rule against repetition that is on for a bag-of-words module, whose bag has no order."""
+    for name, value in options.items():
+        default = _SEQUENCE_OPTIONS[name]
+        if value != default:
+            raise ValueError(f"{name}={value!r} needs a sequence decoder, but this bag-of-words module predicts "
+                             f"an unordered bag of tokens: a bag has no order, so no repetition to prevent. "
+                             f"Leave {name} at its default ({default!r}).")
 
 
 def _check_unused(strategy, **options):

@@ -6,9 +6,18 @@ import numpy as np
 import pytest
 import torch
 
+from sktextae.beam import penalize_repetitions, repeated_ngrams
 from sktextae.decoding import (
-    _STRATEGY_OPTIONS, STRATEGIES, bag_decode, beam_search, decode_latent, greedy_decode, sample_decode,
-    sequence_log_prob)
+    _SEQUENCE_OPTIONS,
+    _STRATEGY_OPTIONS,
+    STRATEGIES,
+    bag_decode,
+    beam_search,
+    decode_latent,
+    greedy_decode,
+    sample_decode,
+    sequence_log_prob,
+)
 from sktextae.nn import build_module
 from sktextae.tokenization import BOS_ID, EOS_ID
 
@@ -349,6 +358,29 @@ def test_strategies_and_option_defaults_agree_with_the_signature():
     (dict(strategy="beam", temperature=0.5), ValueError, "temperature=0.5 only applies to strategy='sample'"),
     (dict(top_k=3), ValueError, "top_k=3 only applies to strategy='sample'"),
     (dict(n_tokens=0), ValueError, "n_tokens=0 is invalid"),
+    (dict(no_repeat_ngram_size=-1), ValueError, "no_repeat_ngram_size=-1 is invalid; use an integer >= 0"),
+    (dict(no_repeat_ngram_size=2.0), TypeError, "no_repeat_ngram_size=2.0 is not an integer"),
+    (dict(no_repeat_ngram_size=True), TypeError, "no_repeat_ngram_size=True is not an integer"),
+    (dict(repetition_penalty=0.9), ValueError,
+     r"repetition_penalty=0.9 is invalid; use a finite float >= 1.0 \(1.0 is no penalty"),
+    (dict(repetition_penalty=0), ValueError, "repetition_penalty=0 is invalid"),
+    (dict(repetition_penalty=float("nan")), ValueError, "repetition_penalty=nan is invalid"),
+    (dict(repetition_penalty=float("inf")), ValueError, "repetition_penalty=inf is invalid"),
+    (dict(repetition_penalty="high"), TypeError, "repetition_penalty='high' is not a number; use a float >= 1.0"),
+    (dict(repetition_penalty=True), TypeError, "repetition_penalty=True is not a number"),
+    (dict(strategy="beam", length_penalty=float("nan")), ValueError,
+     r"length_penalty=nan is invalid; use a float from -10.0 to 10.0 \(0.0 ranks texts by their log-probability"),
+    (dict(strategy="beam", length_penalty=1000.0), ValueError, "length_penalty=1000.0 is invalid"),
+    (dict(strategy="beam", length_penalty=-10.5), ValueError, "length_penalty=-10.5 is invalid"),
+    (dict(strategy="beam", length_penalty=float("-inf")), ValueError, "length_penalty=-inf is invalid"),
+    (dict(strategy="beam", length_penalty="long"), TypeError, "length_penalty='long' is not a number; use a float"),
+    (dict(strategy="beam", length_penalty=None), TypeError, "length_penalty=None is not a number"),
+    # A bad value is refused even where the strategy would not read it.
+    (dict(length_penalty=float("inf")), ValueError, "length_penalty=inf is invalid"),
+    (dict(length_penalty=1.0), ValueError,
+     r"length_penalty=1.0 only applies to strategy='beam', but strategy='greedy' would ignore it; "
+     r"leave length_penalty at its default \(0.0\)"),
+    (dict(strategy="sample", length_penalty=-0.5), ValueError, "length_penalty=-0.5 only applies to strategy='beam'"),
 ])
 def test_decode_latent_refuses_bad_options(options, error, message):
     module = ScriptedDecoder([[5, EOS_ID]])
@@ -384,3 +416,384 @@ def test_bad_latent_and_generator_device_are_refused():
         beam_search(module, torch.zeros(1, 3), max_length=5, beam_size=0)
     with pytest.raises(ValueError, match=r"sequences \(2\) and latent \(1 rows\) must have the same length"):
         sequence_log_prob(tiny_module("gru"), torch.zeros(1, TINY["latent_dim"]), [[5], [6]])
+
+
+# Rules against repetition: no_repeat_ngram_size, repetition_penalty and (for beam) length_penalty.
+
+LOOP_A, LOOP_B, OTHER = 5, 6, 7
+
+
+class LoopDecoder:
+    """A decoder stuck in a loop: after A it scores B highest, after anything else A, so A B A B ...
+
+    The logits do not depend on the latent vector: the token that continues the loop gets 10, the
+    other loop token 5, OTHER 2, EOS -10 and the rest -100. EOS is never among the best extensions,
+    so greedy, beam and sampling all run to max_length. Teacher forcing (``decode``) gives the same
+    logits, for ``sequence_log_prob``.
+    """
+
+    is_sequence_decoder = True
+
+    def init_state(self, latent):
+        return torch.zeros(latent.shape[0])
+
+    def reorder_state(self, state, index):
+        return state.index_select(0, index)
+
+    def step(self, tokens, state):
+        return self._logits(tokens), state
+
+    def decode(self, latent, decoder_input_ids):
+        return torch.stack([self._logits(column) for column in decoder_input_ids.T], dim=1)  # (B, T, V)
+
+    @staticmethod
+    def _logits(tokens):
+        rows = torch.arange(len(tokens))
+        after_a = tokens == LOOP_A
+        logits = torch.full((len(tokens), VOCAB), -100.0)
+        logits[rows, torch.where(after_a, LOOP_B, LOOP_A)] = 10.0
+        logits[rows, torch.where(after_a, LOOP_A, LOOP_B)] = 5.0
+        logits[:, OTHER], logits[:, EOS_ID] = 2.0, -10.0
+        return logits
+
+
+class StepLogitsDecoder:
+    """Step t gives every row ``logits[t]`` (the last one after that): a script of whole logit vectors."""
+
+    is_sequence_decoder = True
+
+    def __init__(self, logits):
+        self.logits = torch.tensor(logits, dtype=torch.float32)
+
+    def init_state(self, latent):
+        return 0
+
+    def reorder_state(self, t, index):
+        return t
+
+    def step(self, tokens, t):
+        return self.logits[min(t, len(self.logits) - 1)].expand(len(tokens), -1).clone(), t + 1
+
+
+def one_hot_logits(token, value=0.0, rest=-50.0):
+    logits = [rest] * VOCAB
+    logits[token] = value
+    return logits
+
+
+def repeated_ngram_count(text, size):
+    ngrams = [tuple(text[i:i + size]) for i in range(len(text) - size + 1)]
+    return len(ngrams) - len(set(ngrams))
+
+
+def decode_all(module, latent, *, max_length, **options):
+    """The texts of every strategy with the same rules against repetition: {strategy: list of lists}."""
+    return {
+        "greedy": as_lists(greedy_decode(module, latent, max_length=max_length, **options)),
+        "beam": as_lists(beam_search(module, latent, max_length=max_length, beam_size=3, **options)),
+        "sample": as_lists(sample_decode(module, latent, max_length=max_length, **options,
+                                         generator=torch.Generator().manual_seed(0))),
+    }
+
+
+def test_a_looping_decoder_loops_to_max_length_without_the_rules():
+    texts = decode_all(LoopDecoder(), torch.zeros(20, 3), max_length=12)
+    for strategy, outputs in texts.items():
+        assert all(len(text) == 12 for text in outputs), strategy
+        assert all(repeated_ngram_count(text, 2) > 0 for text in outputs), strategy
+    assert texts["greedy"] == [[LOOP_A, LOOP_B] * 6] * 20
+    assert texts["beam"] == [[LOOP_A, LOOP_B] * 6] * 20
+
+
+@pytest.mark.parametrize("size", [1, 2, 3])
+def test_no_repeat_ngram_size_ends_the_loop(size):
+    # A, B and OTHER make 3 ** size n-grams, so no text of them is longer than 3 ** size + size - 1
+    # tokens without a repeat; then every way on but EOS costs far more: the texts end before max_length.
+    texts = decode_all(LoopDecoder(), torch.zeros(20, 3), max_length=40, no_repeat_ngram_size=size)
+    for strategy, outputs in texts.items():
+        assert all(repeated_ngram_count(text, size) == 0 for text in outputs), strategy
+        assert all(len(text) < 3 ** size + size for text in outputs), strategy
+
+
+def test_no_repeat_ngram_size_takes_the_next_best_token_in_greedy_decoding():
+    # A B A, then B would repeat "A B": A (5); then B and A would repeat "A B", "A A": OTHER (2);
+    # after OTHER, A; after that B, A and OTHER all repeat a bigram, so EOS (-10) beats the rest (-100).
+    out = greedy_decode(LoopDecoder(), torch.zeros(2, 3), max_length=12, no_repeat_ngram_size=2)
+    assert as_lists(out) == [[LOOP_A, LOOP_B, LOOP_A, LOOP_A, OTHER, LOOP_A]] * 2
+
+
+def test_the_rules_still_stop_at_eos_and_at_max_length():
+    module = ScriptedDecoder([[5, 6, EOS_ID, 7], [8, EOS_ID, 9, 9]])
+    rules = dict(no_repeat_ngram_size=2, repetition_penalty=1.5)
+    assert as_lists(greedy_decode(module, torch.zeros(2, 3), max_length=10, **rules)) == [[5, 6], [8]]
+    sampled = sample_decode(module, torch.zeros(2, 3), max_length=10, generator=torch.Generator().manual_seed(0),
+                            **rules)
+    assert as_lists(sampled) == [[5, 6], [8]]
+    # A penalty alone does not end this loop (every token of it is penalised alike): it stops at max_length.
+    texts = decode_all(LoopDecoder(), torch.zeros(4, 3), max_length=7, repetition_penalty=1.3)
+    assert all(len(text) == 7 for outputs in texts.values() for text in outputs)
+
+
+def test_repetition_penalty_divides_positive_and_multiplies_negative_logits():
+    logits = torch.tensor([[2.0, -1.0, 0.5, 3.0, -4.0], [2.0, -1.0, 0.5, 3.0, -4.0]])
+    history = torch.tensor([[0, 1, 1], [3, 3, 3]])  # a token seen twice is penalised once
+    expected = torch.tensor([[1.0, -2.0, 0.5, 3.0, -4.0], [2.0, -1.0, 0.5, 1.5, -4.0]])
+    torch.testing.assert_close(penalize_repetitions(logits, history, 2.0), expected, rtol=0, atol=0)
+    assert penalize_repetitions(logits, history, 1.0) is logits
+    assert penalize_repetitions(logits, history[:, :0], 2.0) is logits
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+@pytest.mark.parametrize("first, second, threshold", [
+    # The repeated token 5 against the fresh token 7, one step after 5 was produced: a positive logit
+    # is divided (3 / p < 2 once p > 1.5), a negative one multiplied (-1 * p < -1.5 once p > 1.5).
+    (3.0, 2.0, 1.5), (-1.0, -1.5, 1.5), (0.5, 0.1, 5.0),
+])
+def test_repetition_penalty_demotes_the_repeated_token_as_specified(strategy, first, second, threshold):
+    step_two = one_hot_logits(5, first)
+    step_two[7] = second
+    module = StepLogitsDecoder([one_hot_logits(5), step_two, one_hot_logits(EOS_ID)])
+    options = dict(beam_size=1) if strategy == "beam" else dict(top_k=1) if strategy == "sample" else {}
+    for penalty, expected in [(1.0, [5, 5]), (threshold * 0.99, [5, 5]), (threshold * 1.01, [5, 7])]:
+        out = decode_latent(module, torch.zeros(1, 3), max_length=5, strategy=strategy,
+                            repetition_penalty=penalty, **options)
+        assert as_lists(out) == [expected], penalty
+
+
+@pytest.mark.parametrize("penalty, expected", [(4.9, [LOOP_A, LOOP_B, LOOP_A]), (5.1, [LOOP_A, LOOP_B, OTHER])])
+def test_repetition_penalty_demotes_the_looped_token(penalty, expected):
+    # After A B, the loop's A (10, seen) falls below OTHER (2, not seen) once 10 / penalty < 2.
+    for strategy in ("greedy", "beam"):
+        out = decode_latent(LoopDecoder(), torch.zeros(1, 3), max_length=6, strategy=strategy,
+                            repetition_penalty=penalty, **({"beam_size": 1} if strategy == "beam" else {}))
+        assert as_lists(out)[0][:3] == expected, strategy
+
+
+def test_repeated_ngrams_matches_a_plain_python_reference():
+    generator = torch.Generator().manual_seed(0)
+    history = torch.randint(3, 7, (50, 9), generator=generator)  # 4 tokens: many repeats
+    for size in (1, 2, 3, 4):
+        for length in range(10):
+            mask = repeated_ngrams(history[:, :length], size, VOCAB)
+            assert mask.shape == (50, VOCAB) and mask.dtype == torch.bool
+            for row, tokens in enumerate(history[:, :length].tolist()):
+                prefix = tokens[length - size + 1:] if size > 1 else []
+                banned = {tokens[i + size - 1] for i in range(length - size + 1)
+                          if tokens[i:i + size - 1] == prefix}
+                assert set(mask[row].nonzero().flatten().tolist()) == banned, (size, length, row)
+
+
+def stepped_log_prob(module, latent, texts, *, no_repeat_ngram_size=0, repetition_penalty=1.0):
+    """A text's score (EOS included) under the module's steps with the rules, in plain Python.
+
+    The penalty applies to the logits before the log-softmax; a banned token scores -inf.
+    """
+    scores = []
+    for row, text in enumerate(texts):
+        state, score, previous = module.init_state(latent[row:row + 1]), 0.0, BOS_ID
+        for t, token in enumerate([*text, EOS_ID]):
+            logits, state = module.step(torch.tensor([previous]), state)
+            logits = logits[0].double().clone()
+            for seen in set(text[:t]):
+                logits[seen] = logits[seen] / repetition_penalty if logits[seen] > 0 else \
+                    logits[seen] * repetition_penalty
+            size = no_repeat_ngram_size
+            banned = size and t >= size - 1 and any(
+                text[i:i + size] == [*text[t - size + 1:t], token] for i in range(t - size + 1))
+            score += -math.inf if banned else logits.log_softmax(-1)[token].item()
+            previous = token
+        scores.append(score)
+    return np.array(scores)
+
+
+@pytest.mark.parametrize("architecture", SEQUENCE_ARCHITECTURES)
+@pytest.mark.parametrize("rules", [dict(no_repeat_ngram_size=1), dict(no_repeat_ngram_size=2),
+                                   dict(repetition_penalty=1.5), dict(no_repeat_ngram_size=2, repetition_penalty=2.0)])
+def test_beam_with_the_rules_is_never_less_probable_than_greedy_with_them(architecture, rules):
+    module, latent = tiny_module(architecture, vocab_size=8), random_latent()
+    with torch.inference_mode():
+        greedy = as_lists(greedy_decode(module, latent, max_length=10, **rules))
+        for beam_size in (1, 3):
+            beam = as_lists(beam_search(module, latent, max_length=10, beam_size=beam_size, **rules))
+            gain = stepped_log_prob(module, latent, beam, **rules) - stepped_log_prob(module, latent, greedy, **rules)
+            assert np.all(gain >= -1e-4), beam_size
+            if beam_size == 1:
+                assert beam == greedy
+        if "repetition_penalty" not in rules:  # then the score is the model's own log-probability
+            gain = sequence_log_prob(module, latent, beam) - sequence_log_prob(module, latent, greedy)
+            assert np.all(gain >= -1e-5)
+    size = rules.get("no_repeat_ngram_size", 0)
+    for text in [*greedy, *beam]:
+        assert len(text) <= 10 and (not size or repeated_ngram_count(text, size) == 0)
+
+
+@pytest.mark.parametrize("architecture", SEQUENCE_ARCHITECTURES)
+def test_beam_rows_with_the_rules_do_not_interfere(architecture):
+    module, latent = tiny_module(architecture, vocab_size=8), random_latent(5)
+    rules = dict(no_repeat_ngram_size=2, repetition_penalty=1.3, length_penalty=0.7)
+    with torch.inference_mode():
+        together = beam_search(module, latent, max_length=8, beam_size=3, **rules)
+        alone = [beam_search(module, latent[i:i + 1], max_length=8, beam_size=3, **rules)[0] for i in range(5)]
+    assert as_lists(together) == as_lists(alone)
+
+
+def length_penalty_tree():
+    # Greedy takes 6 then EOS: 0.5 * 0.8 = 0.4, two steps. The beam also finds 5 7 8 EOS:
+    # 0.45 * 0.9 * 0.9 * 0.75 = 0.273, four steps: less probable, but longer.
+    return TreeDecoder({(): {6: 0.5, 5: 0.45}, (6,): {EOS_ID: 0.8}, (5,): {7: 0.9}, (5, 7): {8: 0.9},
+                        (5, 7, 8): {EOS_ID: 0.75}})
+
+
+@pytest.mark.parametrize("length_penalty", [-1.0, 0.0, 0.5, 1.0, 2.0])
+def test_length_penalty_ranks_closed_hypotheses_by_the_formula(length_penalty):
+    module, latent = length_penalty_tree(), torch.zeros(2, 3)
+    short, long = [6], [5, 7, 8]
+
+    def rank(text):  # HF's convention: sum_logprobs / len ** length_penalty, len counting EOS
+        return module.log_prob(text) / (len(text) + 1) ** length_penalty
+
+    expected = long if rank(long) > rank(short) else short
+    assert (expected == long) == (length_penalty >= 1.0)  # the case does separate the values
+    out = decode_latent(module, latent, max_length=6, strategy="beam", beam_size=2, length_penalty=length_penalty)
+    assert as_lists(out) == [expected, expected]
+
+
+def test_length_penalty_does_not_stop_the_search_before_a_longer_text_can_win():
+    # After two steps 6 EOS (0.42) has closed, ranked log(0.42) / 2 = -0.434 with length_penalty=1, and
+    # 5 7 (0.2475) is open. Ranked at its current length, log(0.2475) / 3 = -0.465, it looks beaten
+    # (Hugging Face's default early stop ranks it so), but it goes on almost surely to 5 7 8 9 EOS:
+    # log(0.2475 * 0.99 ** 3) / 5 = -0.285, the better text under length_penalty=1.
+    module = TreeDecoder({(): {6: 0.6, 5: 0.25}, (6,): {EOS_ID: 0.7}, (5,): {7: 0.99}, (5, 7): {8: 0.99},
+                          (5, 7, 8): {9: 0.99}, (5, 7, 8, 9): {EOS_ID: 0.99}})
+    assert math.log(0.2475) / 3 < module.log_prob([6]) / 2 < module.log_prob([5, 7, 8, 9]) / 5
+    latent = torch.zeros(1, 3)
+    assert as_lists(beam_search(module, latent, max_length=6, beam_size=2)) == [[6]]
+    assert as_lists(beam_search(module, latent, max_length=6, beam_size=2, length_penalty=1.0)) == [[5, 7, 8, 9]]
+
+
+@pytest.mark.parametrize("length_penalty", [-0.5, 0.5, 1.0])
+def test_the_greedy_fallback_is_ranked_with_the_length_penalty_too(length_penalty):
+    # The tree of test_beam_falls_back_to_greedy_when_the_beam_loses_its_path: the beam loses greedy's
+    # 5 3 4 (3 tokens + EOS) and finds 6 4 (2 tokens + EOS) at best; greedy's text ranks higher under
+    # each of these length penalties too, when its length counts its 3 tokens and its EOS.
+    module = TreeDecoder({(): {5: 0.4, 6: 0.35, 7: 0.25}, (5,): {3: 0.23, 4: 0.18, 5: 0.18, 6: 0.18, 7: 0.18},
+                          (5, 3): {4: 0.9}, (5, 3, 4): {EOS_ID: 0.99}, (6,): {4: 0.5, 3: 0.4},
+                          (6, 4): {EOS_ID: 0.25}})
+    assert module.log_prob([5, 3, 4]) / 4 ** length_penalty > module.log_prob([6, 4]) / 3 ** length_penalty
+    out = beam_search(module, torch.zeros(1, 3), max_length=5, beam_size=2, length_penalty=length_penalty)
+    assert as_lists(out) == [[5, 3, 4]]
+
+
+def test_a_negative_length_penalty_does_not_stop_the_search_before_a_short_text_can_win():
+    # With length_penalty=-1 a text ranks by score * length. The empty text closes first: log(0.3) * 1
+    # = -1.20. The open 5 (log 0.6 = -0.51) would rank -0.51 * 11 = -5.6 at max_length, but may end at
+    # once, and does: log(0.57) * 2 = -1.12 wins.
+    module = TreeDecoder({(): {5: 0.6, EOS_ID: 0.3}, (5,): {EOS_ID: 0.95}})
+    assert module.log_prob([]) * 1 < module.log_prob([5]) * 2
+    out = beam_search(module, torch.zeros(1, 3), max_length=10, beam_size=2, length_penalty=-1.0)
+    assert as_lists(out) == [[5]]
+
+
+@pytest.mark.parametrize("architecture", ["gru", "transformer"])
+@pytest.mark.parametrize("rules", [dict(length_penalty=1.0), dict(length_penalty=-1.0), dict(length_penalty=3.0),
+                                   dict(no_repeat_ngram_size=1), dict(no_repeat_ngram_size=1, length_penalty=2.0)])
+def test_a_beam_as_wide_as_the_search_space_finds_the_best_text_under_the_rules(architecture, rules):
+    # As in the test without rules: 5 tokens besides EOS and max_length 3, so at most 125 open texts
+    # and 150 extensions at a step. A beam of 150 keeps every EOS among its best extensions and prunes
+    # nothing, so it must return the best-ranked of all 156 texts allowed by the rules: the early
+    # stop must never cut a text that could still win.
+    module, latent = tiny_module(architecture, vocab_size=6, max_length=3), random_latent(4)
+    size, length_penalty = rules.get("no_repeat_ngram_size", 0), rules.get("length_penalty", 0.0)
+    tokens = [t for t in range(6) if t != EOS_ID]
+    texts = [list(text) for length in range(4) for text in itertools.product(tokens, repeat=length)
+             if not size or repeated_ngram_count(list(text), size) == 0]
+    lengths = np.array([len(text) + 1 for text in texts])
+    with torch.inference_mode():
+        beam = as_lists(beam_search(module, latent, max_length=3, beam_size=150, **rules))
+        for row in range(len(latent)):
+            ranks = sequence_log_prob(module, latent[row].expand(len(texts), -1), texts) / lengths ** length_penalty
+            assert beam[row] == texts[int(np.argmax(ranks))]
+
+
+def plain_greedy(module, latent, max_length):
+    """Greedy decoding written out one row at a time, as a reference."""
+    texts = []
+    for row in range(len(latent)):
+        state, token, text = module.init_state(latent[row:row + 1]), BOS_ID, []
+        for _ in range(max_length):
+            logits, state = module.step(torch.tensor([token]), state)
+            token = int(logits[0].argmax())
+            if token == EOS_ID:
+                break
+            text.append(token)
+        texts.append(text)
+    return texts
+
+
+@pytest.mark.parametrize("architecture", SEQUENCE_ARCHITECTURES)
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_the_rules_at_their_off_values_change_nothing(architecture, strategy):
+    module, latent = tiny_module(architecture), random_latent()
+    options = {"beam": dict(beam_size=3), "sample": dict(temperature=0.8, top_k=5), "greedy": {}}[strategy]
+    off = [dict(no_repeat_ngram_size=0, repetition_penalty=1.0), dict(repetition_penalty=1)]
+    if strategy == "beam":
+        off += [dict(length_penalty=0.0), dict(length_penalty=0), dict(length_penalty=-0.0)]
+    with torch.inference_mode():
+        def decode(**rules):
+            return as_lists(decode_latent(module, latent, max_length=10, strategy=strategy,
+                                          generator=torch.Generator().manual_seed(0), **options, **rules))
+
+        plain = decode()
+        for rules in off:
+            assert decode(**rules) == plain, rules
+        if strategy == "greedy":
+            assert plain == plain_greedy(module, latent, 10)
+        if strategy == "beam":
+            assert as_lists(beam_search(module, latent, max_length=10, beam_size=1, no_repeat_ngram_size=0,
+                                        repetition_penalty=1.0, length_penalty=0.0)) == plain_greedy(module, latent, 10)
+
+
+def test_the_rules_default_to_off_in_every_signature():
+    assert _SEQUENCE_OPTIONS == {"no_repeat_ngram_size": 0, "repetition_penalty": 1.0}
+    assert _STRATEGY_OPTIONS["length_penalty"] == ("beam", 0.0)
+    for function in (decode_latent, greedy_decode, sample_decode, beam_search):
+        parameters = inspect.signature(function).parameters
+        for name, default in _SEQUENCE_OPTIONS.items():
+            assert parameters[name].default == default and parameters[name].kind == inspect.Parameter.KEYWORD_ONLY
+    for function in (decode_latent, beam_search):
+        assert inspect.signature(function).parameters["length_penalty"].default == 0.0
+
+
+@pytest.mark.parametrize("rules, message", [
+    (dict(no_repeat_ngram_size=2), r"no_repeat_ngram_size=2 needs a sequence decoder, but this bag-of-words module "
+                                   r".*a bag has no order.*Leave no_repeat_ngram_size at its default \(0\)"),
+    (dict(repetition_penalty=1.2), r"repetition_penalty=1.2 needs a sequence decoder.*"
+                                   r"Leave repetition_penalty at its default \(1.0\)"),
+    (dict(strategy="beam", length_penalty=1.0), "strategy='beam' needs a sequence decoder"),
+])
+def test_a_bag_of_words_module_refuses_the_rules_that_are_on(rules, message):
+    module, latent = tiny_module("bow"), random_latent(3)
+    with pytest.raises(ValueError, match=message):
+        decode_latent(module, latent, max_length=8, n_tokens=4, **rules)
+
+
+def test_a_bag_of_words_module_takes_the_rules_at_their_off_values():
+    module, latent = tiny_module("bow"), random_latent(3)
+    with torch.inference_mode():
+        plain = decode_latent(module, latent, max_length=8, n_tokens=4)
+        for rules in (dict(no_repeat_ngram_size=0, repetition_penalty=1.0, length_penalty=0.0),
+                      dict(repetition_penalty=1)):
+            assert as_lists(decode_latent(module, latent, max_length=8, n_tokens=4, **rules)) == as_lists(plain)
+
+
+@pytest.mark.parametrize("function, extra", [(greedy_decode, {}), (sample_decode, {}),
+                                             (beam_search, {"beam_size": 2})])
+def test_each_strategy_checks_the_rules_itself(function, extra):
+    module = ScriptedDecoder([[5, EOS_ID]])
+    with pytest.raises(ValueError, match="no_repeat_ngram_size=-2 is invalid"):
+        function(module, torch.zeros(1, 3), max_length=5, no_repeat_ngram_size=-2, **extra)
+    with pytest.raises(ValueError, match="repetition_penalty=0.5 is invalid"):
+        function(module, torch.zeros(1, 3), max_length=5, repetition_penalty=0.5, **extra)
+    if function is beam_search:
+        with pytest.raises(TypeError, match="length_penalty='x' is not a number"):
+            function(module, torch.zeros(1, 3), max_length=5, length_penalty="x", **extra)
