@@ -19,7 +19,7 @@ from . import pretrained as pretrained_models
 from .batching import TokenDataset, corrupt
 from .device import fork_rng_devices, resolve_device
 from .inference import batched, encode_texts
-from .nn import ENCODERS
+from .nn import ENCODERS, SCRATCH_DECODERS
 from .nn.bottleneck import start_from
 from .tokenization import train_tokenizer
 from .vocabulary import Vocabulary
@@ -139,6 +139,12 @@ def check_fit(estimator, shapes, n_texts):
                              f"{language_model.max_positions - specials}.")
     elif params["encoder"] is not None and params["encoder"] not in ENCODERS:
         raise ValueError(f"encoder must be one of {ENCODERS} or a pretrained model, got {params['encoder']!r}.")
+    if decoder == "pretrained":
+        if language_model is None:
+            raise ValueError(f"decoder='pretrained' starts the decoder from the pretrained encoder's checkpoint, but "
+                             f"encoder={encoder!r} is trained from scratch: pass encoder=<a pretrained model folder "
+                             f"or package>, or choose a from-scratch decoder (one of {SCRATCH_DECODERS}).")
+        pretrained_models.check_decoder_support(language_model)
     width = network.embedding_dim(params)
     if "transformer" in (encoder, decoder) and width % params["num_heads"]:
         raise ValueError(f"embedding_dim({width}) must be divisible by num_heads({params['num_heads']}) for "

@@ -11,6 +11,7 @@ import copy
 import dataclasses
 import functools
 import inspect
+import pathlib
 from numbers import Integral, Real
 
 import torch
@@ -20,7 +21,7 @@ from . import checkpoint as checkpoints
 from . import pretrained as pretrained_models
 from .callbacks import ActiveUnits, KLAnnealing, SyncFreeProgressBar
 from .device import is_cuda
-from .nn import ARCHITECTURES, DECODERS, ENCODERS, PretrainedEncoder, build_autoencoder
+from .nn import ARCHITECTURES, DECODERS, ENCODERS, PretrainedDecoder, PretrainedEncoder, build_autoencoder
 from .nn.pretrained import POOLING
 from .nn.supervised import SupervisedAutoencoder
 from .training import AutoencoderNet
@@ -43,7 +44,10 @@ class NetworkSpec:
 
     ``encoder`` is a from-scratch encoder (one of ``nn.ENCODERS``) or the name of a pretrained model
     (a folder or package, see ``pretrained``); ``vocab_size`` is the encoder's vocabulary and
-    ``decoder_vocab_size`` the decoder's own (smaller with a pretrained encoder).
+    ``decoder_vocab_size`` the decoder's own (smaller with a pretrained encoder). ``decoder`` is one of
+    ``nn.DECODERS``; ``"pretrained"`` (with a pretrained encoder only) starts a Transformer decoder from
+    the encoder's checkpoint, whose config then decides its width, layers and dropout (``hidden_dim``,
+    ``num_layers``, ``num_heads`` and ``dropout`` do not apply to it).
     """
 
     encoder: str
@@ -91,6 +95,9 @@ class NetworkSpec:
         if not isinstance(dropout, (int, float)) or isinstance(dropout, bool) or not 0 <= dropout < 1:
             raise ValueError(f"network dropout must be a number in [0, 1), got {_short(dropout)}")
         spec = cls(**{**data, "dropout": float(dropout)})
+        if spec.decoder == "pretrained" and not spec.pretrained:
+            raise ValueError(f"network decoder 'pretrained' starts from a pretrained encoder's checkpoint, but "
+                             f"encoder {_short(spec.encoder)} is trained from scratch")
         if "transformer" in (spec.encoder, spec.decoder) and spec.embedding_dim % spec.num_heads:
             raise ValueError(f"network embedding_dim({spec.embedding_dim}) is not divisible by "
                              f"num_heads({spec.num_heads})")
@@ -154,16 +161,20 @@ def build_module(spec, *, decoder_tokens=None, saved_encoder=None):
     A pretrained encoder comes from ``saved_encoder`` (a ``SavedEncoder``: rebuilt from its config,
     with random weights for the caller to replace) or else from the folder ``spec.encoder`` names
     (loaded once per process, copied here). The decoder's token embeddings start from the encoder's
-    input embeddings of ``decoder_tokens``, tied to its logits layer.
+    input embeddings of ``decoder_tokens``, tied to its logits layer. A ``"pretrained"`` decoder is
+    built from the same config, its layers copied from the loaded checkpoint (from a folder), or left
+    random for the saved weights to replace (from ``saved_encoder``).
     """
-    encoder, decoder_embeddings = spec.encoder, None
+    encoder, decoder, decoder_embeddings = spec.encoder, spec.decoder, None
     if spec.pretrained:
         encoder = _pretrained_encoder(spec, saved_encoder)
         index = torch.as_tensor(decoder_tokens, dtype=torch.long, device=encoder.input_embeddings.weight.device)
         decoder_embeddings = encoder.input_embeddings.weight.detach()[index]  # (decoder vocabulary, C)
         encoder.requires_grad_(not spec.freeze_encoder)
+        if spec.decoder == "pretrained":  # a model of its own: it trains whether the encoder is frozen or not
+            decoder = _pretrained_decoder(spec, saved_encoder, encoder)
     module = build_autoencoder(
-        encoder=encoder, decoder=spec.decoder, vocab_size=spec.vocab_size, decoder_vocab_size=spec.decoder_vocab_size,
+        encoder=encoder, decoder=decoder, vocab_size=spec.vocab_size, decoder_vocab_size=spec.decoder_vocab_size,
         latent_dim=spec.latent_dim, embedding_dim=spec.embedding_dim, hidden_dim=spec.hidden_dim,
         num_layers=spec.num_layers, num_heads=spec.num_heads, dropout=spec.dropout, max_length=spec.max_length,
         variational=spec.variational, decoder_embeddings=decoder_embeddings)
@@ -181,6 +192,21 @@ def _pretrained_encoder(spec, saved):
                                                 attn_implementation=saved.attn_implementation)
     return PretrainedEncoder(model=model.eval(), output_dim=saved.output_dim, pooling=saved.pooling,
                              normalize=saved.normalize, pad_token_id=saved.pad_token_id)
+
+
+def _pretrained_decoder(spec, saved, encoder):
+    """The decoder that ``decoder="pretrained"`` names, from the encoder's config (``saved.config``, or
+    the loaded model's), with the checkpoint's weights copied in when the encoder is new."""
+    if saved is None:
+        config = pretrained_models.config_of(encoder.model)
+        file = pathlib.Path(pretrained_models.load(spec.encoder).folder) / "config.json"
+    else:
+        config, file = saved.config, saved.file
+    model = pretrained_models.decoder_from_config(config, file=file)
+    decoder = PretrainedDecoder(model=model, latent_dim=spec.latent_dim, vocab_size=spec.decoder_vocab_size)
+    if saved is None:
+        pretrained_models.copy_checkpoint(model, encoder.model)
+    return decoder
 
 
 def autoencoder_of(module):
@@ -229,11 +255,12 @@ def spec_for(shapes, *, vocabulary, max_length, dropout, freeze_encoder, n_outpu
 
 def learning_rate(lr, spec):
     """``lr``, or for ``"auto"`` the rate measured best for the network: 1e-3 with a transformer on either
-    side or a pretrained encoder being fine-tuned, 3e-3 otherwise."""
+    side (a pretrained decoder is one) or a pretrained encoder being fine-tuned, 3e-3 otherwise."""
     if lr != "auto":
         return lr
     fine_tuning = spec.pretrained and not spec.freeze_encoder
-    return 1e-3 if fine_tuning or "transformer" in (spec.encoder, spec.decoder) else 3e-3
+    transformer = "transformer" in (spec.encoder, spec.decoder) or spec.decoder == "pretrained"
+    return 1e-3 if fine_tuning or transformer else 3e-3
 
 
 # The parameters that shape the network and the tokenizer: what a supervised estimator's pretrained=

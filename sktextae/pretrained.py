@@ -17,15 +17,21 @@ folder cannot make it allocate a large model. Only then are the model and the to
 ``local_files_only=True`` and ``trust_remote_code=False``. ``modules.json`` (sentence-transformers) is
 checked too: its paths stay inside the folder. Any problem with a file raises ``ModelFileError``
 naming the file and the field. Those checks are in ``sktextae.pretrained_checks``.
+
+``decoder="pretrained"`` builds a decoder from the same config (``decoder_from_config``: causal
+self-attention and a new cross-attention in each layer) and copies the checkpoint's weights into it
+(``copy_checkpoint``), as Rothe et al. (2020) warm-start an encoder-decoder from BERT.
 """
 
 import copy
 import dataclasses
 import importlib.metadata
+import inspect
+import json
 import pathlib
 
 from .exceptions import ModelFileError
-from .nn import ENCODERS
+from .nn import ENCODERS, SCRATCH_DECODERS
 from .pretrained_checks import (
     built,
     check_model_config,
@@ -228,3 +234,120 @@ def _read_tokenizer(folder, *, config):
     if not getattr(tokenizer, "is_fast", False):
         raise ModelFileError(f"{folder / 'tokenizer.json'}: missing; sktextae needs the model's fast tokenizer.")
     return tokenizer
+
+
+# ------------------------------------------------------------------------------- a decoder from the checkpoint
+
+# What makes a BERT-like config a decoder's (Rothe et al. 2020): causal self-attention, and a cross-attention
+# in each layer that reads the latent vector's memory slots.
+DECODER_FLAGS = {"is_decoder": True, "add_cross_attention": True}
+
+
+def config_of(model):
+    """A transformers model's config as a dict, as its ``config.json`` holds it (and a saved folder's
+    ``encoder/config.json``): JSON through and through, so that ``check_model_config`` reads it."""
+    return json.loads(model.config.to_json_string(use_diff=False))
+
+
+def decoder_from_config(config, *, file):
+    """A transformers model with random weights, built as a decoder from a pretrained encoder's Hugging
+    Face config: the same embeddings and layers, each layer's self-attention causal and a new
+    cross-attention added (``DECODER_FLAGS``), without the pooler a decoder never reads.
+
+    ``config`` goes through ``check_model_config``, and the decoder is built on the meta device before it
+    is built for real (as ``model_from_config``). The real build happens on the caller's device context:
+    under ``with torch.device("meta")`` (persistence checks a saved network's shapes so) nothing is
+    allocated. Its weights are float32, whatever the encoder's: the decoder is always trained.
+    ``copy_checkpoint`` then copies the pretrained weights in, or a saved model's weights replace them.
+
+    Parameters
+    ----------
+    config : dict
+        The encoder's parsed ``config.json`` (with ``model_type``).
+    file : str or path
+        Where ``config`` was read from, for the messages.
+
+    Returns
+    -------
+    transformers.PreTrainedModel
+        In eval mode.
+
+    Raises
+    ------
+    ModelFileError
+        When the config is refused (see ``check_model_config``) or transformers cannot build it.
+    ValueError
+        When the model type has no cross-attention to add (DistilBERT, MPNet ...).
+    """
+    from transformers import AutoModel
+
+    config = check_model_config(config, file=file)
+    hf_config, options = checked_model({**config, **DECODER_FLAGS}, file=file, attn_implementation=None,
+                                       dtype="float32", weights=None, weights_file=None)
+    if "add_pooling_layer" in inspect.signature(_model_class(hf_config).__init__).parameters:
+        options["add_pooling_layer"] = False
+    model = built(AutoModel.from_config, hf_config, trust_remote_code=False, **options, file=file,
+                  what="a decoder from it")
+    _check_cross_attention(model, hf_config, options, file=file)
+    return model.eval()
+
+
+def _model_class(hf_config):
+    from transformers import MODEL_MAPPING
+
+    model_class = MODEL_MAPPING[type(hf_config)]
+    return model_class[0] if isinstance(model_class, (list, tuple)) else model_class
+
+
+def _check_cross_attention(model, hf_config, options, *, file):
+    """Refuse a model type that ignores ``add_cross_attention``: its decoder would never read the latent
+    vector. The decoder must take ``encoder_hidden_states`` and hold weights that the same model built
+    as an encoder (on the meta device) lacks."""
+    import torch
+    from transformers import AutoModel
+
+    plain_config = copy.deepcopy(hf_config)
+    plain_config.is_decoder, plain_config.add_cross_attention = False, False
+    with torch.device("meta"):
+        plain = built(AutoModel.from_config, plain_config, trust_remote_code=False, **options, file=file)
+    takes_memory = "encoder_hidden_states" in inspect.signature(model.forward).parameters
+    if not takes_memory or not set(model.state_dict()) - set(plain.state_dict()):
+        raise ValueError(f"{file}: decoder='pretrained' needs a model whose layers take a cross-attention (BERT, "
+                         f"RoBERTa, ELECTRA ...), but a {hf_config.model_type!r} model has none. Choose another "
+                         f"decoder (one of {SCRATCH_DECODERS}), or a BERT-like encoder.")
+
+
+def check_decoder_support(model):
+    """Check, on the meta device (nothing allocated), that ``decoder="pretrained"`` can start from a
+    loaded ``PretrainedModel``: raises ``decoder_from_config``'s errors."""
+    import torch
+
+    with torch.device("meta"):
+        decoder_from_config(config_of(model.model), file=pathlib.Path(model.folder) / "config.json")
+
+
+def copy_checkpoint(decoder, checkpoint):
+    """Copy a pretrained model's weights into the decoder that ``decoder_from_config`` built from its
+    config (wrapped in ``nn.PretrainedDecoder``, which replaced its token embeddings by the decoder's
+    own vocabulary): the position embeddings and every layer's self-attention and feed-forward weights.
+    The token embeddings (the caller starts them from the checkpoint's rows of the decoder's tokens) and
+    the cross-attention keep their start; the pooler, which the decoder lacks, is left out.
+
+    Returns
+    -------
+    list of str
+        The names of the decoder's weights that were not copied: its token embeddings and the new
+        cross-attention.
+    """
+    source, target = checkpoint.state_dict(), decoder.state_dict()
+    embeddings = checkpoint.get_input_embeddings().weight
+    tokens = next(name for name, weight in checkpoint.named_parameters() if weight is embeddings)
+    lacking = [name for name in source if name not in target and not name.startswith("pooler.")]
+    mismatched = [name for name in source if name in target and name != tokens
+                  and source[name].shape != target[name].shape]
+    if lacking or mismatched:  # the decoder was built from the same config: this is a bug, not a bad file
+        raise ValueError(f"the decoder built from the checkpoint's config does not fit its weights: lacking "
+                         f"{lacking[:3]}, other shapes at {mismatched[:3]}.")
+    copied = {name: tensor for name, tensor in source.items() if name in target and name != tokens}
+    decoder.load_state_dict(copied, strict=False)
+    return sorted(set(target) - set(copied))

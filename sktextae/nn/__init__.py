@@ -9,11 +9,16 @@ from .bottleneck import BOTTLENECKS, make_bottleneck
 from .bow import BagDecoder, BagOfWordsEncoder
 from .conv import ConvEncoder
 from .pretrained import PretrainedEncoder
+from .pretrained_decoder import PretrainedDecoder
 from .recurrent import RecurrentDecoder, RecurrentEncoder
 from .transformer import TransformerDecoder, TransformerEncoder
 
 ENCODERS = ("transformer", "gru", "lstm", "conv", "bow")
-DECODERS = ("transformer", "gru", "lstm", "bag")
+# The decoders built from numbers alone (``build_decoder``), and "pretrained": a Transformer decoder whose
+# layers start from the pretrained encoder's checkpoint, which the caller builds from that model
+# (``PretrainedDecoder``) and passes to ``build_autoencoder`` as a module.
+SCRATCH_DECODERS = ("transformer", "gru", "lstm", "bag")
+DECODERS = (*SCRATCH_DECODERS, "pretrained")
 # The shorthand for the matching pairs: architecture -> (encoder, decoder).
 ARCHITECTURES = {"transformer": ("transformer", "transformer"), "gru": ("gru", "gru"), "lstm": ("lstm", "lstm"),
                  "bow": ("bow", "bag")}
@@ -49,6 +54,9 @@ def build_decoder(name, *, vocab_size, latent_dim, embedding_dim, hidden_dim, nu
         return RecurrentDecoder(**sizes, embedding_dim=embedding_dim, cell=name, tie_embeddings=tie_embeddings)
     if name == "bag":
         return BagDecoder(**sizes, embedding_dim=embedding_dim if tie_embeddings else None)
+    if name == "pretrained":
+        raise ValueError("decoder='pretrained' starts from a pretrained model's checkpoint, which a name alone does "
+                         "not give: build a PretrainedDecoder from the model and pass it as decoder=.")
     raise ValueError(f"decoder must be one of {DECODERS}, got {name!r}.")
 
 
@@ -56,7 +64,8 @@ def build_autoencoder(*, encoder, decoder, vocab_size, latent_dim, embedding_dim
                       dropout, max_length, variational=False, decoder_vocab_size=None, decoder_embeddings=None):
     """An ``Autoencoder`` of the named encoder and decoder.
 
-    ``encoder`` is a name of ``ENCODERS`` or an encoder module (a ``PretrainedEncoder``). A from-scratch
+    ``encoder`` is a name of ``ENCODERS`` or an encoder module (a ``PretrainedEncoder``); ``decoder`` a
+    name of ``DECODERS`` or a decoder module (a ``PretrainedDecoder``). A from-scratch
     encoder and decoder whose token embeddings have the same shape share them. ``decoder_vocab_size``
     (default ``vocab_size``) is the decoder's own vocabulary; ``decoder_embeddings``, a (decoder
     vocabulary, embedding_dim) tensor, starts the decoder's token embeddings, tied to its logits layer.
@@ -68,8 +77,11 @@ def build_autoencoder(*, encoder, decoder, vocab_size, latent_dim, embedding_dim
     else:
         encoder_module = build_encoder(encoder, vocab_size=vocab_size, **sizes)
     tie = decoder_embeddings is not None
-    decoder_module = build_decoder(decoder, vocab_size=decoder_vocab_size or vocab_size, latent_dim=latent_dim,
-                                   tie_embeddings=tie, **sizes)
+    if isinstance(decoder, nn.Module):
+        decoder_module = decoder
+    else:
+        decoder_module = build_decoder(decoder, vocab_size=decoder_vocab_size or vocab_size, latent_dim=latent_dim,
+                                       tie_embeddings=tie, **sizes)
     if tie:
         with torch.no_grad():
             decoder_module.embedding.weight.copy_(decoder_embeddings)
@@ -98,5 +110,6 @@ def _share_embedding(encoder, decoder):
         decoder.embedding = mine
 
 
-__all__ = ["ARCHITECTURES", "BOTTLENECKS", "DECODERS", "ENCODERS", "Autoencoder", "PretrainedEncoder",
-           "build_autoencoder", "build_decoder", "build_encoder", "build_module", "make_bottleneck"]
+__all__ = ["ARCHITECTURES", "BOTTLENECKS", "DECODERS", "ENCODERS", "SCRATCH_DECODERS", "Autoencoder",
+           "PretrainedDecoder", "PretrainedEncoder", "build_autoencoder", "build_decoder", "build_encoder", "build_module",
+           "make_bottleneck"]
