@@ -17,7 +17,7 @@ from . import export, fitting, network, persistence
 from ._sklearn_private import Interval, StrOptions
 from ._version import __version__
 from .batching import NOISE_TYPES
-from .inference import batched, decode_batches, encode_texts, log_likelihoods
+from .inference import DEFAULT_NO_REPEAT_NGRAM_SIZE, batched, decode_batches, encode_texts, log_likelihoods
 from .nn import ARCHITECTURES, DECODERS
 from .tokenization import TOKENIZER_KINDS
 from .validation import check_latent, check_texts
@@ -85,16 +85,24 @@ class _BaseTextAutoencoder(BaseEstimator):
         return self._batched(sequences, lambda inputs, _: module.encode(inputs["input_ids"], inputs["lengths"]))
 
     def inverse_transform(self, Z, *, strategy="greedy", beam_size=4, temperature=1.0, top_k=None,
+                          no_repeat_ngram_size=None, repetition_penalty=1.0, length_penalty=0.0,
                           random_state=None):
         """Decode latent vectors to texts.
 
-        Sequence architectures decode up to ``max_length`` tokens, batched on the model's device:
+        A sequence decoder writes each text until its end token, and never more than
+        ``decode_length_`` tokens (the longest training text), batched on the model's device:
         ``strategy="greedy"`` takes the most probable token at each step, ``"beam"`` keeps the
-        ``beam_size`` most probable partial texts (never less probable than greedy), and
-        ``"sample"`` draws each token from the softmax at ``temperature``, among the ``top_k`` most
-        probable tokens if given. ``architecture="bow"`` knows no word order: it returns the
-        ``bag_size_`` most probable tokens of each bag, most probable first, joined as text, and
-        only ``strategy="greedy"`` applies.
+        ``beam_size`` most probable partial texts (never less probable than greedy under the same
+        options), and ``"sample"`` draws each token from the softmax at ``temperature``, among the
+        ``top_k`` most probable tokens if given. By default no 3-gram is written twice in a text, so
+        that decoding cannot loop ("the first the first the first ..."); ``no_repeat_ngram_size=0``
+        lifts the guard.
+
+        A bag-of-words decoder (``architecture="bow"``, ``decoder="bag"``) knows no word order: it
+        returns an unordered bag, the ``bag_size_`` most probable tokens of each latent vector, most
+        probable first, joined with spaces. That is not a text: for compression or generation, fit
+        a sequence decoder. Only ``strategy="greedy"`` applies to a bag, and the repetition options
+        do not.
 
         Parameters
         ----------
@@ -106,6 +114,16 @@ class _BaseTextAutoencoder(BaseEstimator):
             Softmax temperature (``strategy="sample"``); lower is closer to greedy.
         top_k : int or None, default=None
             Sample among the ``top_k`` most probable tokens only (``strategy="sample"``).
+        no_repeat_ngram_size : int or None, default=None
+            No n-gram of this many tokens appears twice in a text (as in Hugging Face's ``generate``);
+            0 turns the guard off. None: 3 for a sequence decoder, and nothing for a bag.
+        repetition_penalty : float, default=1.0
+            Above 1, tokens already in the text are made less likely at every step (CTRL's penalty:
+            a positive logit is divided by it, a negative one multiplied); 1.0 is off.
+        length_penalty : float, default=0.0
+            ``strategy="beam"`` only: a finished text ranks by its log-probability divided by its
+            length (tokens and end) to this power; above 0 favours longer texts. 0 ranks by
+            probability alone.
         random_state : int, RandomState instance or None, default=None
             Seeds ``strategy="sample"``.
 
@@ -115,8 +133,10 @@ class _BaseTextAutoencoder(BaseEstimator):
         """
         check_is_fitted(self)
         Z = check_latent(Z, latent_dim=self._n_features_out)
-        return self._decode(Z, dict(strategy=strategy, beam_size=beam_size, temperature=temperature, top_k=top_k),
-                            random_state=random_state)
+        options = {"strategy": strategy, "beam_size": beam_size, "temperature": temperature, "top_k": top_k,
+                   "no_repeat_ngram_size": no_repeat_ngram_size, "repetition_penalty": repetition_penalty,
+                   "length_penalty": length_penalty}
+        return self._decode(Z, options, random_state=random_state)
 
     def sample(self, n_samples=1, *, random_state=None, **decoding):
         """Decode texts from latent vectors drawn from the prior N(0, I) (``variational=True`` only).
@@ -127,7 +147,8 @@ class _BaseTextAutoencoder(BaseEstimator):
         random_state : int, RandomState instance or None, default=None
             Seeds the draws from the prior (and ``strategy="sample"``).
         **decoding
-            ``strategy``, ``beam_size``, ``temperature``, ``top_k``: as in ``inverse_transform``.
+            ``strategy``, ``beam_size``, ``temperature``, ``top_k``, ``no_repeat_ngram_size``,
+            ``repetition_penalty``, ``length_penalty``: as in ``inverse_transform``.
 
         Returns
         -------
@@ -153,8 +174,8 @@ class _BaseTextAutoencoder(BaseEstimator):
         n_steps : int, default=5
             Points on the line, both ends included (``n_steps >= 2``).
         **decoding
-            ``strategy``, ``beam_size``, ``temperature``, ``top_k``, ``random_state``: as in
-            ``inverse_transform``.
+            ``strategy``, ``beam_size``, ``temperature``, ``top_k``, ``no_repeat_ngram_size``,
+            ``repetition_penalty``, ``length_penalty``, ``random_state``: as in ``inverse_transform``.
 
         Returns
         -------
@@ -175,6 +196,10 @@ class _BaseTextAutoencoder(BaseEstimator):
 
     def _decode(self, Z, options, *, random_state):
         """Decode a checked float32 latent matrix with the decoding ``options``."""
+        options = dict(options)
+        if options.get("no_repeat_ngram_size") is None:  # the guard against loops, where there is an order
+            options["no_repeat_ngram_size"] = DEFAULT_NO_REPEAT_NGRAM_SIZE if self.net_.module_.is_sequence_decoder \
+                else 0
         sequences = decode_batches(self.net_, Z, options, max_length=self.decode_length_, n_tokens=self.bag_size_,
                                    batch_size=self.inference_batch_size, random_state=random_state)
         return np.array(self.vocabulary_.decode(sequences) if sequences else [], dtype=object)

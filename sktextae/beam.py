@@ -16,11 +16,11 @@ from numbers import Integral, Real
 import numpy as np
 import torch
 
-from .tokenization import BOS_ID, EOS_ID, PAD_ID
+from .tokenization import BOS_ID, EOS_ID, MASK_ID, PAD_ID
 
 
 def beam_search(module, latent, *, max_length, beam_size, no_repeat_ngram_size=0, repetition_penalty=1.0,
-                length_penalty=0.0):
+                length_penalty=0.0, never_write=()):
     """Decode each latent vector to the most probable text that a beam of ``beam_size`` hypotheses finds.
 
     All texts are searched at once: ``n * beam_size`` rows go through each ``step``, plus ``n`` rows
@@ -69,6 +69,7 @@ def beam_search(module, latent, *, max_length, beam_size, no_repeat_ngram_size=0
     check_int("max_length", max_length, minimum=1)
     check_int("beam_size", beam_size, minimum=1)
     check_repetition_options(no_repeat_ngram_size=no_repeat_ngram_size, repetition_penalty=repetition_penalty)
+    never_write = check_never_write(never_write, latent)
     check_length_penalty(length_penalty)
     batch, device = latent.shape[0], latent.device
     if batch == 0:
@@ -91,6 +92,7 @@ def beam_search(module, latent, *, max_length, beam_size, no_repeat_ngram_size=0
             history = torch.cat([beams.history.flatten(0, 1), greedy.history[:, :step]])  # (B*K + B, step)
             logits = penalize_repetitions(logits, history, repetition_penalty)
         log_probs = logits.float().log_softmax(dim=-1)
+        logits, log_probs = never_written(logits, never_write), never_written(log_probs, never_write)
         if no_repeat_ngram_size:
             banned = repeated_ngrams(history, no_repeat_ngram_size, logits.shape[-1])  # (B*K + B, V)
             logits, log_probs = logits.masked_fill(banned, -math.inf), log_probs.masked_fill(banned, -math.inf)
@@ -138,6 +140,27 @@ class _Ranking:
         if self.length_penalty > 0.0:
             return score / (self.max_length + 1) ** self.length_penalty
         return self.closed(score, n_tokens)
+
+
+# The ids the package's decoders never write inside a text: padding, the start token and the noise mask
+# (``inverse_transform`` passes them as ``never_write``). Training never asks for them, but a little-trained
+# decoder can still rank them first, and a PAD or BOS in the middle of a text decodes to nothing: a text
+# that reads as if its neighbours repeated. UNK stays: it stands for real text.
+SPECIAL_IDS = (PAD_ID, BOS_ID, MASK_ID)
+
+
+def never_written(scores, never_write):
+    """``scores`` (N, V) with the ids of ``never_write`` (a (k,) tensor, maybe empty) set to -inf."""
+    return scores.index_fill(-1, never_write, -math.inf) if len(never_write) else scores
+
+
+def check_never_write(never_write, latent):
+    """``never_write`` (ids no text may hold) as a tensor on ``latent``'s device."""
+    if isinstance(never_write, torch.Tensor):
+        never_write = never_write.tolist()
+    if not all(isinstance(i, Integral) and not isinstance(i, bool) and i >= 0 for i in never_write):
+        raise ValueError(f"never_write must hold token ids (ints >= 0), got {never_write!r}.")
+    return torch.tensor(list(never_write), dtype=torch.long, device=latent.device)
 
 
 def penalize_repetitions(logits, history, penalty):

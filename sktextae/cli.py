@@ -105,6 +105,12 @@ def _parser():
                         help=f"the texts ({', '.join(DECODED_FORMATS)}); one a line on standard output without it")
     decode.add_argument("--strategy", choices=("greedy", "beam", "sample"), default="greedy")
     decode.add_argument("--beam-size", type=int, default=4)
+    decode.add_argument("--no-repeat-ngram-size", type=int, default=None, metavar="N",
+                        help="no N-gram written twice in a text (default 3 for a sequence decoder; 0: off)")
+    decode.add_argument("--repetition-penalty", type=float, default=1.0,
+                        help="above 1, tokens already written are made less likely (default 1.0: off)")
+    decode.add_argument("--length-penalty", type=float, default=0.0,
+                        help="--strategy beam: rank texts by log-probability / length ** this (default 0)")
     decode.add_argument("--random-state", type=int, default=None, help="seeds --strategy sample")
     _device(decode)
 
@@ -182,7 +188,9 @@ def _decode(args):
         _progress(f"note: this model's decoder is a bag of words: each output is its {model.bag_size_} most probable "
                   f"tokens, most probable first, with no word order (a bag, not a text); a model with a sequence "
                   f"decoder (decoder='gru' or 'transformer') writes texts")
-    options = {"strategy": args.strategy, "beam_size": args.beam_size, "random_state": args.random_state}
+    options = {"strategy": args.strategy, "beam_size": args.beam_size, "random_state": args.random_state,
+               "no_repeat_ngram_size": args.no_repeat_ngram_size, "repetition_penalty": args.repetition_penalty,
+               "length_penalty": args.length_penalty}
     texts = [str(text) for text in _apply(lambda Z: model.inverse_transform(Z, **options), vectors)]
     write_texts(args.output, suffix, texts)
     _done(args.output, f"{len(texts)} texts")

@@ -32,7 +32,9 @@ from .beam import (
     check_int,
     check_latent,
     check_length_penalty,
+    check_never_write,
     check_repetition_options,
+    never_written,
     penalize_repetitions,
     repeated_ngrams,
     until_eos,
@@ -49,8 +51,8 @@ _SEQUENCE_OPTIONS = {"no_repeat_ngram_size": 0, "repetition_penalty": 1.0}
 
 
 def decode_latent(module, latent, *, max_length, strategy="greedy", beam_size=4, temperature=1.0, top_k=None,
-                  no_repeat_ngram_size=0, repetition_penalty=1.0, length_penalty=0.0, generator=None,
-                  n_tokens=None):
+                  no_repeat_ngram_size=0, repetition_penalty=1.0, length_penalty=0.0, never_write=(),
+                  generator=None, n_tokens=None):
     """Decode latent vectors with the chosen strategy: the entry point for ``inverse_transform`` and friends.
 
     Every option is checked, whatever the strategy. A tuning option must be left at its default
@@ -112,21 +114,22 @@ def decode_latent(module, latent, *, max_length, strategy="greedy", beam_size=4,
     _check_sampling(latent, temperature=temperature, top_k=top_k, generator=generator)
     repetition = dict(no_repeat_ngram_size=no_repeat_ngram_size, repetition_penalty=repetition_penalty)
     check_repetition_options(**repetition)
+    never_write = check_never_write(never_write, latent)
     check_length_penalty(length_penalty)
     if n_tokens is not None:
         check_int("n_tokens", n_tokens, minimum=1)
     _check_unused(strategy, beam_size=beam_size, temperature=temperature, top_k=top_k,
                   length_penalty=length_penalty)
     if not module.is_sequence_decoder:
-        _check_orderless(**repetition)
+        _check_orderless(**repetition)  # never_write concerns sequences: a bag's tokens are its best ones
         return _decode_bag(module, latent, strategy=strategy, n_tokens=n_tokens)
     if strategy == "beam":
         return beam_search(module, latent, max_length=max_length, beam_size=beam_size,
-                           length_penalty=length_penalty, **repetition)
+                           length_penalty=length_penalty, never_write=never_write, **repetition)
     if strategy == "sample":
         return sample_decode(module, latent, max_length=max_length, temperature=temperature, top_k=top_k,
-                             generator=generator, **repetition)
-    return greedy_decode(module, latent, max_length=max_length, **repetition)
+                             generator=generator, never_write=never_write, **repetition)
+    return greedy_decode(module, latent, max_length=max_length, never_write=never_write, **repetition)
 
 
 def _decode_bag(module, latent, *, strategy, n_tokens):
@@ -140,7 +143,7 @@ def _decode_bag(module, latent, *, strategy, n_tokens):
     return bag_decode(module.decode(latent), n_tokens=n_tokens)
 
 
-def greedy_decode(module, latent, *, max_length, no_repeat_ngram_size=0, repetition_penalty=1.0):
+def greedy_decode(module, latent, *, max_length, no_repeat_ngram_size=0, repetition_penalty=1.0, never_write=()):
     """Decode each latent vector by taking the most probable token at every step.
 
     Parameters
@@ -163,11 +166,12 @@ def greedy_decode(module, latent, *, max_length, no_repeat_ngram_size=0, repetit
     """
     check_repetition_options(no_repeat_ngram_size=no_repeat_ngram_size, repetition_penalty=repetition_penalty)
     return _decode_each_step(module, latent, max_length=max_length, choose=lambda logits: logits.argmax(dim=-1),
-                             no_repeat_ngram_size=no_repeat_ngram_size, repetition_penalty=repetition_penalty)
+                             no_repeat_ngram_size=no_repeat_ngram_size, repetition_penalty=repetition_penalty,
+                             never_write=check_never_write(never_write, latent))
 
 
 def sample_decode(module, latent, *, max_length, temperature=1.0, top_k=None, no_repeat_ngram_size=0,
-                  repetition_penalty=1.0, generator=None):
+                  repetition_penalty=1.0, never_write=(), generator=None):
     """Decode each latent vector by drawing every token from the model's distribution (ancestral sampling).
 
     Parameters
@@ -204,10 +208,11 @@ def sample_decode(module, latent, *, max_length, temperature=1.0, top_k=None, no
         return _sample(logits, temperature=temperature, top_k=top_k, generator=generator)
 
     return _decode_each_step(module, latent, max_length=max_length, choose=choose,
-                             no_repeat_ngram_size=no_repeat_ngram_size, repetition_penalty=repetition_penalty)
+                             no_repeat_ngram_size=no_repeat_ngram_size, repetition_penalty=repetition_penalty,
+                             never_write=check_never_write(never_write, latent))
 
 
-def _decode_each_step(module, latent, *, max_length, choose, no_repeat_ngram_size, repetition_penalty):
+def _decode_each_step(module, latent, *, max_length, choose, no_repeat_ngram_size, repetition_penalty, never_write):
     """The loop of greedy decoding and sampling: ``choose(logits (B, V)) -> tokens (B,)`` picks each token.
 
     The rules against repetition reshape the logits first, from each row's tokens so far.
@@ -219,7 +224,7 @@ def _decode_each_step(module, latent, *, max_length, choose, no_repeat_ngram_siz
     history = torch.full((batch, max_length + 1), EOS_ID, dtype=torch.long, device=latent.device)  # (B, T + 1)
     for step in range(max_length + 1):  # + 1: the EOS after max_length tokens
         logits, state = module.step(tokens, state)
-        logits = penalize_repetitions(logits, history[:, :step], repetition_penalty)
+        logits = never_written(penalize_repetitions(logits, history[:, :step], repetition_penalty), never_write)
         if no_repeat_ngram_size:
             logits = logits.masked_fill(repeated_ngrams(history[:, :step], no_repeat_ngram_size, logits.shape[-1]),
                                         -math.inf)

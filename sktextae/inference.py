@@ -15,12 +15,16 @@ import torch
 from sklearn.utils import check_random_state
 
 from .batching import LengthBucketSampler, TokenDataset
+from .beam import SPECIAL_IDS
 from .decoding import decode_latent
 from .exceptions import TruncationWarning
 from .tokenization import PAD_ID, encode
 from .training import token_log_probs
 
-DECODING_OPTIONS = ("strategy", "beam_size", "temperature", "top_k")
+DECODING_OPTIONS = ("strategy", "beam_size", "temperature", "top_k", "no_repeat_ngram_size", "repetition_penalty",
+                    "length_penalty")
+# What decoding with a sequence decoder writes at most once per text: no 3-gram twice, so no loop.
+DEFAULT_NO_REPEAT_NGRAM_SIZE = 3
 
 
 @contextlib.contextmanager
@@ -92,8 +96,8 @@ def decode_batches(net, Z, options, *, max_length, n_tokens, batch_size, random_
     with the decoding ``options`` (see ``decoding.decode_latent``)."""
     unknown = set(options) - set(DECODING_OPTIONS)
     if unknown:
-        raise TypeError(f"unknown decoding option(s) {sorted(unknown)}: use strategy, beam_size, temperature, "
-                        f"top_k or random_state.")
+        raise TypeError(f"unknown decoding option(s) {sorted(unknown)}: use {', '.join(DECODING_OPTIONS)} or "
+                        f"random_state.")
     options, sequences = dict(options), []
     if options.get("strategy") == "sample":
         options["generator"] = torch.Generator(device=net.device)
@@ -101,7 +105,8 @@ def decode_batches(net, Z, options, *, max_length, n_tokens, batch_size, random_
     with inference_context(net):
         for start in range(0, len(Z), batch_size):
             latent = torch.from_numpy(Z[start:start + batch_size]).to(net.device)
-            sequences += decode_latent(net.module_, latent, max_length=max_length, n_tokens=n_tokens, **options)
+            sequences += decode_latent(net.module_, latent, max_length=max_length, n_tokens=n_tokens,
+                                       never_write=SPECIAL_IDS if net.module_.is_sequence_decoder else (), **options)
     return sequences
 
 

@@ -797,3 +797,17 @@ def test_each_strategy_checks_the_rules_itself(function, extra):
     if function is beam_search:
         with pytest.raises(TypeError, match="length_penalty='x' is not a number"):
             function(module, torch.zeros(1, 3), max_length=5, length_penalty="x", **extra)
+
+
+def test_never_write_keeps_the_given_ids_out_of_every_strategy():
+    # The script prefers PAD (0), then BOS (1), then token 7, then EOS.
+    script = [[9.0 if i == 0 else 8.0 if i == 1 else 5.0 if i == 7 else -50.0 for i in range(VOCAB)]] * 3 + \
+             [one_hot_logits(EOS_ID)]
+    latent = torch.zeros(2, 3)
+    assert decode_all(StepLogitsDecoder(script), latent, max_length=6)["greedy"] == [[0, 0, 0]] * 2
+    texts = decode_all(StepLogitsDecoder(script), latent, max_length=6, never_write=(0, 1))
+    assert all(text == [[7, 7, 7]] * 2 for text in texts.values()), texts
+    assert as_lists(decode_latent(StepLogitsDecoder(script), latent, max_length=6, never_write=[0, 1])) == \
+        [[7, 7, 7]] * 2
+    with pytest.raises(ValueError, match="never_write must hold token ids"):
+        decode_latent(StepLogitsDecoder(script), latent, max_length=6, never_write=[-1])

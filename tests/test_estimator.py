@@ -848,3 +848,31 @@ def test_a_pickle_from_before_decode_length_decodes_up_to_max_length(fitted_gru)
     restored = TextAutoencoder.__new__(TextAutoencoder)
     restored.__setstate__(state)
     assert restored.decode_length_ == restored.max_length_
+
+
+def test_default_decoding_writes_no_3gram_twice_and_the_guard_can_be_lifted(tiny, texts):
+    from collections import Counter
+
+    from sktextae.tokenization import encode
+
+    # A barely trained decoder loops: one epoch on the corpus. Word tokens, so that encoding a decoded text
+    # gives back the ids the decoder wrote.
+    estimator = tiny(architecture="gru", max_epochs=1, tokenizer="word").fit(texts)
+    Z = np.random.default_rng(0).normal(size=(30, 8)).astype(np.float32)
+    for options in ({}, {"strategy": "beam"}, {"strategy": "sample", "random_state": 0}):
+        decoded = estimator.inverse_transform(Z, **options)
+        for ids in encode(estimator.tokenizer_, list(decoded), max_length=10**6)[0]:
+            trigrams = Counter(zip(ids, ids[1:], ids[2:]))
+            assert max(trigrams.values(), default=0) <= 1, (options, decoded)
+    unguarded = estimator.inverse_transform(Z, no_repeat_ngram_size=0)
+    assert list(unguarded) != list(estimator.inverse_transform(Z))  # the guard changed what a loop wrote
+    with pytest.raises(ValueError, match="length_penalty"):
+        estimator.inverse_transform(Z, length_penalty=1.0)  # beam only
+
+
+def test_a_bag_decoder_takes_no_repetition_options(tiny, texts):
+    estimator = tiny(architecture="bow", max_epochs=1).fit(texts)
+    Z = estimator.transform(texts[:2])
+    assert estimator.inverse_transform(Z).shape == (2,)  # the default guard is for sequence decoders only
+    with pytest.raises(ValueError, match="no_repeat_ngram_size"):
+        estimator.inverse_transform(Z, no_repeat_ngram_size=2)
