@@ -576,7 +576,10 @@ def test_any_text_shorter_than_the_cap_encodes_as_the_whole_text_did(long_text_t
 
 
 def test_many_long_texts_in_several_chunks_keep_their_order(long_text_tokenizer, monkeypatch):
-    monkeypatch.setattr(tokenization, "_MAX_CHARACTERS", 2000)  # a chunk, and a text, of 2000 characters at most
+    monkeypatch.setattr(tokenization, "_MAX_CHARACTERS", 2000)  # a text of 2000 characters at most
+    monkeypatch.setattr(tokenization, "_CHUNK_CHARACTERS", 2000)  # and a chunk
+    chunks = list(tokenization._chunks(["x" * 700] * 10, 10**6))
+    assert [len(chunk) for chunk in chunks] == [2] * 5  # two texts of 700 characters a chunk
     budget = _character_budget(long_text_tokenizer, 5)
     texts = [words_of_length(length, seed=seed) for seed, length in enumerate([3, budget * 3, 0, 700, budget] * 40)]
     assert_encodes_as_whole_texts(long_text_tokenizer, texts, 5)
