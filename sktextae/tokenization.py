@@ -57,9 +57,8 @@ _ENCODE_CHUNK = 16384  # texts per encode_batch call
 # byte and token), so no text is tokenized whole: encode() and train_tokenizer() read at most this many
 # characters of one text (more only where max_length needs more).
 _MAX_CHARACTERS = 2 ** 18
-# And one encode_batch call reads at most this many characters (but for a single text): at most about
-# 450 MB at once. Smaller calls cost speed: at 2**18 characters a call, encoding 10,000 AG News texts
-# took about 10% longer, as the tokenizer's threads share less work per call.
+# And one encode_batch call reads at most this many characters (but for a single text), a few hundred
+# MB at once. Smaller calls cost speed: the tokenizer's threads share less work per call.
 _CHUNK_CHARACTERS = 2 ** 20
 # The most characters that _character_budget() counts for one token, whatever the vocabulary (a loaded
 # tokenizer.json is untrusted input: one long token must not lift the budget, and the memory, with it).
