@@ -49,8 +49,13 @@ class TextAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _BaseTe
         decoder's token embeddings start from the model's input embeddings, tied to its output layer,
         and its vocabulary is cut to the tokens that the ``fit`` texts hold (``vocabulary_``): a token
         never seen in ``fit`` still reaches the encoder, but is scored as ``[UNK]`` and never decoded.
-    decoder : {"transformer", "gru", "lstm", "bag"} or None, default=None
-        The decoder, when not the one ``architecture`` names. ``"bag"`` predicts the bag of tokens.
+    decoder : {"transformer", "gru", "lstm", "bag", "pretrained"} or None, default=None
+        The decoder, when not the one ``architecture`` names. ``"bag"`` predicts the bag of tokens
+        (``inverse_transform`` then returns unordered bags of tokens, not texts). ``"pretrained"``
+        (with a pretrained ``encoder=`` only): a Transformer decoder warm-started from the encoder's
+        own checkpoint (its position embeddings, self-attention and feed-forward layers; Rothe et
+        al. 2020), whose new cross-attention reads the latent vector as 4 memory slots; its sizes are
+        the checkpoint's, so ``hidden_dim``, ``num_layers`` and ``num_heads`` do not apply to it.
     freeze_encoder : bool, default=True
         With a pretrained encoder: train only the bottleneck and decoder, and compute each text's
         encoder output once per ``fit`` (or ``partial_fit``) call rather than once per epoch. Then
