@@ -44,6 +44,8 @@ CONFIGS = {
     "quickstart-lr1e-3": {"encoder": MINILM, "decoder": "gru", "lr": 1e-3},
     "quickstart-lr3e-3": {"encoder": MINILM, "decoder": "gru", "lr": 3e-3},
     "quickstart-patience6": {"encoder": MINILM, "decoder": "gru", "patience": 6},
+    "pretrained-decoder": {"encoder": MINILM, "decoder": "pretrained"},
+    "pretrained-decoder-finetuned": {"encoder": MINILM, "decoder": "pretrained", "freeze_encoder": False},
     "scratch-gru": {"architecture": "gru"},
     "scratch-transformer": {"architecture": "transformer"},
 }

@@ -55,7 +55,7 @@ class TextAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _BaseTe
         (with a pretrained ``encoder=`` only): a Transformer decoder warm-started from the encoder's
         own checkpoint (its position embeddings, self-attention and feed-forward layers; Rothe et
         al. 2020), whose new cross-attention reads the latent vector as 4 memory slots; its sizes are
-        the checkpoint's, so ``hidden_dim``, ``num_layers`` and ``num_heads`` do not apply to it.
+        the checkpoint's, so ``hidden_dim``, ``num_layers`` and ``num_heads`` must stay at their defaults.
     freeze_encoder : bool, default=True
         With a pretrained encoder: train only the bottleneck and decoder, and compute each text's
         encoder output once per ``fit`` (or ``partial_fit``) call rather than once per epoch. Then

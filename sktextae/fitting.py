@@ -24,6 +24,8 @@ from .nn.bottleneck import start_from
 from .tokenization import train_tokenizer
 from .vocabulary import Vocabulary
 
+# The sizes a pretrained decoder takes from its checkpoint: they must stay at their defaults.
+PRETRAINED_DECODER_SIZES = ("hidden_dim", "num_layers", "num_heads")
 # The parameters a pretrained encoder decides itself: they must stay at their defaults.
 TOKENIZER_PARAMS = ("tokenizer", "vocab_size", "lowercase")
 
@@ -145,6 +147,11 @@ def check_fit(estimator, shapes, n_texts):
                              f"encoder={encoder!r} is trained from scratch: pass encoder=<a pretrained model folder "
                              f"or package>, or choose a from-scratch decoder (one of {SCRATCH_DECODERS}).")
         pretrained_models.check_decoder_support(language_model)
+        defaults = network.shaping_defaults(type(shapes))
+        for name in PRETRAINED_DECODER_SIZES:
+            if params[name] != defaults[name]:
+                raise ValueError(f"{name}={params[name]!r} with decoder='pretrained': the checkpoint's own config "
+                                 f"sets the decoder's sizes. Leave {name} at its default ({defaults[name]!r}).")
     width = network.embedding_dim(params)
     if "transformer" in (encoder, decoder) and width % params["num_heads"]:
         raise ValueError(f"embedding_dim({width}) must be divisible by num_heads({params['num_heads']}) for "

@@ -24,7 +24,9 @@ transformers = pytest.importorskip("transformers")
 
 from test_pretrained import TINY, save_tiny_bert  # noqa: E402  (after the skip: it imports transformers too)
 
-PRETRAINED = {**TINY, "decoder": "pretrained"}
+# The checkpoint sets the decoder's sizes: hidden_dim, num_layers and num_heads stay at their defaults.
+PRETRAINED = {**{k: v for k, v in TINY.items() if k not in ("hidden_dim", "num_layers", "num_heads")},
+              "decoder": "pretrained"}
 
 
 @pytest.fixture(scope="module")
@@ -228,3 +230,11 @@ def test_a_resigned_save_that_names_another_decoder_is_refused(fitted, tmp_path,
     (path / "config.json").write_text(json.dumps(config))
     with pytest.raises(ModelFileError, match="model.safetensors: tensor"):
         sktextae.load(path)
+
+
+@pytest.mark.parametrize("name, value", [("hidden_dim", 64), ("num_layers", 2), ("num_heads", 2)])
+def test_sizes_the_checkpoint_sets_are_refused(bert, texts, name, value):
+    estimator = TextAutoencoder(encoder=bert, **{**PRETRAINED, name: value})
+    with pytest.raises(ValueError, match=rf"{name}={value} with decoder='pretrained'.*Leave {name} at its default"):
+        estimator.fit(texts)
+    assert not hasattr(estimator, "net_")
