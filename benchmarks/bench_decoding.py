@@ -145,7 +145,7 @@ def main():
             notes.append("")
         _results.write(args.output, rows, ["config", "decoding", "lr", "epochs", "best_epoch", "fit_seconds", "bleu",
                                            "exact", "token_f1", "repeat3", "repeat3_x3", "at_limit"],
-                       title=f"Decoding held-out {args.dataset} texts ({args.n_train} training texts, latent "
+                       title=f"Decoding held-out {args.dataset} texts ({len(train)} training texts, latent "
                              f"{args.latent_dim})", notes=notes, quiet=True)
     print((_results.RESULTS / f"{args.output}.md").read_text())
 
