@@ -94,3 +94,29 @@ def output_layer(*, in_dim, vocab_size, tied_embedding=None):
     if tied_embedding is not None:
         output.weight = tied_embedding.weight  # (V, in_dim)
     return output
+
+
+class PrefixDecoding:
+    """The decoding interface of a decoder that reads the latent vector as memory slots and reruns its
+    prefix at every step (the Transformer decoders): the subclass defines ``_memory(latent)`` ->
+    (B, M, C) and ``_decode_memory(memory, decoder_input_ids)`` -> (B, T, V) logits.
+
+    The decoding state is the memory and the prefix so far; rerunning the prefix at each step is cheap
+    at the lengths an autoencoder decodes, and keeps the decoders free of cache logic.
+    """
+
+    def forward(self, latent, decoder_input_ids):
+        return self._decode_memory(self._memory(latent), decoder_input_ids)
+
+    def init_state(self, latent):
+        return self._memory(latent), latent.new_zeros((latent.shape[0], 0), dtype=torch.long)
+
+    def step(self, tokens, state):
+        memory, prefix = state
+        prefix = torch.cat([prefix, tokens[:, None]], dim=1)  # (B, t)
+        return self._decode_memory(memory, prefix)[:, -1], (memory, prefix)  # (B, V)
+
+    def reorder_state(self, state, index):
+        """Row ``i`` of the new state is row ``index[i]`` of ``state``: selects, reorders or repeats rows."""
+        memory, prefix = state
+        return memory.index_select(0, index), prefix.index_select(0, index)  # (B', M, C), (B', t)

@@ -3,13 +3,12 @@
 its self-attention made causal, with a cross-attention added (new weights) that reads the latent vector
 as a few memory slots."""
 
-import torch
 from torch import nn
 
-from .base import output_layer
+from .base import PrefixDecoding, output_layer
 
 
-class PretrainedDecoder(nn.Module):
+class PretrainedDecoder(PrefixDecoding, nn.Module):
     """(B, L) latent and (B, T) BOS-prefixed ids -> (B, T, V) logits, or one step at a time.
 
     ``model`` is a Hugging Face model built as a decoder (its config with ``is_decoder=True`` and
@@ -51,21 +50,3 @@ class PretrainedDecoder(nn.Module):
         hidden = self.model(inputs_embeds=self.embedding(decoder_input_ids), encoder_hidden_states=memory,
                             use_cache=False).last_hidden_state  # (B, T, C)
         return self.output(hidden)  # (B, T, V)
-
-    def forward(self, latent, decoder_input_ids):
-        return self._decode_memory(self._memory(latent), decoder_input_ids)
-
-    # The decoding state is the memory and the prefix so far; each step reruns the prefix, as the
-    # from-scratch Transformer decoder does: cheap at the lengths an autoencoder decodes.
-    def init_state(self, latent):
-        return self._memory(latent), latent.new_zeros((latent.shape[0], 0), dtype=torch.long)
-
-    def step(self, tokens, state):
-        memory, prefix = state
-        prefix = torch.cat([prefix, tokens[:, None]], dim=1)  # (B, t)
-        return self._decode_memory(memory, prefix)[:, -1], (memory, prefix)  # (B, V)
-
-    def reorder_state(self, state, index):
-        """Row ``i`` of the new state is row ``index[i]`` of ``state``: selects, reorders or repeats rows."""
-        memory, prefix = state
-        return memory.index_select(0, index), prefix.index_select(0, index)  # (B', M, C), (B', t)

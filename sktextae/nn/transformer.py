@@ -4,7 +4,7 @@ Transformer decoder whose only view of the text is the latent vector (its cross-
 import torch
 from torch import nn
 
-from .base import masked_mean, output_layer, padding_mask
+from .base import PrefixDecoding, masked_mean, output_layer, padding_mask
 
 
 class TokenEmbedding(nn.Module):
@@ -49,7 +49,7 @@ class TransformerEncoder(nn.Module):
         return masked_mean(hidden, lengths)  # (B, D)
 
 
-class TransformerDecoder(nn.Module):
+class TransformerDecoder(PrefixDecoding, nn.Module):
     """(B, L) latent and (B, T) BOS-prefixed ids -> (B, T, V) logits, or one step at a time.
 
     The latent vector becomes ``memory_slots`` vectors that cross-attention reads: a few slots give it
@@ -80,21 +80,3 @@ class TransformerDecoder(nn.Module):
         # Padding sits after each row's text, so the causal mask already keeps it out of view.
         hidden = self.layers(self.embedding(decoder_input_ids), memory, tgt_mask=causal, tgt_is_causal=True)
         return self.output(hidden)  # (B, T, V)
-
-    def forward(self, latent, decoder_input_ids):
-        return self._decode_memory(self._memory(latent), decoder_input_ids)
-
-    # The decoding state is the memory and the prefix so far; each step reruns the prefix, which is
-    # cheap at the lengths an autoencoder decodes and keeps this module free of cache logic.
-    def init_state(self, latent):
-        return self._memory(latent), latent.new_zeros((latent.shape[0], 0), dtype=torch.long)
-
-    def step(self, tokens, state):
-        memory, prefix = state
-        prefix = torch.cat([prefix, tokens[:, None]], dim=1)  # (B, t)
-        return self._decode_memory(memory, prefix)[:, -1], (memory, prefix)
-
-    def reorder_state(self, state, index):
-        """Row ``i`` of the new state is row ``index[i]`` of ``state``: selects, reorders or repeats rows."""
-        memory, prefix = state
-        return memory.index_select(0, index), prefix.index_select(0, index)  # (B', M, D), (B', t)
