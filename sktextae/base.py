@@ -17,7 +17,7 @@ from . import export, fitting, network, persistence
 from ._sklearn_private import Interval, StrOptions
 from ._version import __version__
 from .batching import NOISE_TYPES
-from .inference import DEFAULT_NO_REPEAT_NGRAM_SIZE, batched, decode_batches, encode_texts, log_likelihoods
+from .inference import batched, decode_batches, encode_texts, log_likelihoods
 from .nn import ARCHITECTURES, DECODERS
 from .tokenization import TOKENIZER_KINDS
 from .validation import check_latent, check_texts
@@ -196,10 +196,6 @@ class _BaseTextAutoencoder(BaseEstimator):
 
     def _decode(self, Z, options, *, random_state):
         """Decode a checked float32 latent matrix with the decoding ``options``."""
-        options = dict(options)
-        if options.get("no_repeat_ngram_size") is None:  # the guard against loops, where there is an order
-            options["no_repeat_ngram_size"] = DEFAULT_NO_REPEAT_NGRAM_SIZE if self.net_.module_.is_sequence_decoder \
-                else 0
         sequences = decode_batches(self.net_, Z, options, max_length=self.decode_length_, n_tokens=self.bag_size_,
                                    batch_size=self.inference_batch_size, random_state=random_state)
         return np.array(self.vocabulary_.decode(sequences) if sequences else [], dtype=object)

@@ -48,6 +48,9 @@ _STRATEGY_OPTIONS = {"beam_size": ("beam", 4), "temperature": ("sample", 1.0), "
                      "length_penalty": ("beam", 0.0)}
 # The options every sequence strategy reads but a bag of words cannot, with their default ("off") value.
 _SEQUENCE_OPTIONS = {"no_repeat_ngram_size": 0, "repetition_penalty": 1.0}
+# Every option decode_latent reads besides the latent vectors and what the caller derives (max_length,
+# generator, n_tokens, never_write): the names inverse_transform and friends accept.
+OPTIONS = ("strategy", *_STRATEGY_OPTIONS, *_SEQUENCE_OPTIONS)
 
 
 def decode_latent(module, latent, *, max_length, strategy="greedy", beam_size=4, temperature=1.0, top_k=None,

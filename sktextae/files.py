@@ -95,11 +95,6 @@ def atomic_file(path, mode="wb"):
     fsync(path.parent)
 
 
-def write_bytes_atomically(path, data):
-    with atomic_file(path, "wb") as handle:
-        handle.write(data)
-
-
 @contextlib.contextmanager
 def atomic_folder(path, *, replace=False):
     """Yield a fresh temporary folder beside ``path`` to write into; when the block ends without an

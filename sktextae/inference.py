@@ -16,13 +16,12 @@ from sklearn.utils import check_random_state
 
 from .batching import LengthBucketSampler, TokenDataset
 from .beam import SPECIAL_IDS
+from .decoding import OPTIONS as DECODING_OPTIONS
 from .decoding import decode_latent
 from .exceptions import TruncationWarning
 from .tokenization import PAD_ID, encode
 from .training import token_log_probs
 
-DECODING_OPTIONS = ("strategy", "beam_size", "temperature", "top_k", "no_repeat_ngram_size", "repetition_penalty",
-                    "length_penalty")
 # What decoding with a sequence decoder writes at most once per text: no 3-gram twice, so no loop.
 DEFAULT_NO_REPEAT_NGRAM_SIZE = 3
 
@@ -93,12 +92,16 @@ def log_likelihoods(net, sequences, *, batch_size):
 
 def decode_batches(net, Z, options, *, max_length, n_tokens, batch_size, random_state):
     """Decode a checked float32 latent matrix to token sequences, ``batch_size`` vectors at a time,
-    with the decoding ``options`` (see ``decoding.decode_latent``)."""
+    with the decoding ``options`` (see ``decoding.decode_latent``). ``no_repeat_ngram_size=None`` (or
+    absent) is the guard against loops for a sequence decoder, and off for a bag, which has no order;
+    a sequence decoder never writes the special ids inside a text."""
     unknown = set(options) - set(DECODING_OPTIONS)
     if unknown:
         raise TypeError(f"unknown decoding option(s) {sorted(unknown)}: use {', '.join(DECODING_OPTIONS)} or "
                         f"random_state.")
-    options, sequences = dict(options), []
+    sequence_decoder, options, sequences = net.module_.is_sequence_decoder, dict(options), []
+    if options.get("no_repeat_ngram_size") is None:
+        options["no_repeat_ngram_size"] = DEFAULT_NO_REPEAT_NGRAM_SIZE if sequence_decoder else 0
     if options.get("strategy") == "sample":
         options["generator"] = torch.Generator(device=net.device)
         options["generator"].manual_seed(int(check_random_state(random_state).randint(2**31 - 1)))
@@ -106,7 +109,7 @@ def decode_batches(net, Z, options, *, max_length, n_tokens, batch_size, random_
         for start in range(0, len(Z), batch_size):
             latent = torch.from_numpy(Z[start:start + batch_size]).to(net.device)
             sequences += decode_latent(net.module_, latent, max_length=max_length, n_tokens=n_tokens,
-                                       never_write=SPECIAL_IDS if net.module_.is_sequence_decoder else (), **options)
+                                       never_write=SPECIAL_IDS if sequence_decoder else (), **options)
     return sequences
 
 

@@ -24,6 +24,7 @@ from .device import is_cuda
 from .nn import ARCHITECTURES, DECODERS, ENCODERS, PretrainedDecoder, PretrainedEncoder, build_autoencoder
 from .nn.pretrained import POOLING
 from .nn.supervised import SupervisedAutoencoder
+from .pretrained_checks import FLOAT_DTYPES, LOCAL_ATTENTION
 from .training import AutoencoderNet
 
 # What a file may ask for. Far above any model this package trains, and low enough that a crafted
@@ -34,8 +35,6 @@ MAX_VOCABULARY = 1 << 21
 MAX_LAYERS = 128
 MAX_LENGTH = 1 << 16  # tokens read from a text and written by decoding
 MAX_OUTPUTS = 1 << 20
-SAVED_DTYPES = ("float32", "bfloat16", "float16")
-LOCAL_ATTENTION = (None, "eager", "sdpa")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,11 +75,11 @@ class NetworkSpec:
     def from_dict(cls, data):
         """A spec from a dict read from a file, every field checked (type and range) before anything
         is built from it. Raises ``ValueError`` naming the field."""
-        _check_fields(data, [field.name for field in dataclasses.fields(cls)], "network")
+        check_fields(data, [field.name for field in dataclasses.fields(cls)], "network")
         if not isinstance(data["encoder"], str) or not 0 < len(data["encoder"]) <= 4096:
-            raise ValueError(f"network encoder must be a name, got {_short(data['encoder'])}")
+            raise ValueError(f"network encoder must be a name, got {short(data['encoder'])}")
         if data["decoder"] not in DECODERS:
-            raise ValueError(f"network decoder must be one of {DECODERS}, got {_short(data['decoder'])}")
+            raise ValueError(f"network decoder must be one of {DECODERS}, got {short(data['decoder'])}")
         for name, low, high in (("vocab_size", 6, MAX_VOCABULARY), ("decoder_vocab_size", 6, MAX_VOCABULARY),
                                 ("latent_dim", 1, MAX_WIDTH), ("embedding_dim", 1, MAX_WIDTH),
                                 ("hidden_dim", 1, MAX_WIDTH), ("num_layers", 1, MAX_LAYERS),
@@ -90,14 +89,14 @@ class NetworkSpec:
             check_int(data["n_outputs"], "network n_outputs", 1, MAX_OUTPUTS)
         for name in ("variational", "freeze_encoder"):
             if not isinstance(data[name], bool):
-                raise ValueError(f"network {name} must be true or false, got {_short(data[name])}")
+                raise ValueError(f"network {name} must be true or false, got {short(data[name])}")
         dropout = data["dropout"]
         if not isinstance(dropout, (int, float)) or isinstance(dropout, bool) or not 0 <= dropout < 1:
-            raise ValueError(f"network dropout must be a number in [0, 1), got {_short(dropout)}")
+            raise ValueError(f"network dropout must be a number in [0, 1), got {short(dropout)}")
         spec = cls(**{**data, "dropout": float(dropout)})
         if spec.decoder == "pretrained" and not spec.pretrained:
             raise ValueError(f"network decoder 'pretrained' starts from a pretrained encoder's checkpoint, but "
-                             f"encoder {_short(spec.encoder)} is trained from scratch")
+                             f"encoder {short(spec.encoder)} is trained from scratch")
         if "transformer" in (spec.encoder, spec.decoder) and spec.embedding_dim % spec.num_heads:
             raise ValueError(f"network embedding_dim({spec.embedding_dim}) is not divisible by "
                              f"num_heads({spec.num_heads})")
@@ -123,18 +122,18 @@ class SavedEncoder:
     def from_dict(cls, spec, config, *, file):
         """Checked fields of ``config.json``'s ``pretrained_encoder`` and the encoder's own config."""
         names = ["pooling", "normalize", "pad_token_id", "output_dim", "dtype", "attn_implementation"]
-        _check_fields(spec, names, "pretrained_encoder")
+        check_fields(spec, names, "pretrained_encoder")
         if spec["pooling"] not in POOLING:
-            raise ValueError(f"pretrained_encoder pooling must be one of {POOLING}, got {_short(spec['pooling'])}")
+            raise ValueError(f"pretrained_encoder pooling must be one of {POOLING}, got {short(spec['pooling'])}")
         if not isinstance(spec["normalize"], bool):
-            raise ValueError(f"pretrained_encoder normalize must be true or false, got {_short(spec['normalize'])}")
+            raise ValueError(f"pretrained_encoder normalize must be true or false, got {short(spec['normalize'])}")
         check_int(spec["pad_token_id"], "pretrained_encoder pad_token_id", 0, MAX_VOCABULARY)
         check_int(spec["output_dim"], "pretrained_encoder output_dim", 1, MAX_WIDTH)
-        if spec["dtype"] not in SAVED_DTYPES:
-            raise ValueError(f"pretrained_encoder dtype must be one of {SAVED_DTYPES}, got {_short(spec['dtype'])}")
-        if spec["attn_implementation"] not in LOCAL_ATTENTION:
-            raise ValueError(f"pretrained_encoder attn_implementation must be one of {LOCAL_ATTENTION} (those that "
-                             f"run locally), got {_short(spec['attn_implementation'])}")
+        if spec["dtype"] not in FLOAT_DTYPES:
+            raise ValueError(f"pretrained_encoder dtype must be one of {FLOAT_DTYPES}, got {short(spec['dtype'])}")
+        if spec["attn_implementation"] not in (None, *LOCAL_ATTENTION):
+            raise ValueError(f"pretrained_encoder attn_implementation must be None or one of {LOCAL_ATTENTION} (those that "
+                             f"run locally), got {short(spec['attn_implementation'])}")
         config = pretrained_models.check_model_config(config, file=file)
         return cls(config=config, file=str(file), **spec)
 
@@ -336,20 +335,20 @@ def _silent(*args, **kwargs):
 
 def check_int(value, what, low, high):
     if not isinstance(value, Integral) or isinstance(value, bool) or not low <= value <= high:
-        raise ValueError(f"{what} must be an integer in [{low}, {high}], got {_short(value)}")
+        raise ValueError(f"{what} must be an integer in [{low}, {high}], got {short(value)}")
     return int(value)
 
 
 def check_number(value, what, low=None, high=None):
     if not isinstance(value, Real) or isinstance(value, bool) or value != value or value in (float("inf"),
                                                                                                float("-inf")):
-        raise ValueError(f"{what} must be a finite number, got {_short(value)}")
+        raise ValueError(f"{what} must be a finite number, got {short(value)}")
     if (low is not None and value < low) or (high is not None and value > high):
-        raise ValueError(f"{what} must be in [{low}, {high}], got {_short(value)}")
+        raise ValueError(f"{what} must be in [{low}, {high}], got {short(value)}")
     return float(value)
 
 
-def _check_fields(data, names, what):
+def check_fields(data, names, what):
     if not isinstance(data, dict):
         raise ValueError(f"{what} must be a JSON object, got {type(data).__name__}")
     missing, unknown = sorted(set(names) - set(data)), sorted(set(data) - set(names))
@@ -358,7 +357,7 @@ def _check_fields(data, names, what):
                                                                unknown and f"unknown fields {unknown[:5]}"])))
 
 
-def _short(value):
+def short(value):
     """A value for an error message, cut to a readable length."""
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
