@@ -137,18 +137,16 @@ class SavedEncoder:
         config = pretrained_models.check_model_config(config, file=file)
         return cls(config=config, file=str(file), **spec)
 
-    def as_dict(self):
-        return {name: value for name, value in dataclasses.asdict(self).items() if name not in ("config", "file")}
 
 
-def saved_encoder_of(encoder):
-    """The ``SavedEncoder`` that rebuilds a fitted ``PretrainedEncoder`` without its folder."""
+def saved_encoder_fields(encoder):
+    """What ``SavedEncoder.from_dict`` reads back to rebuild a fitted ``PretrainedEncoder`` without its
+    folder (beside its Hugging Face config, which the folder keeps in a file of its own)."""
     model = encoder.model
     attention = getattr(model.config, "_attn_implementation", None)
-    return SavedEncoder(config=model.config.to_dict(), pooling=encoder.pooling, normalize=bool(encoder.normalize),
-                        pad_token_id=int(encoder.pad_token_id), output_dim=int(encoder.output_dim),
-                        dtype=str(next(model.parameters()).dtype).removeprefix("torch."),
-                        attn_implementation=attention if attention in LOCAL_ATTENTION else None, file="")
+    return {"pooling": encoder.pooling, "normalize": bool(encoder.normalize), "pad_token_id": int(encoder.pad_token_id),
+            "output_dim": int(encoder.output_dim), "dtype": str(next(model.parameters()).dtype).removeprefix("torch."),
+            "attn_implementation": attention if attention in LOCAL_ATTENTION else None}
 
 
 # ---------------------------------------------------------------------------------------------- modules

@@ -83,7 +83,7 @@ def save(estimator, path, *, overwrite=False):
     files = {TOKENIZER: estimator.tokenizer_.to_str().encode("utf-8")}
     pretrained = None
     if isinstance(encoder, network.PretrainedEncoder):
-        pretrained = network.saved_encoder_of(encoder).as_dict()
+        pretrained = network.saved_encoder_fields(encoder)
         files[ENCODER_CONFIG] = encoder.model.config.to_json_string(use_diff=False).encode("utf-8")
     params, notes = params_for_file(estimator)
     config = {
