@@ -46,8 +46,19 @@ CONFIGS = {
     "quickstart-patience6": {"encoder": MINILM, "decoder": "gru", "patience": 6},
     "pretrained-decoder": {"encoder": MINILM, "decoder": "pretrained"},
     "pretrained-decoder-finetuned": {"encoder": MINILM, "decoder": "pretrained", "freeze_encoder": False},
+    "quickstart-noise0": {"encoder": MINILM, "decoder": "gru", "noise": 0.0},
+    "finetuned-gru": {"encoder": MINILM, "decoder": "gru", "freeze_encoder": False, "hidden_dim": 512,
+                      "batch_size": 64},
+    "finetuned-gru-noise0": {"encoder": MINILM, "decoder": "gru", "freeze_encoder": False, "hidden_dim": 512,
+                             "batch_size": 64, "noise": 0.0},
+    "pretrained-decoder-noise0": {"encoder": MINILM, "decoder": "pretrained", "noise": 0.0},
+    "pretrained-decoder-finetuned-noise0": {"encoder": MINILM, "decoder": "pretrained", "freeze_encoder": False,
+                                            "noise": 0.0},
     "scratch-gru": {"architecture": "gru"},
+    "scratch-gru-noise0": {"architecture": "gru", "noise": 0.0},
+    "scratch-gru-wide-noise0": {"architecture": "gru", "noise": 0.0, "embedding_dim": 256, "hidden_dim": 512},
     "scratch-transformer": {"architecture": "transformer"},
+    "scratch-transformer-noise0": {"architecture": "transformer", "noise": 0.0},
 }
 DECODING = {"plain": {"no_repeat_ngram_size": 0}, "default": {}, "beam": {"strategy": "beam"}}
 

@@ -47,7 +47,7 @@ class _BaseTextAutoencoder(BaseEstimator):
         "num_layers": [Interval(Integral, 1, None, closed="left")],
         "num_heads": [Interval(Integral, 1, None, closed="left")],
         "dropout": [Interval(Real, 0, 1, closed="left")],
-        "noise": [Interval(Real, 0, 1, closed="left")],
+        "noise": [Interval(Real, 0, 1, closed="left"), StrOptions({"auto"})],
         "noise_type": [StrOptions(set(NOISE_TYPES))],
         "variational": ["boolean"],
         "kl_annealing_epochs": [Interval(Integral, 0, None, closed="left")],

@@ -33,10 +33,10 @@ class TextAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _BaseTe
         recurrent encoder and a recurrent decoder conditioned on the latent vector. ``"bow"``: an MLP
         over the bag of tokens, whose decoder predicts the text's bag of tokens (word order is lost).
         The shorthand for a matching encoder and decoder; ``encoder=`` and ``decoder=`` override either.
-        The default, with ``noise=0.6`` and the default sizes, is the configuration measured to give the
-        best from-scratch features for the least training time (see the README); its
-        ``inverse_transform`` returns each text's most probable tokens, without word order, so for
-        compression and generation choose a sequence decoder (``"transformer"`` or ``"gru"``).
+        The default, with its denoising (``noise="auto"`` is 0.6 for it) and the default sizes, is
+        the configuration measured to give the best from-scratch features for the least training
+        time (see the README); its ``inverse_transform`` returns each text's most probable tokens,
+        without word order, so for compression and generation choose a sequence decoder (``"transformer"`` or ``"gru"``).
     encoder : str or None, default=None
         The encoder, when not the one ``architecture`` names: ``"transformer"``, ``"gru"``, ``"lstm"``,
         ``"conv"`` (1-D convolutions max-pooled over time) or ``"bow"``, trained from scratch; or a
@@ -87,12 +87,15 @@ class TextAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _BaseTe
         Attention heads (``"transformer"`` only); must divide ``embedding_dim``.
     dropout : float, default=0.1
         Dropout probability during training.
-    noise : float in [0, 1), default=0.6
+    noise : float in [0, 1) or "auto", default="auto"
         Denoising: during training each token of the encoder's input is independently corrupted
         with this probability while the decoder must still produce the original text. With
         ``noise_type="delete"``, ``noise=0.6`` *deletes* about 60% of the tokens (it does not keep
         60%), as in TSDAE. At least one token of each text is kept; fresh draws every epoch; never
-        applied by ``transform``, ``score`` or decoding.
+        applied by ``transform``, ``score`` or decoding. ``"auto"``: 0.6 with the bag decoder, whose
+        features it improves, and 0 with a sequence decoder, which is there to write the text back:
+        trained on corrupted inputs it decodes whole ones worse (see the guide). For TSDAE-style
+        features from a sequence decoder, set ``noise=0.6``.
     noise_type : {"delete", "mask"}, default="delete"
         ``"delete"`` removes the chosen tokens; ``"mask"`` replaces them with a ``[MASK]`` token.
     variational : bool, default=False
@@ -202,7 +205,7 @@ class TextAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _BaseTe
     def __init__(self, latent_dim=64, *, architecture="bow", encoder=None, decoder=None,
                  freeze_encoder=True, encoder_lr=3e-5, tokenizer="bpe", vocab_size=4000,
                  lowercase=False, max_length=128, embedding_dim=None, hidden_dim=256, num_layers=1, num_heads=4,
-                 dropout=0.1, noise=0.6, noise_type="delete", variational=False, kl_annealing_epochs=5,
+                 dropout=0.1, noise="auto", noise_type="delete", variational=False, kl_annealing_epochs=5,
                  free_bits=0.1, word_dropout="auto", max_epochs=60, batch_size=32, inference_batch_size=256,
                  lr="auto", validation_fraction=0.1, patience=3, device="auto", compile=False, random_state=None,
                  verbose=0, callbacks=None, checkpoint_dir=None):

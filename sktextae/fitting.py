@@ -212,11 +212,12 @@ def _frozen_encoder_outputs(estimator, sequences, *, noisy, rng):
     With ``noise``, each training text (``noisy``, their indices) is corrupted once, with one draw for
     the fit rather than one per epoch, and its corrupted copy is encoded.
     """
-    if estimator.noise:
+    noise = estimator.net_.noise  # the rate build_net resolved from estimator.noise
+    if noise:
         noise_rng = np.random.default_rng(int(rng.randint(2**31 - 1)))
         sequences = list(sequences)
         for i in np.sort(noisy):
-            sequences[i] = corrupt(sequences[i], noise=estimator.noise, noise_type=estimator.noise_type,
+            sequences[i] = corrupt(sequences[i], noise=noise, noise_type=estimator.noise_type,
                                    rng=noise_rng)
     encoder = network.autoencoder_of(estimator.net_.module_).encoder
     return batched(estimator.net_, sequences, lambda inputs, _: encoder(inputs["input_ids"], inputs["lengths"]),

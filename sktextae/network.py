@@ -260,6 +260,18 @@ def learning_rate(lr, spec):
     return 1e-3 if fine_tuning or transformer else 3e-3
 
 
+# The denoising rate of noise="auto" with a bag decoder (TSDAE's rate: it gave the best bag-of-words
+# features); a sequence decoder is chosen to write text back, which a corrupted input only teaches worse.
+BAG_NOISE = 0.6
+
+
+def noise_rate(noise, spec):
+    """``noise``, or for ``"auto"``: ``BAG_NOISE`` with a bag decoder, 0 with a sequence decoder."""
+    if noise != "auto":
+        return noise
+    return BAG_NOISE if spec.decoder == "bag" else 0.0
+
+
 # The parameters that shape the network and the tokenizer: what a supervised estimator's pretrained=
 # brings with it.
 SHAPING_PARAMS = ("latent_dim", "architecture", "encoder", "decoder", "tokenizer", "vocab_size", "lowercase",
@@ -310,7 +322,7 @@ def build_net(spec, params, *, device, vocabulary, decoder_tokens=None, task=Non
         module, criterion=torch.nn.Identity, optimizer=torch.optim.AdamW, lr=learning_rate(params["lr"], spec),
         max_epochs=params["max_epochs"], batch_size=params["batch_size"], device=device, callbacks=callbacks,
         verbose=params["verbose"], train_split=None, use_bf16=on_cuda and torch.cuda.is_bf16_supported(),
-        noise=params["noise"], noise_type=params["noise_type"], word_dropout=word_dropout,
+        noise=noise_rate(params["noise"], spec), noise_type=params["noise_type"], word_dropout=word_dropout,
         free_bits=params["free_bits"], task=task, class_weight=class_weight,
         reconstruction_weight=reconstruction_weight, compile=params["compile"], vocabulary=vocabulary, **options)
 

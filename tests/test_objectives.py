@@ -108,6 +108,20 @@ def test_noise_and_word_dropout_change_training(params, clean, tiny, texts):
     assert not np.allclose(model.transform(texts), clean.transform(texts), atol=1e-4)
 
 
+@pytest.mark.parametrize("architecture, decoder, expected", [("bow", None, 0.6), ("gru", None, 0.0),
+                                                           ("transformer", None, 0.0), ("bow", "gru", 0.0),
+                                                           ("gru", "bag", 0.6)])
+def test_auto_noise_denoises_for_a_bag_decoder_only(architecture, decoder, expected, tiny, texts):
+    model = tiny(architecture=architecture, decoder=decoder, noise="auto", max_epochs=1).fit(texts)
+    assert model.net_.noise == expected
+    assert model.get_params()["noise"] == "auto"  # resolved in the net, never written back to the parameter
+    if expected:  # and the resolved rate is the one training uses: it changes the fit, as noise=0.6 does
+        same = tiny(architecture=architecture, decoder=decoder, noise=expected, max_epochs=1).fit(texts)
+        np.testing.assert_allclose(model.transform(texts), same.transform(texts), rtol=1e-5, atol=1e-6)
+        clean = tiny(architecture=architecture, decoder=decoder, noise=0.0, max_epochs=1).fit(texts)
+        assert not np.allclose(model.transform(texts), clean.transform(texts), atol=1e-4)
+
+
 @pytest.mark.parametrize("params, match", [
     (dict(noise=1.0), r"'noise' parameter .* range \[0(\.0)?, 1(\.0)?\)"),  # 1.0 would delete everything
     (dict(noise=-0.1), r"'noise' parameter .* range \[0(\.0)?, 1(\.0)?\)"),

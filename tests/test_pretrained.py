@@ -275,3 +275,14 @@ def test_reconstruction_report_compares_with_the_text_as_the_tokenizer_normalise
     monkeypatch.setattr(fitted, "inverse_transform", lambda Z: normalised)
     assert not any(a == b for a, b in zip(normalised, texts[:4]))  # the texts are cased
     assert reconstruction_report(fitted, texts[:4])["exact_match"] == 1.0
+
+
+@pytest.mark.parametrize("decoder, same_as", [("gru", 0.0), ("bag", 0.6)])
+def test_auto_noise_of_a_frozen_encoder_is_the_rate_its_decoder_gets(bert, texts, decoder, same_as):
+    # The frozen encoder's outputs are computed once per fit, from texts corrupted at the resolved rate.
+    params = {**TINY, "decoder": decoder, "max_epochs": 1}
+    auto = TextAutoencoder(encoder=bert, **{**params, "noise": "auto"}).fit(texts)
+    fixed = TextAutoencoder(encoder=bert, **{**params, "noise": same_as}).fit(texts)
+    other = TextAutoencoder(encoder=bert, **{**params, "noise": 0.6 - same_as}).fit(texts)
+    np.testing.assert_allclose(auto.transform(texts), fixed.transform(texts), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(auto.transform(texts), other.transform(texts), atol=1e-4)
