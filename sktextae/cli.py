@@ -32,11 +32,13 @@ from .cli_files import (
     write_texts,
     write_vectors,
 )
-from .nn import ARCHITECTURES
 
-# The estimator classes by name: importing any module of the package has registered them (the package
-# imports its estimators first).
-ESTIMATORS = tuple(registry.ESTIMATORS)
+# The choices of --estimator and of the demo's --architecture, written out so that building the parser
+# (`sktextae --help`, an argument error) imports no torch: the estimators, sktextae.nn and the demo are
+# imported by the commands that use them. The tests check these against registry.ESTIMATORS and
+# nn.ARCHITECTURES.
+ESTIMATORS = ("TextAutoencoder", "TextAutoencoderClassifier", "TextAutoencoderRegressor")
+ARCHITECTURES = ("transformer", "gru", "lstm", "bow")
 
 
 def main(argv=None):
@@ -138,7 +140,7 @@ def _device(parser):
 # -------------------------------------------------------------------------------------------- commands
 
 def _fit(args):
-    cls = registry.ESTIMATORS[args.estimator]
+    cls = _estimator_class(args.estimator)
     params = _parse_params(args.param, cls)
     supervised = args.estimator != "TextAutoencoder"
     if supervised and args.label_column is None:
@@ -234,6 +236,12 @@ def _parse_params(pairs, cls):
 
 
 # -------------------------------------------------------------------------------------------- helpers
+
+def _estimator_class(name):
+    from . import estimator, supervised  # noqa: F401  importing them registers the classes (and imports torch)
+
+    return registry.ESTIMATORS[name]
+
 
 def _load(args):
     from . import load
