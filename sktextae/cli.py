@@ -3,10 +3,11 @@
 Texts are read from ``.txt`` (one text a line), ``.csv``, ``.jsonl`` or ``.parquet`` files, or from
 standard input (``-``, one text a line). Lines end at ``\n`` (or ``\r\n``) only: a form feed, U+2028
 or another character that Python's ``str.splitlines`` also breaks at stays inside its text. Progress
-goes to standard error, results to standard output or to the ``-o`` file, which is written under a
-temporary name and moved into place only when the command succeeded (``cli_files`` reads and writes
-the files). A missing file or column, a bad parameter or device, an unreadable model, an ``-o`` that
-is an input, or a failure to write (a full disk) exits with status 2 and one line on standard error.
+and warnings (one line each) go to standard error, results to standard output or to the ``-o`` file,
+which is written under a temporary name and moved into place only when the command succeeded
+(``cli_files`` reads and writes the files). A missing file or column, a bad parameter or device, an
+unreadable model, an ``-o`` that is an input, or a failure to write (a full disk) exits with status 2
+and one line on standard error.
 """
 
 import argparse
@@ -15,6 +16,7 @@ import difflib
 import os
 import pathlib
 import sys
+import warnings
 
 from . import registry
 from .cli_files import (
@@ -44,6 +46,12 @@ ARCHITECTURES = ("transformer", "gru", "lstm", "bow")
 def main(argv=None):
     parser = _parser()
     args = parser.parse_args(argv)
+    with warnings.catch_warnings():  # restores Python's own printer when the command ends
+        warnings.showwarning = _warning_printer(args.command)
+        return _run(args)
+
+
+def _run(args):
     if args.command == "demo":
         from .demo import run_demo  # the demo's imports stay out of `sktextae --help`
 
@@ -267,6 +275,34 @@ def _apply(method, data):
         return method(data)
     except (ValueError, TypeError) as error:
         raise CommandError(str(error)) from None
+
+
+# What to do about texts cut to max_length, on the command line: the library's warning says it in Python.
+_TRUNCATION_FIXES = {"fit": "pass --param max_length=N with a larger N to keep them whole.",
+                     "encode": "fit a model with a larger --param max_length to encode them whole.",
+                     "score": "fit a model with a larger --param max_length to score them whole."}
+
+
+def _warning_printer(command):
+    """A ``warnings.showwarning`` that prints each warning as one line on standard error, without the
+    file, line and source that Python's printer adds (those of the command line, not the user's), a
+    ``TruncationWarning`` with the command line's fix; a line already printed is not printed again."""
+    from .exceptions import TruncationWarning
+
+    printed = set()
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        text = _one_line(message)
+        if issubclass(category, TruncationWarning):
+            counts = text.split(";")[0]  # "3 of 40 texts were longer than max_length=12 tokens and were truncated"
+            text = f"{counts}; {_TRUNCATION_FIXES[command]}" if command in _TRUNCATION_FIXES else f"{counts}."
+        elif not category.__module__.startswith("sktextae"):
+            text = f"{category.__name__}: {text}"
+        if text not in printed:
+            printed.add(text)
+            print(f"sktextae {command}: warning: {text}", file=sys.stderr, flush=True)
+
+    return show
 
 
 def _progress(message):

@@ -69,11 +69,16 @@ def batched(net, items, compute, *, batch_size, one_transfer=False):
 
 def encode_texts(tokenizer, texts, *, max_length, warn=True):
     """The texts' token sequences, cut to ``max_length``, and how many were cut; with ``warn``, a
-    ``TruncationWarning`` at the caller's line when any was."""
+    ``TruncationWarning`` at the caller's line when any was.
+
+    The message gives the counts (the command line shows the part before the ";"), then the fix and how
+    to hide it: a search (``GridSearchCV``) shows it again for every fit and score, since scikit-learn's
+    parallel loop resets the warning filters for each one, which makes Python forget it was shown."""
     sequences, n_truncated = encode(tokenizer, texts, max_length=max_length)
     if n_truncated and warn:
         warn_at_caller(f"{n_truncated} of {len(texts)} texts were longer than max_length={max_length} tokens and "
-                       f"were truncated; raise max_length to keep them whole.", TruncationWarning)
+                       f"were truncated; fit with a larger max_length to keep them whole, or hide this warning with "
+                       f"warnings.filterwarnings('ignore', category=sktextae.TruncationWarning).", TruncationWarning)
     return sequences, n_truncated
 
 

@@ -5,13 +5,19 @@ import importlib.metadata
 import os
 import subprocess
 import sys
+import warnings
 
 import pytest
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import Pipeline
 
 import sktextae
 from sktextae import cli, registry
 from conftest import LABELS, TEXTS, TINY_PARAMS
 
+TINY_ARGS = [arg for name, value in TINY_PARAMS.items() if name != "max_epochs"
+             for arg in ("--param", f"{name}={value!r}")] + ["--param", "max_epochs=1"]
 HEAVY = ("torch", "skorch", "transformers", "sklearn", "sktextae.estimator", "sktextae.nn", "sktextae.demo")
 
 
@@ -107,3 +113,65 @@ def test_load_in_a_fresh_interpreter_reads_any_class(tmp_path):
     out = python("import sys, sktextae; print(type(sktextae.load(sys.argv[1], device='cpu')).__name__)",
                  tmp_path / "classifier")
     assert out == "TextAutoencoderClassifier"
+
+
+# --------------------------------------------------------------------------- truncation
+
+def truncation_warnings(record):
+    return [str(warning.message) for warning in record if issubclass(warning.category, sktextae.TruncationWarning)]
+
+
+def test_the_truncation_warning_names_the_fix_and_how_to_hide_it(tiny, texts):
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        tiny(max_length=4, max_epochs=1).fit_transform(texts)
+    [message] = truncation_warnings(record)  # one for fit_transform, not one for fit and one for transform
+    assert message.startswith(f"{len(texts)} of {len(texts)} texts were longer than max_length=4 tokens and were "
+                              f"truncated; fit with a larger max_length to keep them whole")
+    assert "warnings.filterwarnings('ignore', category=sktextae.TruncationWarning)" in message
+
+
+def test_filterwarnings_ignore_silences_truncation_also_in_a_search(tiny, texts, labels):
+    pipeline = Pipeline([("ae", tiny(max_length=4, max_epochs=1)), ("classifier", LogisticRegression())])
+    search = GridSearchCV(pipeline, {"ae__latent_dim": [4, 8]}, cv=2)
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        warnings.filterwarnings("ignore", category=sktextae.TruncationWarning)
+        search.fit(texts, labels)  # scikit-learn's parallel loop sets the filters again for each fit and score
+        estimator = tiny(max_length=4, max_epochs=1).fit(texts)
+        estimator.transform(texts)
+        estimator.score_samples(texts)
+    assert truncation_warnings(record) == []
+    with pytest.warns(sktextae.TruncationWarning):  # and without the filter, it warns
+        estimator.transform(texts)
+
+
+def test_the_command_line_shows_truncation_as_one_line(tmp_path, monkeypatch, capsys):
+    (tmp_path / "texts.txt").write_text("\n".join(TEXTS) + "\n", encoding="utf-8")
+    done = subprocess.run([sys.executable, "-m", "sktextae", "fit", "texts.txt", "-o", "model",
+                           "--param", "max_length=4", *TINY_ARGS], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr
+    warned = [line for line in done.stderr.splitlines() if "warning" in line.lower()]
+    assert warned == [f"sktextae fit: warning: {len(TEXTS)} of {len(TEXTS)} texts were longer than max_length=4 "
+                      f"tokens and were truncated; pass --param max_length=N with a larger N to keep them whole."]
+    assert "TruncationWarning" not in done.stderr and ".py:" not in done.stderr  # no file, line or source
+
+    monkeypatch.chdir(tmp_path)
+    shown = warnings.showwarning
+    for command, verb in (("encode", "encode"), ("score", "score")):
+        assert cli.main([command, "model", "texts.txt", "-o", f"{command}.npy", "--device", "cpu"]) == 0
+        warned = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+        assert warned == [f"sktextae {command}: warning: {len(TEXTS)} of {len(TEXTS)} texts were longer than "
+                          f"max_length=4 tokens and were truncated; fit a model with a larger --param max_length "
+                          f"to {verb} them whole."]
+    assert warnings.showwarning is shown  # Python's own printer is back after the command
+
+
+def test_the_command_line_shows_other_warnings_as_one_line_each(capsys):
+    show = cli._warning_printer("encode")
+    show(UserWarning("first line\n  second line"), UserWarning, "somewhere.py", 3)
+    show(UserWarning("first line\n  second line"), UserWarning, "somewhere.py", 3)  # the same line: once
+    show(sktextae.ModelVersionWarning("written by sktextae 0.1"), sktextae.ModelVersionWarning, "x.py", 1)
+    assert capsys.readouterr().err.splitlines() == ["sktextae encode: warning: UserWarning: first line second line",
+                                                    "sktextae encode: warning: written by sktextae 0.1"]
