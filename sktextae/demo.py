@@ -4,20 +4,28 @@ Run it as ``sktextae demo`` or ``python -m sktextae demo``. It needs no download
 from this Python's own installation (see ``sktextae.datasets.load_stdlib_docstrings``).
 """
 
+import functools
+import os
+import sys
 import time
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import normalize
+from skorch.callbacks import PrintLog
 
+from .callbacks import SyncFreeProgressBar
 from .datasets import load_stdlib_docstrings
 from .estimator import TextAutoencoder
 from .metrics import reconstruction_report
 
 
 def run_demo(*, architecture="gru", latent_dim=64, max_epochs=15, max_texts=3000, random_state=0, out=print):
-    """Train a small autoencoder on stdlib docstrings and report what it learned through ``out``."""
+    """Train a small autoencoder on stdlib docstrings and report what it learned through ``out``.
+
+    The losses of each epoch go through ``out`` too, coloured only when ``out`` is ``print`` and standard
+    output a terminal; a progress bar goes to standard error only when it is a terminal."""
     corpus = load_stdlib_docstrings(max_texts=max_texts, random_state=random_state)
     train_texts, test_texts, y_train, y_test = train_test_split(
         corpus.data, corpus.target, test_size=0.2, stratify=corpus.target, random_state=random_state)
@@ -27,8 +35,9 @@ def run_demo(*, architecture="gru", latent_dim=64, max_epochs=15, max_texts=3000
     ae = TextAutoencoder(latent_dim, architecture=architecture, embedding_dim=128, hidden_dim=256,
                          num_layers=1 if architecture in ("gru", "lstm") else 2, num_heads=4, max_length=128,
                          max_epochs=max_epochs, batch_size=32, lr="auto", vocab_size=8000,
-                         noise=0.0, patience=None, random_state=random_state, verbose=1)
+                         noise=0.0, patience=None, random_state=random_state)
     out(f"\nTraining {ae!r} ...")
+    ae.set_params(callbacks=training_display(out))
     start = time.perf_counter()
     Z_train = ae.fit_transform(train_texts)
     fit_seconds = time.perf_counter() - start
@@ -61,3 +70,38 @@ def run_demo(*, architecture="gru", latent_dim=64, max_epochs=15, max_texts=3000
             "fit_seconds": fit_seconds, "train_token_accuracy": reports["training"]["token_accuracy"],
             "train_exact_match": reports["training"]["exact_match"],
             "test_token_accuracy": reports["held-out"]["token_accuracy"], "device": ae.device_}
+
+
+# ---------------------------------------------------------------------------------------- the display
+
+def training_display(out):
+    """The callbacks that show training: skorch's table of the losses of each epoch, through ``out``, in
+    colour only on a terminal (and NO_COLOR unset), and a progress bar, only when standard error is a
+    terminal: redirected to a file, either would write escape codes and carriage returns into it."""
+    colour = out is print and is_terminal(sys.stdout) and not os.environ.get("NO_COLOR")
+    callbacks = [("epoch_table", EpochTable(out=out, colour=colour))]
+    if is_terminal(sys.stderr):
+        callbacks.append(("progress_bar", SyncFreeProgressBar()))
+    return callbacks
+
+
+def is_terminal(stream):
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # no stream (None under pythonw), or a closed one
+        return False
+
+
+class EpochTable(PrintLog):
+    """skorch's table of the losses of each epoch, written through ``out`` whatever the net's ``verbose``;
+    skorch's colours (on a value that is the best so far) only with ``colour``."""
+
+    def __init__(self, *, out=print, colour=False):
+        # Not ``print`` itself: skorch's PrintLog writes to print only when the net is verbose.
+        super().__init__(sink=functools.partial(out))
+        self.out, self.colour = out, colour
+
+    def format_row(self, row, key, color):
+        if not self.colour:
+            row = {**row, f"{key}_best": False}  # a best value is the one skorch colours
+        return super().format_row(row, key, color)

@@ -175,3 +175,55 @@ def test_the_command_line_shows_other_warnings_as_one_line_each(capsys):
     show(sktextae.ModelVersionWarning("written by sktextae 0.1"), sktextae.ModelVersionWarning, "x.py", 1)
     assert capsys.readouterr().err.splitlines() == ["sktextae encode: warning: UserWarning: first line second line",
                                                     "sktextae encode: warning: written by sktextae 0.1"]
+
+
+# --------------------------------------------------------------------------- the demo's output
+
+def test_the_demo_writes_no_escape_codes_into_redirected_output():
+    done = subprocess.run([sys.executable, "-m", "sktextae", "demo", "--max-texts", "300", "--max-epochs", "1",
+                           "--latent-dim", "8"], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr
+    assert "train_loss" in done.stdout and "Reconstruction of held-out texts" in done.stdout  # the table is there
+    for stream in (done.stdout, done.stderr):
+        assert "\x1b[" not in stream and "\r" not in stream  # no colour, no progress bar redrawn in place
+
+
+class Terminal:
+    def isatty(self):
+        return True
+
+    def write(self, text):
+        pass
+
+    def flush(self):
+        pass
+
+
+def test_the_demo_colours_and_shows_progress_only_on_a_terminal(monkeypatch):
+    from sktextae import demo
+    from sktextae.callbacks import SyncFreeProgressBar
+
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setattr(sys, "stdout", Terminal())
+    monkeypatch.setattr(sys, "stderr", Terminal())
+    [(_, table), (_, bar)] = demo.training_display(print)
+    assert table.colour and isinstance(bar, SyncFreeProgressBar)
+    [(_, table), _] = demo.training_display([].append)  # out is not print: not the terminal
+    assert not table.colour
+    monkeypatch.setenv("NO_COLOR", "1")
+    [(_, table), _] = demo.training_display(print)
+    assert not table.colour
+
+    monkeypatch.setattr(sys, "stdout", None)  # pythonw: no streams
+    monkeypatch.setattr(sys, "stderr", None)
+    [(_, table)] = demo.training_display(print)
+    assert not table.colour
+
+
+def test_the_epoch_table_colours_the_best_values_only_with_colour():
+    from sktextae.demo import EpochTable
+
+    row = {"epoch": 1, "train_loss": 1.5, "train_loss_best": True}
+    assert "\x1b[" in EpochTable(colour=True).initialize().format_row(row, "train_loss", color="\x1b[36m")
+    assert EpochTable(colour=False).initialize().format_row(row, "train_loss", color="\x1b[36m") == "1.5000"
