@@ -51,7 +51,8 @@ def run_demo(*, architecture="gru", latent_dim=64, max_epochs=15, max_texts=3000
     for name, texts in (("training", train_texts), ("held-out", test_texts)):
         reports[name] = report = reconstruction_report(ae, texts)
         out(f"Reconstruction of {name} texts: token accuracy {report['token_accuracy']:.1%}, "
-            f"exact {report['exact_match']:.1%}.")
+            f"exact match {report['exact_match']:.1%}.")
+    out(MEASURES_NOTE[ae.net_.module_.is_sequence_decoder])
 
     out("\nNearest training texts in latent space (cosine):")
     train_unit, test_unit = normalize(Z_train), normalize(Z_test)
@@ -70,6 +71,17 @@ def run_demo(*, architecture="gru", latent_dim=64, max_epochs=15, max_texts=3000
             "fit_seconds": fit_seconds, "train_token_accuracy": reports["training"]["token_accuracy"],
             "train_exact_match": reports["training"]["exact_match"],
             "test_token_accuracy": reports["held-out"]["token_accuracy"], "device": ae.device_}
+
+
+# What metrics.reconstruction_report measures, by whether the decoder writes sequences (or a bag of words).
+MEASURES_NOTE = {
+    True: "(Token accuracy: the share of all tokens rebuilt at their own position, so long texts weigh more; "
+          "exact match: the share of texts rebuilt whole, each counting once, so short texts rebuilt exactly "
+          "can lift it above token accuracy.)",
+    False: "(Token accuracy: the share of all tokens found in the rebuilt bag of words, whatever their order, so "
+           "long texts weigh more; exact match: the share of texts rebuilt whole, which a bag, without word "
+           "order, seldom is.)",
+}
 
 
 # ---------------------------------------------------------------------------------------- the display

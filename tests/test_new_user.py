@@ -180,11 +180,14 @@ def test_the_command_line_shows_other_warnings_as_one_line_each(capsys):
 # --------------------------------------------------------------------------- the demo's output
 
 def test_the_demo_writes_no_escape_codes_into_redirected_output():
+    from sktextae import demo
+
     done = subprocess.run([sys.executable, "-m", "sktextae", "demo", "--max-texts", "300", "--max-epochs", "1",
                            "--latent-dim", "8"], capture_output=True, text=True, timeout=300,
                           env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert done.returncode == 0, done.stderr
     assert "train_loss" in done.stdout and "Reconstruction of held-out texts" in done.stdout  # the table is there
+    assert demo.MEASURES_NOTE[True] in done.stdout.splitlines()  # what token accuracy and exact match are
     for stream in (done.stdout, done.stderr):
         assert "\x1b[" not in stream and "\r" not in stream  # no colour, no progress bar redrawn in place
 
@@ -227,3 +230,15 @@ def test_the_epoch_table_colours_the_best_values_only_with_colour():
     row = {"epoch": 1, "train_loss": 1.5, "train_loss_best": True}
     assert "\x1b[" in EpochTable(colour=True).initialize().format_row(row, "train_loss", color="\x1b[36m")
     assert EpochTable(colour=False).initialize().format_row(row, "train_loss", color="\x1b[36m") == "1.5000"
+
+
+def test_exact_match_above_token_accuracy_is_what_the_demo_says():
+    from sktextae.demo import MEASURES_NOTE
+    from sktextae.metrics import exact_match_rate, token_accuracy
+
+    # Two short texts rebuilt exactly, a long one shifted by a token: few tokens right, most texts right.
+    references = [[5], [6], [7, 8, 9, 10, 11, 12]]
+    hypotheses = [[5], [6], [8, 9, 10, 11, 12]]
+    assert token_accuracy(references, hypotheses) == 2 / 8
+    assert exact_match_rate(references, hypotheses) == 2 / 3
+    assert "at their own position" in MEASURES_NOTE[True] and "long texts weigh more" in MEASURES_NOTE[True]
