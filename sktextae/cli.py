@@ -55,8 +55,12 @@ def _run(args):
     if args.command == "demo":
         from .demo import run_demo  # the demo's imports stay out of `sktextae --help`
 
-        run_demo(architecture=args.architecture, latent_dim=args.latent_dim, max_epochs=args.max_epochs,
-                 max_texts=args.max_texts, random_state=args.random_state)
+        try:
+            run_demo(architecture=args.architecture, latent_dim=args.latent_dim, max_epochs=args.max_epochs,
+                     max_texts=args.max_texts, random_state=args.random_state)
+        except ValueError as error:  # --max-texts too small for the corpus's modules, --latent-dim 0, ...
+            print(f"sktextae demo: error: {_one_line(error)}", file=sys.stderr)
+            return 2
         return 0
     from .exceptions import ModelFileError
 

@@ -5,6 +5,7 @@ from this Python's own installation (see ``sktextae.datasets.load_stdlib_docstri
 """
 
 import functools
+import math
 import os
 import sys
 import time
@@ -20,6 +21,8 @@ from .datasets import load_stdlib_docstrings
 from .estimator import TextAutoencoder
 from .metrics import reconstruction_report
 
+HELD_OUT = 0.2  # the share of the texts held out to measure what the model learned
+
 
 def run_demo(*, architecture="gru", latent_dim=64, max_epochs=15, max_texts=3000, random_state=0, out=print):
     """Train a small autoencoder on stdlib docstrings and report what it learned through ``out``.
@@ -27,8 +30,12 @@ def run_demo(*, architecture="gru", latent_dim=64, max_epochs=15, max_texts=3000
     The losses of each epoch go through ``out`` too, coloured only when ``out`` is ``print`` and standard
     output a terminal; a progress bar goes to standard error only when it is a terminal."""
     corpus = load_stdlib_docstrings(max_texts=max_texts, random_state=random_state)
+    n_modules = len(corpus.target_names)
+    if math.ceil(HELD_OUT * len(corpus.data)) < n_modules:  # train_test_split's count, stratified
+        raise ValueError(f"max_texts={max_texts} gives {len(corpus.data)} texts, too few to hold out one text of each "
+                         f"of the {n_modules} modules; use max_texts >= {math.ceil(n_modules / HELD_OUT)}.")
     train_texts, test_texts, y_train, y_test = train_test_split(
-        corpus.data, corpus.target, test_size=0.2, stratify=corpus.target, random_state=random_state)
+        corpus.data, corpus.target, test_size=HELD_OUT, stratify=corpus.target, random_state=random_state)
     out(f"Corpus: {len(corpus.data)} first paragraphs of standard-library docstrings from "
         f"{len(corpus.target_names)} modules ({len(train_texts)} to train, {len(test_texts)} held out).")
     # Sizes that train in a few minutes on 2 CPU cores; the GRU learns fastest there.

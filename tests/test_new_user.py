@@ -242,3 +242,16 @@ def test_exact_match_above_token_accuracy_is_what_the_demo_says():
     assert token_accuracy(references, hypotheses) == 2 / 8
     assert exact_match_rate(references, hypotheses) == 2 / 3
     assert "at their own position" in MEASURES_NOTE[True] and "long texts weigh more" in MEASURES_NOTE[True]
+
+
+def test_a_demo_too_small_for_the_corpus_is_one_line_not_a_traceback(capsys):
+    from sktextae.datasets import load_stdlib_docstrings
+
+    # One text per module: too few to hold out a fifth of them and keep every module on both sides. The
+    # check comes after reading the corpus and before training anything.
+    n_modules = len(load_stdlib_docstrings().target_names)
+    assert cli.main(["demo", "--max-texts", str(n_modules)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"sktextae demo: error: max_texts={n_modules} gives {n_modules} texts, too few")
+    assert f"max_texts >= {5 * n_modules}" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
