@@ -21,11 +21,15 @@ from .estimator import TextAutoencoder
 from .registry import register
 from .validation import check_labels, check_texts, is_unlabelled, unique_labels
 
-_SUPERVISED_DOC = """
+# Free text has no place in a numpydoc Parameters section (it would be read as parameter names): what
+# the supervised estimators share with TextAutoencoder is said before it, their own parameters in it.
+_SUPERVISED_INTRO = """
     The text input contract, the training machinery and every parameter of ``TextAutoencoder``
     apply (see its docstring; ``checkpoint_dir``'s checkpoints also compare the labels, and
-    ``pretrained``'s weights), plus:
+    ``pretrained``'s weights), plus the parameters below.
+"""
 
+_SUPERVISED_DOC = """
     reconstruction_weight : float, default=1.0
         Weight of the reconstruction loss beside the supervised loss; 0 trains the encoder on the
         labels alone (unlabelled texts then contribute nothing).
@@ -141,7 +145,7 @@ class TextAutoencoderClassifier(_SupervisedMixin, ClassNamePrefixFeaturesOutMixi
     ``reconstruction_weight`` times the reconstruction loss on every text. Following scikit-learn's
     convention (``SelfTrainingClassifier``, ``LabelSpreading``), a text labelled ``-1`` (or ``None``
     in an object array) is unlabelled and contributes only to reconstruction.
-
+""" + _SUPERVISED_INTRO + """
     Parameters
     ----------""" + _SUPERVISED_DOC + """    class_weight : dict, "balanced" or None, default=None
         Weights of the classes in the cross-entropy, as in scikit-learn's linear models.
@@ -308,7 +312,7 @@ class TextAutoencoderRegressor(_SupervisedMixin, ClassNamePrefixFeaturesOutMixin
     The head and the autoencoder train together: squared error on the standardised targets of the
     labelled texts plus ``reconstruction_weight`` times the reconstruction loss on every text. A
     target of NaN marks an unlabelled text (for several targets, a row with any NaN).
-
+""" + _SUPERVISED_INTRO + """
     Parameters
     ----------""" + _SUPERVISED_DOC + """
     Attributes
