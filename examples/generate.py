@@ -1,4 +1,5 @@
 """Generate text with a variational ``TextAutoencoder``: prior samples, interpolation, beam search.
+================================================================================================
 
 A variational autoencoder (``variational=True``) learns a Gaussian posterior per text, pulled
 towards a standard normal prior by a KL term, so that latent vectors drawn from N(0, I) decode to

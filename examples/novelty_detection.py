@@ -1,4 +1,5 @@
 """Novelty detection with ``TextAutoencoder.score_samples``: which texts are unlike the training texts?
+====================================================================================================
 
 ``score_samples(X)`` encodes each text, decodes it back, and returns the mean log-likelihood per
 token of the text under the model: how well the autoencoder reconstructs it, in nats per token

@@ -1,4 +1,5 @@
 """Pretrain a text autoencoder without labels, adapt it to a domain, then fine-tune a classifier on few labels.
+============================================================================================================
 
 The workflow for when texts are plenty and labels are scarce, on the first paragraphs of the standard
 library's docstrings (no download: they are read from this Python's own installation), labelled by
