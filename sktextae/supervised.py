@@ -180,7 +180,7 @@ class TextAutoencoderClassifier(_SupervisedMixin, ClassNamePrefixFeaturesOutMixi
     def __init__(self, latent_dim=64, *, architecture="bow", encoder=None, decoder=None,
                  freeze_encoder=True, encoder_lr=3e-5, tokenizer="bpe", vocab_size=4000,
                  lowercase=False, max_length=128, embedding_dim=None, hidden_dim=256, num_layers=1, num_heads=4,
-                 dropout=0.1, noise=0.6, noise_type="delete", variational=False, kl_annealing_epochs=5,
+                 dropout=0.1, noise="auto", noise_type="delete", variational=False, kl_annealing_epochs=5,
                  free_bits=0.1, word_dropout="auto", max_epochs=60, batch_size=32, inference_batch_size=256,
                  lr="auto", validation_fraction=0.1, patience=3, device="auto", compile=False, random_state=None,
                  verbose=0, callbacks=None, checkpoint_dir=None, reconstruction_weight=1.0, class_weight=None,
@@ -331,7 +331,7 @@ class TextAutoencoderRegressor(_SupervisedMixin, ClassNamePrefixFeaturesOutMixin
     def __init__(self, latent_dim=64, *, architecture="bow", encoder=None, decoder=None,
                  freeze_encoder=True, encoder_lr=3e-5, tokenizer="bpe", vocab_size=4000,
                  lowercase=False, max_length=128, embedding_dim=None, hidden_dim=256, num_layers=1, num_heads=4,
-                 dropout=0.1, noise=0.6, noise_type="delete", variational=False, kl_annealing_epochs=5,
+                 dropout=0.1, noise="auto", noise_type="delete", variational=False, kl_annealing_epochs=5,
                  free_bits=0.1, word_dropout="auto", max_epochs=60, batch_size=32, inference_batch_size=256,
                  lr="auto", validation_fraction=0.1, patience=3, device="auto", compile=False, random_state=None,
                  verbose=0, callbacks=None, checkpoint_dir=None, reconstruction_weight=1.0, pretrained=None):
