@@ -19,6 +19,11 @@ __all__ = ["plot_history", "plot_latent_map"]
 
 METHODS = ("pca", "tsne")
 ANNOTATION_LENGTH = 40  # characters of a text written beside its point
+LEGEND_INSIDE = 10  # up to this many labels, the legend sits inside the map; more go in columns to its right
+LEGEND_ROWS = 20  # entries per column of a legend beside the map
+# More labels than tab20 has colours: each block of 20 labels gets the next marker, so that no two labels
+# look alike (a sequential colour map would give neighbouring labels near-identical colours).
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 MAX_PERPLEXITY = 30.0  # scikit-learn's default for t-SNE; fewer texts get n_texts - 1
 
 
@@ -85,7 +90,7 @@ def plot_history(model, ax=None):
     _plot_column(loss_ax, history, "train_loss", label="train", color="C0")
     _plot_column(loss_ax, history, "valid_loss", label="validation", color="C1")
     loss_ax.set(xlabel="epoch", ylabel="loss", title=f"{type(model).__name__}: loss per epoch")
-    loss_ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
+    loss_ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True, min_n_ticks=1))
     loss_ax.legend()
     if not variational:
         return np.array([loss_ax], dtype=object)
@@ -97,10 +102,10 @@ def plot_history(model, ax=None):
     _plot_column(units_ax, history, "active_units", label="active units", color="C2", linestyle="--")
     kl_ax.set(xlabel="epoch", ylabel="KL (nats per text)", title="KL term and active units")
     kl_ax.set_ylim(bottom=0)
-    kl_ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
+    kl_ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True, min_n_ticks=1))
     units_ax.set_ylabel("active units")
     units_ax.set_ylim(bottom=0)
-    units_ax.yaxis.set_major_locator(ticker.MaxNLocator(integer=True))
+    units_ax.yaxis.set_major_locator(ticker.MaxNLocator(integer=True, min_n_ticks=1))
     # One legend for both y-axes.
     handles = kl_ax.get_legend_handles_labels()[0] + units_ax.get_legend_handles_labels()[0]
     kl_ax.legend(handles=handles)
@@ -118,7 +123,9 @@ def plot_latent_map(model, texts, labels=None, *, method="pca", annotate=5, rand
         The texts to place on the map, at least 2.
     labels : array-like of shape (n_texts,) or None, default=None
         A label per text (any hashable values: ints, strings, ...). Each distinct label gets its own
-        colour and a legend entry; missing values (None, NaN) form one group, shown as ``None``.
+        colour (beyond 20 labels, its own colour and marker) and a legend entry; missing values (None,
+        NaN) form one group, shown as ``None``. Beyond 10 labels the legend stands to the right of the
+        map, in columns of 20, so that it hides no point.
     method : {"pca", "tsne"}, default="pca"
         ``"pca"``: scikit-learn's ``PCA``, a linear projection whose axes keep their meaning (the share
         of the variance each explains is in the axis label). ``"tsne"``: scikit-learn's ``TSNE``
@@ -185,17 +192,23 @@ def plot_latent_map(model, texts, labels=None, *, method="pca", annotate=5, rand
         axis_labels = ["t-SNE 1", "t-SNE 2"]
         name = "t-SNE"
 
+    groups = _groups(labels) if labels is not None else []
+    legend_columns = -(-len(groups) // LEGEND_ROWS)  # ceil
     if ax is None:
-        _, ax = plt.subplots(figsize=(7, 6), layout="constrained")
+        beside = legend_columns if len(groups) > LEGEND_INSIDE else 0
+        _, ax = plt.subplots(figsize=(7 + 1.6 * beside, 6), layout="constrained")
     if labels is None:
         ax.scatter(points[:, 0], points[:, 1], s=14, alpha=0.8)
     else:
-        groups = _groups(labels)
-        colors = _colors(len(groups))
-        for group, color in zip(groups, colors):
+        for group, (color, marker) in zip(groups, _styles(len(groups))):
             mask = np.fromiter((label == group for label in labels), dtype=bool, count=n_texts)
-            ax.scatter(points[mask, 0], points[mask, 1], s=14, alpha=0.8, color=color, label=str(group))
-        ax.legend(title="label", fontsize="small", ncols=1 + (len(groups) - 1) // 15)
+            ax.scatter(points[mask, 0], points[mask, 1], s=14, alpha=0.8, color=color, marker=marker,
+                       label=str(group))
+        if len(groups) <= LEGEND_INSIDE:
+            ax.legend(title="label", fontsize="small")
+        else:  # inside, a long legend would hide points and the texts written beside them
+            ax.legend(title="label", fontsize="small", ncols=legend_columns, loc="upper left",
+                      bbox_to_anchor=(1.02, 1), borderaxespad=0)
     for i in np.sort(rng.choice(n_texts, size=min(annotate, n_texts), replace=False)):
         ax.annotate(_shorten(texts[i]), points[i], xytext=(4, 4), textcoords="offset points", fontsize="x-small")
     ax.set(xlabel=axis_labels[0], ylabel=axis_labels[1],
@@ -252,15 +265,18 @@ def _groups(labels):
         return groups
 
 
-def _colors(n):
-    """``n`` distinct colours: matplotlib's qualitative maps while they last, then a sequential one."""
+def _styles(n):
+    """``n`` distinct (colour, marker) pairs: tab10's colours, or tab20's, as circles; beyond 20, tab20's
+    colours again with the next marker for each block of 20 (then a sequential colour map beyond
+    ``20 * len(MARKERS)``, where no style would tell the labels apart anyway)."""
     from matplotlib import colormaps
 
     if n <= 10:
-        return colormaps["tab10"].colors[:n]
-    if n <= 20:
-        return colormaps["tab20"].colors[:n]
-    return colormaps["turbo"].resampled(n)(np.arange(n))
+        return [(color, "o") for color in colormaps["tab10"].colors[:n]]
+    if n <= 20 * len(MARKERS):
+        palette = colormaps["tab20"].colors
+        return [(palette[i % 20], MARKERS[i // 20]) for i in range(n)]
+    return [(color, "o") for color in colormaps["turbo"].resampled(n)(np.arange(n))]
 
 
 def _shorten(text):
