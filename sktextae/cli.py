@@ -46,6 +46,8 @@ ARCHITECTURES = ("transformer", "gru", "lstm", "bow")
 def main(argv=None):
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.command == "demo" and args.overwrite_plots and args.plots is None:
+        parser.error("--overwrite-plots replaces the plots of --plots DIR: pass --plots too.")
     with warnings.catch_warnings():  # restores Python's own printer when the command ends
         warnings.showwarning = _warning_printer(args.command)
         return _run(args)
@@ -57,8 +59,15 @@ def _run(args):
 
         try:
             run_demo(architecture=args.architecture, latent_dim=args.latent_dim, max_epochs=args.max_epochs,
-                     max_texts=args.max_texts, random_state=args.random_state)
-        except ValueError as error:  # --max-texts too small for the corpus's modules, --latent-dim 0, ...
+                     max_texts=args.max_texts, random_state=args.random_state, plots=args.plots,
+                     overwrite_plots=args.overwrite_plots)
+        # --max-texts too small for the corpus's modules, --latent-dim 0, a --plots folder that is a file, ...
+        except ValueError as error:
+            print(f"sktextae demo: error: {_one_line(error)}", file=sys.stderr)
+            return 2
+        except ImportError as error:  # --plots without matplotlib: the error names the pip install line
+            if error.name != "matplotlib":
+                raise
             print(f"sktextae demo: error: {_one_line(error)}", file=sys.stderr)
             return 2
         return 0
@@ -85,6 +94,11 @@ def _parser():
     demo.add_argument("--max-epochs", type=int, default=15)
     demo.add_argument("--max-texts", type=int, default=3000, help="texts drawn from the corpus (default 3000)")
     demo.add_argument("--random-state", type=int, default=0)
+    demo.add_argument("--plots", metavar="DIR", default=None,
+                      help="also write history.png and latent_map.png into DIR (created if missing; needs matplotlib: "
+                           "pip install \"sktextae[plot]\")")
+    demo.add_argument("--overwrite-plots", action="store_true",
+                      help="replace a history.png or latent_map.png in DIR that the demo did not write")
 
     texts_help = f"texts: a file ({', '.join(TEXT_FORMATS)}; .txt holds one text a line) or - for standard input"
     fit = commands.add_parser("fit", help="train a model on texts and save it to a folder",

@@ -7,6 +7,7 @@ from this Python's own installation (see ``sktextae.datasets.load_stdlib_docstri
 import functools
 import math
 import os
+import pathlib
 import sys
 import time
 
@@ -19,16 +20,24 @@ from skorch.callbacks import PrintLog
 from .callbacks import SyncFreeProgressBar
 from .datasets import load_stdlib_docstrings
 from .estimator import TextAutoencoder
+from .files import atomic_file
 from .metrics import reconstruction_report
 
 HELD_OUT = 0.2  # the share of the texts held out to measure what the model learned
 
 
-def run_demo(*, architecture="gru", latent_dim=64, max_epochs=15, max_texts=3000, random_state=0, out=print):
+def run_demo(*, architecture="gru", latent_dim=64, max_epochs=15, max_texts=3000, random_state=0, plots=None,
+             overwrite_plots=False, out=print):
     """Train a small autoencoder on stdlib docstrings and report what it learned through ``out``.
 
     The losses of each epoch go through ``out`` too, coloured only when ``out`` is ``print`` and standard
-    output a terminal; a progress bar goes to standard error only when it is a terminal."""
+    output a terminal; a progress bar goes to standard error only when it is a terminal.
+
+    With ``plots`` (a folder, created if missing), the demo also writes ``history.png`` and
+    ``latent_map.png`` there (see ``write_plots``). The folder is checked, and matplotlib imported, before
+    anything is trained: see ``prepare_plot_folder`` for what is refused."""
+    if plots is not None:
+        plots = prepare_plot_folder(plots, overwrite=overwrite_plots)
     corpus = load_stdlib_docstrings(max_texts=max_texts, random_state=random_state)
     n_modules = len(corpus.target_names)
     if math.ceil(HELD_OUT * len(corpus.data)) < n_modules:  # train_test_split's count, stratified
@@ -74,6 +83,11 @@ def run_demo(*, architecture="gru", latent_dim=64, max_epochs=15, max_texts=3000
     out(f"\nLogisticRegression on the {latent_dim}-d latent vectors, predicting the module of each held-out "
         f"text: accuracy {accuracy:.1%} (chance, always the largest module: {np.mean(y_test == majority):.1%}; "
         f"{len(corpus.target_names)} modules).")
+    if plots is not None:
+        labels = [corpus.target_names[label] for label in y_test]
+        history, latent_map = write_plots(ae, test_texts, labels, plots, random_state=random_state)
+        out(f"\nPlots:\n  {history}  (the training and validation loss per epoch)\n"
+            f"  {latent_map}  (the held-out texts' latent vectors by PCA, coloured by module)")
     return {"probe_accuracy": accuracy, "chance_accuracy": float(np.mean(y_test == majority)),
             "fit_seconds": fit_seconds, "train_token_accuracy": reports["training"]["token_accuracy"],
             "train_exact_match": reports["training"]["exact_match"],
@@ -89,6 +103,147 @@ MEASURES_NOTE = {
            "long texts weigh more; exact match: the share of texts rebuilt whole, which a bag, without word "
            "order, seldom is.)",
 }
+
+
+# ---------------------------------------------------------------------------------------- the plots
+
+PLOT_FILES = ("history.png", "latent_map.png")
+# Written into each PNG (its "Software" text chunk): a file that carries it is one the demo wrote, which a
+# later demo replaces without --overwrite-plots.
+PLOT_MARK = "sktextae demo"
+PLOT_DPI = 120
+ANNOTATED_TEXTS = 6  # held-out texts written beside their points on the latent map
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def prepare_plot_folder(folder, *, overwrite=False):
+    """Check, before any training, that the plots can be written into ``folder``, then create it (and its
+    parents) if missing; return it as a ``pathlib.Path``.
+
+    Raises ``ImportError`` (with the ``pip install`` line) without matplotlib, and ``ValueError``, with
+    nothing written, when ``folder`` is a file (never replaced, whatever ``overwrite``), cannot be created,
+    or holds a ``history.png`` or ``latent_map.png`` that the demo did not write (replaced only with
+    ``overwrite``) or that is a folder, a symbolic link or a device (never replaced)."""
+    _agg()
+    folder = pathlib.Path(folder)
+    if str(folder) == "":
+        raise ValueError("--plots needs a folder name, got ''.")
+    if folder.is_symlink() and not folder.exists():
+        raise ValueError(f"--plots {folder} is a symbolic link to nothing: pass an existing folder or a new name.")
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"--plots {folder} is a file, not a folder: pass a folder (created if missing) to write "
+                         f"{' and '.join(PLOT_FILES)} in.")
+    if folder.is_dir():
+        _check_plot_files(folder, overwrite=overwrite)
+    else:
+        _check_creatable(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ValueError(f"--plots {folder}: cannot create the folder ({_reason(error)}).") from None
+    return folder
+
+
+def _check_plot_files(folder, *, overwrite):
+    foreign = []
+    for name in PLOT_FILES:
+        path = folder / name
+        if path.is_symlink():
+            raise ValueError(f"--plots: {path} is a symbolic link: it is never replaced. Remove it, or pass another "
+                             f"--plots folder.")
+        if path.exists() and not path.is_file():
+            raise ValueError(f"--plots: {path} is not a regular file (a folder or a device): it is never replaced. "
+                             f"Pass another --plots folder.")
+        if path.exists() and not overwrite and not _written_by_demo(path):
+            foreign.append(str(path))
+    if foreign:
+        verb = "exists" if len(foreign) == 1 else "exist"
+        raise ValueError(f"--plots: {' and '.join(foreign)} {verb} and {'was' if len(foreign) == 1 else 'were'} not "
+                         f"written by sktextae demo: pass --overwrite-plots to replace "
+                         f"{'it' if len(foreign) == 1 else 'them'}, or another --plots folder.")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ValueError(f"--plots {folder}: no permission to write in this folder.")
+
+
+def _check_creatable(folder):
+    """Refuse a missing ``folder`` whose nearest existing ancestor is a file or a folder we cannot write in."""
+    ancestor = pathlib.Path(os.path.abspath(folder)).parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise ValueError(f"--plots {folder}: cannot create the folder: {ancestor} is a file.")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise ValueError(f"--plots {folder}: cannot create the folder: no permission to write in {ancestor}.")
+
+
+def _written_by_demo(path):
+    """Whether ``path`` is a PNG whose "Software" text chunk is ``PLOT_MARK``. Read chunk by chunk up to the
+    image data (text chunks come before it in what matplotlib writes), skipping over each chunk's data."""
+    wanted = b"Software\0" + PLOT_MARK.encode("latin-1")
+    try:
+        with open(path, "rb") as handle:
+            if handle.read(8) != PNG_SIGNATURE:
+                return False
+            while True:
+                header = handle.read(8)  # the length of the chunk's data (4 bytes, big-endian), its type
+                if len(header) < 8 or header[4:] in (b"IDAT", b"IEND"):
+                    return False
+                length = int.from_bytes(header[:4], "big")
+                if header[4:] == b"tEXt" and length == len(wanted):
+                    if handle.read(length) == wanted:
+                        return True
+                    handle.seek(4, os.SEEK_CUR)  # the CRC
+                else:
+                    handle.seek(length + 4, os.SEEK_CUR)
+    except OSError:
+        return False
+
+
+def write_plots(model, texts, labels, folder, *, random_state):
+    """Write ``history.png`` (``plot_history(model)``) and ``latent_map.png`` (``plot_latent_map`` of
+    ``texts`` coloured by ``labels``, a few annotated, chosen by ``random_state``) into ``folder``; return
+    their paths.
+
+    Each figure is a ``matplotlib.figure.Figure`` drawn by the Agg canvas and saved with
+    ``files.atomic_file``: pyplot and its global backend are left as they were, no figure stays open in
+    pyplot's list, and an interrupted demo leaves no half-written PNG."""
+    from .plotting import plot_history, plot_latent_map
+
+    figure_class, canvas_class = _agg()
+    n_panels = 2 if model.variational else 1  # a variational model's KL term gets a second panel
+    history = figure_class(figsize=(6.5 * n_panels, 4.5), layout="constrained")
+    plot_history(model, ax=history.subplots(1, n_panels, squeeze=False))
+    latent_map = figure_class(figsize=(12, 7), layout="constrained")  # the legend of 60 modules on the right
+    ax = plot_latent_map(model, texts, labels, method="pca", annotate=ANNOTATED_TEXTS, random_state=random_state,
+                         ax=latent_map.subplots())
+    if ax.get_legend() is not None:  # labels given
+        ax.get_legend().set_title("module")
+    paths = []
+    for name, figure in zip(PLOT_FILES, (history, latent_map)):
+        path = pathlib.Path(folder) / name
+        canvas_class(figure)
+        try:
+            with atomic_file(path) as handle:
+                figure.savefig(handle, format="png", dpi=PLOT_DPI, metadata={"Software": PLOT_MARK})
+        except OSError as error:  # a full disk, a folder removed while the demo trained
+            raise ValueError(f"--plots: cannot write {path} ({_reason(error)}).") from None
+        paths.append(path)
+    return paths
+
+
+def _agg():
+    """matplotlib's ``Figure`` and Agg canvas, or an ImportError that says how to install matplotlib."""
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError as error:
+        raise ImportError('--plots needs matplotlib, an optional dependency of sktextae: '
+                          'pip install "sktextae[plot]"', name="matplotlib") from error
+    return Figure, FigureCanvasAgg
+
+
+def _reason(error):
+    return error.strerror or str(error) or type(error).__name__
 
 
 # ---------------------------------------------------------------------------------------- the display
