@@ -80,6 +80,27 @@ class LengthBucketSampler(Sampler):
             yield batches[i]
 
 
+def inference_batches(lengths, *, batch_size):
+    """Lists of indices for inference: shortest texts first, at most ``batch_size`` per batch, and a batch
+    closed early where the next text would make padding more than half of it.
+
+    Every row of a batch is padded to its longest text. Cut by count alone, a batch that spans short
+    and long texts (a few hundred texts make one batch of 256) costs the long text's length for each
+    short one: for texts of median 14 tokens and longest 100, seven times the work. The early cut keeps
+    the padded size (texts times longest) within twice the tokens the batch holds, which costs nothing
+    where lengths are alike; results do not depend on how texts are batched.
+    """
+    lengths = np.asarray(lengths, dtype=np.int64) + 1  # + 1: an empty text still takes a row
+    batches, batch, tokens = [], [], 0
+    for i in np.argsort(lengths, kind="stable").tolist():
+        if batch and (len(batch) == batch_size or (len(batch) + 1) * lengths[i] > 2 * (tokens + lengths[i])):
+            batches.append(batch)
+            batch, tokens = [], 0
+        batch.append(i)
+        tokens += lengths[i]
+    return batches + [batch] if batch else batches
+
+
 def pad(sequences, *, prefix=(), suffix=()):
     """Stack sequences into a (B, T) int64 tensor padded with PAD_ID, and their (B,) lengths."""
     prefix, suffix = np.asarray(prefix, dtype=np.int64), np.asarray(suffix, dtype=np.int64)

@@ -14,7 +14,7 @@ import sklearn
 import torch
 from sklearn.utils import check_random_state
 
-from .batching import LengthBucketSampler, TokenDataset
+from .batching import TokenDataset, inference_batches
 from .beam import SPECIAL_IDS
 from .decoding import OPTIONS as DECODING_OPTIONS
 from .decoding import decode_latent
@@ -39,18 +39,17 @@ def batched(net, items, compute, *, batch_size, one_transfer=False):
     array with one row per item, in input order (None for no items).
 
     ``items`` are token sequences or a ``batching.TokenDataset`` (whose extras, such as a frozen
-    encoder's outputs, reach ``inputs``). Batches hold ``batch_size`` texts of similar lengths (shortest
-    first), collated as the net's vocabulary says, with no gradients, the module in eval mode and bf16
+    encoder's outputs, reach ``inputs``). Batches hold up to ``batch_size`` texts of similar lengths
+    (shortest first, see ``batching.inference_batches``), collated as the net's vocabulary says, with no gradients, the module in eval mode and bf16
     on CUDA. Each batch's result is copied to the host as it comes, so that device memory holds one
     batch; ``one_transfer=True`` keeps them on the device and copies them all at the end, so that the
     device is waited for once (for a few thousand texts during training, see ``ActiveUnits``).
     """
     dataset = items if isinstance(items, TokenDataset) else TokenDataset(items)
-    sampler = LengthBucketSampler(dataset.lengths, batch_size=batch_size, shuffle=False)
     collate = net.vocabulary.collator(sequence_targets=net.module_.is_sequence_decoder)
     device, batches = net.device, []
     with inference_context(net):
-        for indices in sampler:
+        for indices in inference_batches(dataset.lengths, batch_size=batch_size):
             inputs, target_ids = collate([dataset[i] for i in indices])
             inputs = {key: value.to(device, non_blocking=True) for key, value in inputs.items() if key != "labels"}
             rows = compute(inputs, target_ids.to(device, non_blocking=True)).float()

@@ -1,7 +1,7 @@
 import numpy as np
 import torch
 
-from sktextae.batching import Collator, LengthBucketSampler, TokenDataset, pad
+from sktextae.batching import Collator, LengthBucketSampler, TokenDataset, inference_batches, pad
 from sktextae.tokenization import BOS_ID, EOS_ID, PAD_ID
 
 SEQS = [np.array([5, 6, 7]), np.array([8]), np.array([], dtype=np.int64)]
@@ -28,8 +28,24 @@ def test_collator_bag_targets_are_the_texts_own_tokens():
 
 def test_inference_batches_run_shortest_first_and_cover_everything():
     lengths = np.array([5, 1, 9, 3, 7])
-    batches = list(LengthBucketSampler(lengths, batch_size=2, shuffle=False))
-    assert batches == [[1, 3], [0, 4], [2]]
+    assert list(LengthBucketSampler(lengths, batch_size=2, shuffle=False)) == [[1, 3], [0, 4], [2]]
+    assert inference_batches(lengths, batch_size=2) == [[1, 3], [0, 4], [2]]
+
+
+def test_inference_batches_close_early_where_padding_would_pass_half():
+    # Alike lengths fill whole batches; one long text after many short ones gets a batch of its own
+    # instead of padding them all to its length.
+    assert inference_batches([10] * 9, batch_size=4) == [[0, 1, 2, 3], [4, 5, 6, 7], [8]]
+    assert inference_batches([3] * 8 + [99], batch_size=256) == [list(range(8)), [8]]
+    lengths = np.random.default_rng(0).zipf(1.5, size=2000).clip(max=300)
+    batches = inference_batches(lengths, batch_size=64)
+    assert sorted(i for batch in batches for i in batch) == list(range(2000))
+    ordered = [lengths[i] for batch in batches for i in batch]
+    assert ordered == sorted(ordered)
+    for batch in batches:
+        rows = lengths[batch] + 1
+        assert len(batch) <= 64 and (len(batch) == 1 or len(batch) * rows.max() <= 2 * rows.sum())
+    assert inference_batches([], batch_size=4) == []
 
 
 def test_training_batches_cover_each_index_once_with_similar_lengths():
