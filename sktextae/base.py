@@ -86,7 +86,7 @@ class _BaseTextAutoencoder(BaseEstimator):
 
     def inverse_transform(self, Z, *, strategy="greedy", beam_size=4, temperature=1.0, top_k=None,
                           no_repeat_ngram_size=None, repetition_penalty=1.0, length_penalty=0.0,
-                          random_state=None):
+                          n_candidates=1, random_state=None):
         """Decode latent vectors to texts.
 
         A sequence decoder writes each text until its end token, and never more than
@@ -103,6 +103,13 @@ class _BaseTextAutoencoder(BaseEstimator):
         probable first, joined with spaces. That is not a text: for compression or generation, fit
         a sequence decoder. Only ``strategy="greedy"`` applies to a bag, and the repetition options
         do not.
+
+        With ``n_candidates`` above 1, the encoder checks the decoder's work: each vector is decoded to
+        ``n_candidates`` texts (the chosen strategy's, and ``n_candidates - 1`` drawn by sampling at
+        ``temperature``, among the ``top_k`` most probable tokens if given), every text is encoded
+        again, and the one whose vector lies nearest the given one (Euclidean distance; the strategy's
+        own text on a tie) is returned. This costs ``n_candidates`` decodings and encodings per
+        vector; held-out texts come back closer to the originals (see the guide for figures).
 
         Parameters
         ----------
@@ -124,8 +131,11 @@ class _BaseTextAutoencoder(BaseEstimator):
             ``strategy="beam"`` only: a finished text ranks by its log-probability divided by its
             length (tokens and end) to this power; above 0 favours longer texts. 0 ranks by
             probability alone.
+        n_candidates : int, default=1
+            Texts decoded per vector, of which the one that encodes nearest the vector is returned (a
+            sequence decoder only); 1 returns the strategy's text as it is.
         random_state : int, RandomState instance or None, default=None
-            Seeds ``strategy="sample"``.
+            Seeds ``strategy="sample"`` and the candidates' sampling.
 
         Returns
         -------
@@ -135,7 +145,7 @@ class _BaseTextAutoencoder(BaseEstimator):
         Z = check_latent(Z, latent_dim=self._n_features_out)
         options = {"strategy": strategy, "beam_size": beam_size, "temperature": temperature, "top_k": top_k,
                    "no_repeat_ngram_size": no_repeat_ngram_size, "repetition_penalty": repetition_penalty,
-                   "length_penalty": length_penalty}
+                   "length_penalty": length_penalty, "n_candidates": n_candidates}
         return self._decode(Z, options, random_state=random_state)
 
     def sample(self, n_samples=1, *, random_state=None, **decoding):
@@ -148,7 +158,7 @@ class _BaseTextAutoencoder(BaseEstimator):
             Seeds the draws from the prior (and ``strategy="sample"``).
         **decoding
             ``strategy``, ``beam_size``, ``temperature``, ``top_k``, ``no_repeat_ngram_size``,
-            ``repetition_penalty``, ``length_penalty``: as in ``inverse_transform``.
+            ``repetition_penalty``, ``length_penalty``, ``n_candidates``: as in ``inverse_transform``.
 
         Returns
         -------
@@ -175,7 +185,8 @@ class _BaseTextAutoencoder(BaseEstimator):
             Points on the line, both ends included (``n_steps >= 2``).
         **decoding
             ``strategy``, ``beam_size``, ``temperature``, ``top_k``, ``no_repeat_ngram_size``,
-            ``repetition_penalty``, ``length_penalty``, ``random_state``: as in ``inverse_transform``.
+            ``repetition_penalty``, ``length_penalty``, ``n_candidates``, ``random_state``: as in
+            ``inverse_transform``.
 
         Returns
         -------
@@ -195,7 +206,35 @@ class _BaseTextAutoencoder(BaseEstimator):
         return self._decode((1 - weights) * z_a + weights * z_b, decoding, random_state=random_state)
 
     def _decode(self, Z, options, *, random_state):
-        """Decode a checked float32 latent matrix with the decoding ``options``."""
+        """Decode a checked float32 latent matrix with the decoding ``options`` (``n_candidates`` among them:
+        see ``inverse_transform``)."""
+        options = dict(options)
+        n_candidates = options.pop("n_candidates", 1)
+        if not isinstance(n_candidates, Integral) or isinstance(n_candidates, bool) or n_candidates < 1:
+            raise ValueError(f"n_candidates must be an int >= 1, got {n_candidates!r}.")
+        if n_candidates == 1:
+            return self._decode_texts(Z, options, random_state=random_state)
+        if not self.net_.module_.is_sequence_decoder:
+            raise ValueError(f"n_candidates={n_candidates} samples texts to choose from, but this model's decoder is "
+                             f"a bag of words, which has no order to sample: leave n_candidates=1, or fit a sequence "
+                             f"decoder (decoder='gru' or 'transformer').")
+        rng = check_random_state(random_state)
+        # The strategy's own text reads the sampling options only when it samples; the candidates drawn
+        # beside it read them, and not the beam's.
+        sampling = {name: options.pop(name) for name in ("temperature", "top_k") if name in options}
+        if options.get("strategy") == "sample":
+            options.update(sampling)
+        own = self._decode_texts(Z, options, random_state=rng)
+        drawn_options = {name: value for name, value in options.items() if name not in ("beam_size", "length_penalty")}
+        drawn = self._decode_texts(np.repeat(Z, n_candidates - 1, axis=0), {**drawn_options, **sampling,
+                                                                             "strategy": "sample"}, random_state=rng)
+        candidates = np.concatenate([own[:, None], drawn.reshape(len(Z), n_candidates - 1)], axis=1)  # (n, K)
+        encoded = self._transform(candidates.ravel().tolist(), warn=False).reshape(len(Z), n_candidates, -1)
+        distances = ((encoded - Z[:, None, :]) ** 2).sum(-1)  # (n, K)
+        return candidates[np.arange(len(Z)), distances.argmin(1)]  # argmin: the first, the own text, on a tie
+
+    def _decode_texts(self, Z, options, *, random_state):
+        """Decode a checked float32 latent matrix to texts with the decoding ``options`` of ``decode_latent``."""
         sequences = decode_batches(self.net_, Z, options, max_length=self.decode_length_, n_tokens=self.bag_size_,
                                    batch_size=self.inference_batch_size, random_state=random_state)
         return np.array(self.vocabulary_.decode(sequences) if sequences else [], dtype=object)

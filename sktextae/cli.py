@@ -139,7 +139,10 @@ def _parser():
                         help="above 1, tokens already written are made less likely (default 1.0: off)")
     decode.add_argument("--length-penalty", type=float, default=0.0,
                         help="--strategy beam: rank texts by log-probability / length ** this (default 0)")
-    decode.add_argument("--random-state", type=int, default=None, help="seeds --strategy sample")
+    decode.add_argument("--n-candidates", type=int, default=1,
+                        help="decode this many texts per vector (the strategy's and sampled ones) and keep the one "
+                             "that encodes nearest the vector (default 1: the strategy's text)")
+    decode.add_argument("--random-state", type=int, default=None, help="seeds --strategy sample and --n-candidates")
     _device(decode)
 
     score = commands.add_parser("score", help="score each text (mean log-likelihood per token)",
@@ -218,7 +221,7 @@ def _decode(args):
                   f"decoder (decoder='gru' or 'transformer') writes texts")
     options = {"strategy": args.strategy, "beam_size": args.beam_size, "random_state": args.random_state,
                "no_repeat_ngram_size": args.no_repeat_ngram_size, "repetition_penalty": args.repetition_penalty,
-               "length_penalty": args.length_penalty}
+               "length_penalty": args.length_penalty, "n_candidates": args.n_candidates}
     texts = [str(text) for text in _apply(lambda Z: model.inverse_transform(Z, **options), vectors)]
     write_texts(args.output, suffix, texts)
     _done(args.output, f"{len(texts)} texts")

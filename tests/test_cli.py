@@ -104,6 +104,17 @@ def test_decode_and_score(workdir):
                                rtol=1e-12)
 
 
+def test_decode_with_candidates(workdir, monkeypatch, capsys):
+    model = sktextae.load(workdir / "model")
+    np.save(workdir / "three.npy", model.transform(list(TEXTS[:3])))
+    code, captured, _ = run_main(("decode", "model", "three.npy", "--n-candidates", "4", "--random-state", "0",
+                                  "-o", "chosen.jsonl"), workdir, monkeypatch, capsys)
+    assert code == 0, captured.err
+    expected = model.inverse_transform(np.load(workdir / "three.npy"), n_candidates=4, random_state=0)
+    chosen = [json.loads(line)["text"] for line in open(workdir / "chosen.jsonl", encoding="utf-8")]
+    assert chosen == list(expected)
+
+
 def test_stdin(workdir):
     result = run("encode", "model", "-", cwd=workdir, stdin="\n".join(TEXTS[:3]) + "\n")
     assert result.returncode == 0, result.stderr

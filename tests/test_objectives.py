@@ -296,6 +296,50 @@ def test_sampling_is_reproducible_and_varies_with_the_seed(vae, sentences):
     np.testing.assert_array_equal(vae.sample(5, strategy="sample", temperature=0.8, top_k=10, random_state=0), prior)
 
 
+def _distances(model, Z, texts):
+    return ((model.transform(list(texts)) - Z) ** 2).sum(1)
+
+
+@pytest.mark.parametrize("strategy", ["greedy", "beam"])
+def test_candidates_return_a_text_that_encodes_nearer_than_the_strategys(strategy, vae, sentences):
+    held_out = list(sentences[150:190])
+    Z = vae.transform(held_out)
+    own = vae.inverse_transform(Z, strategy=strategy)
+    chosen = vae.inverse_transform(Z, strategy=strategy, n_candidates=6, temperature=1.2, random_state=0)
+    assert chosen.shape == own.shape
+    near, far = _distances(vae, Z, chosen), _distances(vae, Z, own)
+    assert (near <= far + 1e-6).all()  # the strategy's own text is a candidate: never farther
+    assert (near < far - 1e-6).any() and (chosen != own).any()  # and a sampled one wins somewhere
+    again = vae.inverse_transform(Z, strategy=strategy, n_candidates=6, temperature=1.2, random_state=0)
+    np.testing.assert_array_equal(again, chosen)
+    assert vae.inverse_transform(Z, strategy=strategy, n_candidates=1).tolist() == own.tolist()
+
+
+def test_candidates_work_through_sample_and_interpolate(vae, sentences):
+    assert vae.sample(3, n_candidates=3, random_state=0).shape == (3,)
+    path = vae.interpolate(sentences[0], sentences[1], n_steps=3, n_candidates=3, random_state=0)
+    assert path.shape == (3,)
+
+
+@pytest.mark.parametrize("n_candidates", [0, -1, 2.5, True])
+def test_bad_n_candidates_raise(n_candidates, tiny_vae, texts):
+    with pytest.raises(ValueError, match="n_candidates must be an int >= 1"):
+        tiny_vae.inverse_transform(tiny_vae.transform(texts[:2]), n_candidates=n_candidates)
+
+
+def test_temperature_needs_sampling_or_candidates(tiny_vae, texts):
+    Z = tiny_vae.transform(texts[:2])
+    with pytest.raises(ValueError, match="temperature=0.5 only applies to strategy='sample'"):
+        tiny_vae.inverse_transform(Z, temperature=0.5)
+    assert tiny_vae.inverse_transform(Z, temperature=0.5, n_candidates=2, random_state=0).shape == (2,)
+
+
+def test_a_bag_of_words_has_no_candidates(tiny, corpus):
+    bow = tiny(architecture="bow", max_epochs=1).fit(list(corpus))
+    with pytest.raises(ValueError, match="bag of words, which has no order to sample"):
+        bow.inverse_transform(bow.transform(list(corpus[:2])), n_candidates=2)
+
+
 def test_reconstruction_report_is_a_set_of_rates(trained, sentences):
     report = reconstruction_report(trained, list(sentences[:50]))
     assert report["n_texts"] == 50
