@@ -10,7 +10,10 @@ why training stopped. Then ``--n-test`` test texts are encoded and decoded with 
 
 - ``plain``: greedy decoding with no repetition guard (``no_repeat_ngram_size=0``);
 - ``default``: ``inverse_transform``'s defaults;
-- ``beam``: ``strategy="beam"`` with the other defaults.
+- ``beam``: ``strategy="beam"`` with the other defaults;
+- ``candidates8``, ``candidates32``: greedy decoding with ``n_candidates`` 8 or 32 (the greedy text and
+  sampled ones, the one that encodes nearest the vector kept), ``random_state=0``;
+- ``beam-candidates32``: the same around beam search.
 
 Scores are on lowercased words (``\\w+`` or one punctuation mark), so that models with different
 tokenizers compare alike: corpus BLEU (0-100), exact match, token F1 (the words in common, as
@@ -48,6 +51,10 @@ CONFIGS = {
     "quickstart-lr1e-3": {"encoder": MINILM, "decoder": "gru", "lr": 1e-3},
     "quickstart-lr3e-3": {"encoder": MINILM, "decoder": "gru", "lr": 3e-3},
     "quickstart-patience6": {"encoder": MINILM, "decoder": "gru", "patience": 6},
+    "quickstart-dropout0.3": {"encoder": MINILM, "decoder": "gru", "dropout": 0.3},
+    "quickstart-word-dropout0.3": {"encoder": MINILM, "decoder": "gru", "word_dropout": 0.3},
+    "quickstart-dropout0.3-word-dropout0.3": {"encoder": MINILM, "decoder": "gru", "dropout": 0.3,
+                                              "word_dropout": 0.3},
     "frozen-transformer": {"encoder": MINILM, "decoder": "transformer"},
     "pretrained-decoder": {"encoder": MINILM, "decoder": "pretrained"},
     "pretrained-decoder-finetuned": {"encoder": MINILM, "decoder": "pretrained", "freeze_encoder": False},
@@ -58,7 +65,10 @@ CONFIGS = {
     "scratch-gru-wide": {"architecture": "gru", "embedding_dim": 256, "hidden_dim": 512},
     "scratch-transformer": {"architecture": "transformer"},
 }
-DECODING = {"plain": {"no_repeat_ngram_size": 0}, "default": {}, "beam": {"strategy": "beam"}}
+DECODING = {"plain": {"no_repeat_ngram_size": 0}, "default": {}, "beam": {"strategy": "beam"},
+            "candidates8": {"n_candidates": 8, "random_state": 0},
+            "candidates32": {"n_candidates": 32, "random_state": 0},
+            "beam-candidates32": {"strategy": "beam", "n_candidates": 32, "random_state": 0}}
 
 
 def words(text):
