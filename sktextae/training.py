@@ -88,7 +88,8 @@ class AutoencoderNet(NeuralNet):
     A pickled net holds the weights, not the optimizer's state (AdamW's two moments per weight,
     twice the weights' size): an unpickled net gets a fresh optimizer, so training it further
     starts with fresh moments, as a new fit would (the weights and the history are kept). So does
-    a ``copy.deepcopy`` of the net, which goes through the same ``__getstate__``.
+    a ``copy.deepcopy`` of the net, which goes through the same ``__getstate__``. Nor does it hold
+    the last fit's held-out texts: its ``train_split`` is None, and the next fit sets its own.
     """
 
     def __init__(self, *args, shuffle_seed=0, use_bf16=False, noise=0.0, noise_type="delete", word_dropout=0.0,
@@ -149,13 +150,16 @@ class AutoencoderNet(NeuralNet):
         raise KeyboardInterrupt(message)
 
     def __getstate__(self):
-        # skorch pickles the optimizer with the module; its state (AdamW's moments) is twice the weights'
-        # size and is of no use to a model that is only used. Pickled from a copy, so that self keeps it.
-        if "optimizer_" not in self.__dict__:
+        # Left out of the pickle, from a copy so that self keeps them: the optimizer, which skorch pickles with
+        # the module, and whose state (AdamW's moments) is twice the weights' size and of no use to a model
+        # that is only used; and the last fit's held-out texts (train_split, with a frozen encoder's outputs
+        # for them), which would make a model sent to workers grow with its training set.
+        if "optimizer_" not in self.__dict__ and self.train_split is None:
             return super().__getstate__()
         weights_only = object.__new__(type(self))
         weights_only.__dict__.update(self.__dict__)
-        del weights_only.__dict__["optimizer_"]
+        weights_only.__dict__.pop("optimizer_", None)
+        weights_only.train_split = None  # a fit sets its own
         return super(AutoencoderNet, weights_only).__getstate__()
 
     def __setstate__(self, state):
