@@ -12,7 +12,7 @@ why training stopped. Then ``--n-test`` test texts are encoded and decoded with 
 - ``default``: ``inverse_transform``'s defaults;
 - ``beam``: ``strategy="beam"`` with the other defaults;
 - ``candidates8``, ``candidates32``: greedy decoding with ``n_candidates`` 8 or 32 (the greedy text and
-  sampled ones, the one that encodes nearest the vector kept), ``random_state=0``;
+  texts sampled at temperature 1.0, the one that encodes nearest the vector kept), ``random_state=0``;
 - ``candidates32-t0.7``: the same with the candidates sampled at temperature 0.7;
 - ``beam-candidates32``: the same around beam search.
 
@@ -67,10 +67,10 @@ CONFIGS = {
     "scratch-transformer": {"architecture": "transformer"},
 }
 DECODING = {"plain": {"no_repeat_ngram_size": 0}, "default": {}, "beam": {"strategy": "beam"},
-            "candidates8": {"n_candidates": 8, "random_state": 0},
-            "candidates32": {"n_candidates": 32, "random_state": 0},
+            "candidates8": {"n_candidates": 8, "temperature": 1.0, "random_state": 0},
+            "candidates32": {"n_candidates": 32, "temperature": 1.0, "random_state": 0},
             "candidates32-t0.7": {"n_candidates": 32, "temperature": 0.7, "random_state": 0},
-            "beam-candidates32": {"strategy": "beam", "n_candidates": 32, "random_state": 0}}
+            "beam-candidates32": {"strategy": "beam", "n_candidates": 32, "temperature": 1.0, "random_state": 0}}
 
 
 def words(text):

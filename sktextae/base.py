@@ -22,6 +22,10 @@ from .nn import ARCHITECTURES, DECODERS
 from .tokenization import TOKENIZER_KINDS
 from .validation import check_latent, check_texts
 
+# The softmax temperature of the texts n_candidates samples, unless given: at 32 candidates on TREC it
+# gave better candidates than 1.0 (BLEU 27.4 against 24.7 from scratch, 21.6 against 18.3 on frozen MiniLM).
+CANDIDATE_TEMPERATURE = 0.7
+
 
 class _BaseTextAutoencoder(BaseEstimator):
     """What every estimator of this package shares: the text input contract, the tokenizer, the skorch
@@ -84,7 +88,7 @@ class _BaseTextAutoencoder(BaseEstimator):
         module = self.net_.module_
         return self._batched(sequences, lambda inputs, _: module.encode(inputs["input_ids"], inputs["lengths"]))
 
-    def inverse_transform(self, Z, *, strategy="greedy", beam_size=4, temperature=1.0, top_k=None,
+    def inverse_transform(self, Z, *, strategy="greedy", beam_size=4, temperature=None, top_k=None,
                           no_repeat_ngram_size=None, repetition_penalty=1.0, length_penalty=0.0,
                           n_candidates=1, random_state=None):
         """Decode latent vectors to texts.
@@ -106,7 +110,8 @@ class _BaseTextAutoencoder(BaseEstimator):
 
         With ``n_candidates`` above 1, the encoder checks the decoder's work: each vector is decoded to
         ``n_candidates`` texts (the chosen strategy's, and ``n_candidates - 1`` drawn by sampling at
-        ``temperature``, among the ``top_k`` most probable tokens if given), every text is encoded
+        ``temperature``, 0.7 unless given, among the ``top_k`` most probable tokens if given), every
+        text is encoded
         again, and the one whose vector lies nearest the given one (Euclidean distance; the strategy's
         own text on a tie) is returned. This costs ``n_candidates`` decodings and encodings per
         vector; held-out texts come back closer to the originals (see the guide for figures).
@@ -117,8 +122,10 @@ class _BaseTextAutoencoder(BaseEstimator):
         strategy : {"greedy", "beam", "sample"}, default="greedy"
         beam_size : int, default=4
             Beams kept (``strategy="beam"``).
-        temperature : float, default=1.0
-            Softmax temperature (``strategy="sample"``); lower is closer to greedy.
+        temperature : float or None, default=None
+            Softmax temperature of ``strategy="sample"`` (None: 1.0) and of the candidates that
+            ``n_candidates`` samples (None: 0.7, which gave better candidates than 1.0 in the
+            benchmarks); lower is closer to greedy.
         top_k : int or None, default=None
             Sample among the ``top_k`` most probable tokens only (``strategy="sample"``).
         no_repeat_ngram_size : int or None, default=None
@@ -210,6 +217,8 @@ class _BaseTextAutoencoder(BaseEstimator):
         see ``inverse_transform``)."""
         options = dict(options)
         n_candidates = options.pop("n_candidates", 1)
+        if options.get("temperature", 0) is None:
+            options.pop("temperature")  # None: decode_latent's 1.0 for strategy="sample"
         if not isinstance(n_candidates, Integral) or isinstance(n_candidates, bool) or n_candidates < 1:
             raise ValueError(f"n_candidates must be an int >= 1, got {n_candidates!r}.")
         if n_candidates == 1:
@@ -224,6 +233,8 @@ class _BaseTextAutoencoder(BaseEstimator):
         sampling = {name: options.pop(name) for name in ("temperature", "top_k") if name in options}
         if options.get("strategy") == "sample":
             options.update(sampling)
+        if sampling.get("temperature") is None:
+            sampling["temperature"] = CANDIDATE_TEMPERATURE
         own = self._decode_texts(Z, options, random_state=rng)
         drawn_options = {name: value for name, value in options.items() if name not in ("beam_size", "length_penalty")}
         drawn = self._decode_texts(np.repeat(Z, n_candidates - 1, axis=0), {**drawn_options, **sampling,

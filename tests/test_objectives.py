@@ -327,6 +327,16 @@ def test_bad_n_candidates_raise(n_candidates, tiny_vae, texts):
         tiny_vae.inverse_transform(tiny_vae.transform(texts[:2]), n_candidates=n_candidates)
 
 
+def test_candidates_are_sampled_at_0_7_unless_told(vae, sentences):
+    Z = vae.transform(list(sentences[150:170]))
+    chosen = vae.inverse_transform(Z, n_candidates=4, random_state=0)
+    np.testing.assert_array_equal(chosen, vae.inverse_transform(Z, n_candidates=4, temperature=0.7, random_state=0))
+    assert (chosen != vae.inverse_transform(Z, n_candidates=4, temperature=1.5, random_state=0)).any()
+    # strategy="sample" alone keeps its temperature of 1.0
+    np.testing.assert_array_equal(vae.inverse_transform(Z, strategy="sample", random_state=0),
+                                  vae.inverse_transform(Z, strategy="sample", temperature=1.0, random_state=0))
+
+
 def test_temperature_needs_sampling_or_candidates(tiny_vae, texts):
     Z = tiny_vae.transform(texts[:2])
     with pytest.raises(ValueError, match="temperature=0.5 only applies to strategy='sample'"):
