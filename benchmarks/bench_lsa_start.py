@@ -53,8 +53,6 @@ VARIANTS = {  # name -> (encoder, start, loss)
 }
 TOKENIZERS = {"bpe4000-lower": ("bpe", 4000, True), "bpe16000-lower": ("bpe", 16000, True),
               "word20000-lower": ("word", 20000, True)}
-MAX_TRAIN = {"sst2": 10000, "20newsgroups": 3000}  # the fixed samples the other benchmarks use
-MAX_TEST = {"20newsgroups": 1000}
 
 
 def probe(Z_train, y_train, Z_test, y_test):
@@ -153,8 +151,8 @@ def main():
     torch.set_num_threads(1)
     rows = []
     for dataset in args.datasets.split(","):
-        train, y_train = _data.load_split(args.data, dataset, "train", max_texts=MAX_TRAIN.get(dataset))
-        test, y_test = _data.load_split(args.data, dataset, "test", max_texts=MAX_TEST.get(dataset))
+        train, y_train = _data.load_sample(args.data, dataset, "train")
+        test, y_test = _data.load_sample(args.data, dataset, "test")
         base = {"benchmark": "lsa_start", "dataset": dataset, "latent_dim": args.latent_dim, "n_train": len(train),
                 "n_test": len(test), "noise": args.noise, "device": _results.device_name("cpu")}
         words = make_pipeline(TfidfVectorizer(sublinear_tf=True, min_df=2), TruncatedSVD(args.latent_dim,

@@ -21,8 +21,6 @@ from sktextae.pretrained import load as load_pretrained
 from sktextae.tokenization import encode
 from sktextae.vocabulary import Vocabulary
 
-MAX_TRAIN = {"sst2": 10000, "20newsgroups": 3000}  # the fixed samples the other benchmarks use
-MAX_TEST = {"20newsgroups": 1000}
 
 
 def main():
@@ -36,8 +34,8 @@ def main():
     model = load_pretrained(args.encoder)
     rows = []
     for dataset in args.datasets.split(","):
-        train, _ = _data.load_split(args.data, dataset, "train", max_texts=MAX_TRAIN.get(dataset))
-        test, _ = _data.load_split(args.data, dataset, "test", max_texts=MAX_TEST.get(dataset))
+        train, _ = _data.load_sample(args.data, dataset, "train")
+        test, _ = _data.load_sample(args.data, dataset, "test")
         train_ids, _ = encode(model.tokenizer, train, max_length=args.max_length)
         test_ids, _ = encode(model.tokenizer, test, max_length=args.max_length)
         vocabulary = Vocabulary.for_pretrained(model, train_ids)
