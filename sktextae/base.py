@@ -227,6 +227,11 @@ class _BaseTextAutoencoder(BaseEstimator):
             raise ValueError(f"n_candidates={n_candidates} samples texts to choose from, but this model's decoder is "
                              f"a bag of words, which has no order to sample: leave n_candidates=1, or fit a sequence "
                              f"decoder (decoder='gru' or 'transformer').")
+        return self._decode_candidates(Z, options, n_candidates, random_state=random_state)
+
+    def _decode_candidates(self, Z, options, n_candidates, *, random_state):
+        """The strategy's text and ``n_candidates - 1`` sampled ones per vector, and of them the one that
+        encodes nearest the vector (see ``inverse_transform``)."""
         rng = check_random_state(random_state)
         # The strategy's own text reads the sampling options only when it samples; the candidates drawn
         # beside it read them, and not the beam's.
