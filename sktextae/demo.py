@@ -113,7 +113,6 @@ PLOT_FILES = ("history.png", "latent_map.png")
 PLOT_MARK = "sktextae demo"
 PLOT_DPI = 120
 ANNOTATED_TEXTS = 6  # held-out texts written beside their points on the latent map
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def prepare_plot_folder(folder, *, overwrite=False):
@@ -177,25 +176,14 @@ def _check_creatable(folder):
 
 
 def _written_by_demo(path):
-    """Whether ``path`` is a PNG whose "Software" text chunk is ``PLOT_MARK``. Read chunk by chunk up to the
-    image data (text chunks come before it in what matplotlib writes), skipping over each chunk's data."""
-    wanted = b"Software\0" + PLOT_MARK.encode("latin-1")
+    """Whether ``path`` is a PNG whose "Software" text chunk is ``PLOT_MARK``, read with Pillow (which
+    matplotlib, and so ``--plots``, requires)."""
+    from PIL import Image
+
     try:
-        with open(path, "rb") as handle:
-            if handle.read(8) != PNG_SIGNATURE:
-                return False
-            while True:
-                header = handle.read(8)  # the length of the chunk's data (4 bytes, big-endian), its type
-                if len(header) < 8 or header[4:] in (b"IDAT", b"IEND"):
-                    return False
-                length = int.from_bytes(header[:4], "big")
-                if header[4:] == b"tEXt" and length == len(wanted):
-                    if handle.read(length) == wanted:
-                        return True
-                    handle.seek(4, os.SEEK_CUR)  # the CRC
-                else:
-                    handle.seek(length + 4, os.SEEK_CUR)
-    except OSError:
+        with Image.open(path) as image:
+            return image.format == "PNG" and image.text.get("Software") == PLOT_MARK
+    except (OSError, SyntaxError, ValueError):  # not an image, or a damaged one
         return False
 
 
