@@ -1,0 +1,171 @@
+"""Peak memory of training on the CPU as the corpus grows: is it bounded by the batch or by the corpus?
+
+For each architecture (``TextAutoencoder(latent_dim=64, architecture=...)``, the package's defaults
+otherwise) and each corpus size, a fresh process (so that no peak memory carries over from another
+run) reads that many short real texts, fits one epoch on them (``max_epochs=1``, 10% held out for
+the validation loss as by default, ``patience=None``) and reports:
+
+- ``baseline_rss_mb``: the process' resident memory just before ``fit``, after the imports and
+  reading the texts;
+- ``peak_rss_mb``: its peak resident memory (``ru_maxrss``) by the end of ``fit``; ``fit_rss_mb`` is
+  the peak less the baseline, what fitting added;
+- ``end_rss_mb``: its resident memory after ``fit`` returned (what the allocator kept);
+- ``fit_seconds``: the wall time of the whole ``fit`` (tokenizer, network and the epoch).
+
+The texts are ``_data.unlabelled_corpus(data, exclude="trec", max_texts=N)``: sentences and phrases of
+4 to 40 words from SST-2, 20 Newsgroups and AG News, deduplicated and shuffled (about 159k of them);
+the parent process reads them once and hands each measuring process its first N through a file, so
+that reading the datasets adds nothing to the peaks. A size beyond the texts there are is skipped
+and said so. ``--version`` labels the rows (``before``/``after`` a change to the package): rows of
+other versions already in the results file are kept, so one table holds both, side by side.
+
+The summary gives, per version and architecture, the peak's growth per 1,000 more texts between the
+smallest and the largest size measured. Runs go one at a time; set ``OMP_NUM_THREADS=1`` for timings
+that do not depend on the machine's load.
+
+    OMP_NUM_THREADS=1 python benchmarks/bench_memory.py [--data ../shared/data] [--sizes 1000,10000,100000]
+        [--architectures bow,gru,transformer] [--max-length 128] [--batch-size 32] [--version after]
+        [--output memory_cpu]
+"""
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+
+import _data
+import _results
+
+RESULT = "RESULT "  # prefix of the JSON line a measuring process prints
+COLUMNS = ["version", "architecture", "n_texts", "peak_rss_mb", "fit_rss_mb", "baseline_rss_mb", "end_rss_mb",
+           "fit_seconds", "max_length", "batch_size", "device"]
+TITLE = "Training memory on the CPU: peak RSS of a one-epoch fit as the corpus grows"
+
+
+def _peak_rss_mb():
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes on macOS, KiB on Linux
+
+
+def _rss_mb():
+    import psutil
+
+    return psutil.Process().memory_info().rss / 2**20
+
+
+def measure(architecture, texts, *, max_length, batch_size, latent_dim):
+    """Fit one epoch in this process; its memory and time."""
+    import torch
+
+    from sktextae import TextAutoencoder, TruncationWarning
+
+    warnings.filterwarnings("ignore", category=TruncationWarning)
+    torch.manual_seed(0)
+    model = TextAutoencoder(latent_dim, architecture=architecture, max_length=max_length, batch_size=batch_size,
+                            max_epochs=1, validation_fraction=0.1, patience=None, device="cpu", random_state=0)
+    row = {"architecture": architecture, "n_texts": len(texts), "max_length": max_length, "batch_size": batch_size,
+           "device": _results.device_name("cpu"), "baseline_rss_mb": _rss_mb(), "baseline_peak_rss_mb": _peak_rss_mb()}
+    start = time.perf_counter()
+    model.fit(texts)
+    row["fit_seconds"] = time.perf_counter() - start
+    row["peak_rss_mb"] = _peak_rss_mb()
+    row["end_rss_mb"] = _rss_mb()
+    row["fit_rss_mb"] = row["peak_rss_mb"] - row["baseline_rss_mb"]
+    row["train_loss"] = float(model.net_.history[-1, "train_loss"])
+    return row
+
+
+def run_one(architecture, n_texts, texts_file, args):
+    """Measure one architecture at one size in a fresh process; the row, or None (with the reason printed)."""
+    command = [sys.executable, __file__, "--one", architecture, "--n-texts", str(n_texts), "--texts", texts_file,
+               "--max-length", str(args.max_length), "--batch-size", str(args.batch_size),
+               "--latent-dim", str(args.latent_dim)]
+    done = subprocess.run(command, stdout=subprocess.PIPE, text=True)  # stderr (warnings, errors) passes through
+    results = [line[len(RESULT):] for line in done.stdout.splitlines() if line.startswith(RESULT)]
+    if done.returncode or not results:
+        print(f"{architecture} at {n_texts} texts failed (exit status {done.returncode}); skipped.", flush=True)
+        return None
+    return json.loads(results[-1])
+
+
+def summary(rows, notes):
+    """The peak's growth per 1,000 more texts, per version and architecture."""
+    lines = ["## Growth of the peak from the smallest to the largest corpus", ""]
+    runs = {}
+    for row in rows:
+        runs.setdefault((row["version"], row["architecture"]), []).append(row)
+    for (version, architecture), group in runs.items():
+        group = sorted(group, key=lambda row: row["n_texts"])
+        first, last = group[0], group[-1]
+        if len(group) < 2:
+            lines.append(f"- {version}, {architecture}: one size only ({first['n_texts']} texts)")
+            continue
+        per_1k = (last["peak_rss_mb"] - first["peak_rss_mb"]) / (last["n_texts"] - first["n_texts"]) * 1000
+        lines.append(f"- {version}, {architecture}: peak {first['peak_rss_mb']} MB at {first['n_texts']} texts -> "
+                     f"{last['peak_rss_mb']} MB at {last['n_texts']} ({per_1k:+.1f} MB per 1k more texts)")
+    return lines + [""] + list(notes)
+
+
+def _rounded(row):
+    return {key: (round(value, 1) if key == "fit_seconds" else round(value, 4) if key == "train_loss"
+                  else int(round(value))) if isinstance(value, float) else value
+            for key, value in row.items()}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default=str(_data.DEFAULT_DATA))
+    parser.add_argument("--sizes", default="1000,10000,100000")
+    parser.add_argument("--architectures", default="bow,gru,transformer")
+    parser.add_argument("--max-length", type=int, default=128)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--latent-dim", type=int, default=64)
+    parser.add_argument("--version", default="current", help="labels the rows, e.g. before or after a change")
+    parser.add_argument("--note", action="append", default=[], help="a line of Markdown under the table")
+    parser.add_argument("--output", default="memory_cpu")
+    parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: measure this architecture in this process
+    parser.add_argument("--n-texts", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--texts", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.one:  # the measuring process: one JSON line on stdout
+        with open(args.texts) as file:
+            texts = json.load(file)[:args.n_texts]
+        row = measure(args.one, texts, max_length=args.max_length, batch_size=args.batch_size,
+                      latent_dim=args.latent_dim)
+        print(RESULT + json.dumps(row), flush=True)
+        return
+
+    sizes = [int(n) for n in args.sizes.split(",")]
+    texts = _data.unlabelled_corpus(args.data, exclude="trec", max_texts=max(sizes))
+    notes = list(args.note)
+    if len(texts) < max(sizes):
+        short = [n for n in sizes if n > len(texts)]
+        print(f"Only {len(texts)} texts: sizes {short} skipped.", flush=True)
+        notes.append(f"Only {len(texts)} texts in the corpus: sizes {short} were skipped.")
+        sizes = [n for n in sizes if n <= len(texts)]
+    path = _results.RESULTS / f"{args.output}.json"
+    # Rows of other versions stay, so that before and after sit in one table.
+    rows = [row for row in (json.loads(path.read_text()) if path.exists() else []) if row["version"] != args.version]
+    with tempfile.NamedTemporaryFile("w", suffix=".json") as texts_file:
+        json.dump(texts, texts_file)
+        texts_file.flush()
+        del texts
+        for architecture in args.architectures.split(","):
+            for n_texts in sizes:
+                row = run_one(architecture, n_texts, texts_file.name, args)
+                if row is None:
+                    continue
+                rows.append(_results.stamp({"version": args.version, **_rounded(row)}))
+                print(f"{args.version}, {architecture} at {n_texts} texts: peak {row['peak_rss_mb']:.0f} MB "
+                      f"(baseline {row['baseline_rss_mb']:.0f}), fit {row['fit_seconds']:.0f} s", flush=True)
+                _results.write(args.output, rows, COLUMNS, title=TITLE, notes=summary(rows, notes), quiet=True)
+    _results.write(args.output, rows, COLUMNS, title=TITLE, notes=summary(rows, notes))
+
+
+if __name__ == "__main__":
+    main()
