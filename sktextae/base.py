@@ -42,6 +42,7 @@ class _BaseTextAutoencoder(BaseEstimator):
         "decoder": [StrOptions(set(DECODERS)), None],
         "freeze_encoder": ["boolean"],
         "encoder_lr": [Interval(Real, 0, None, closed="neither")],
+        "static_encoder": ["boolean"],
         "tokenizer": [StrOptions(set(TOKENIZER_KINDS))],
         "vocab_size": [Interval(Integral, 6, None, closed="left")],
         "lowercase": ["boolean"],

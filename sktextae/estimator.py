@@ -63,6 +63,14 @@ class TextAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _BaseTe
         fine-tunes the pretrained weights too, at ``encoder_lr``. A from-scratch encoder always trains.
     encoder_lr : float, default=3e-5
         Learning rate of a pretrained encoder's weights when ``freeze_encoder=False``.
+    static_encoder : bool, default=False
+        With a pretrained encoder: at the end of ``fit``, replace it by a static student (one vector
+        per token, pooled by a learned weighted mean) trained to give the same latent vectors on the
+        training texts, its token vectors started from the model's one-token outputs (as model2vec
+        makes them). ``transform`` then runs at the speed of static embeddings, and the fitted model
+        (and its saved folder) no longer holds the pretrained model; the decoder is unchanged. The
+        student trains for up to ``max_epochs`` with early stopping (``patience``) on the held-out
+        texts. Not with ``decoder="pretrained"`` or ``compile=True``.
     tokenizer : {"bpe", "word", "char"}, default="bpe"
         ``"bpe"``: byte-level BPE trained in ``fit`` (any text, lossless). ``"word"``: words and
         punctuation. ``"char"``: one token per character.
@@ -203,7 +211,7 @@ class TextAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _BaseTe
     """
 
     def __init__(self, latent_dim=64, *, architecture="bow", encoder=None, decoder=None,
-                 freeze_encoder=True, encoder_lr=3e-5, tokenizer="bpe", vocab_size=4000,
+                 freeze_encoder=True, encoder_lr=3e-5, static_encoder=False, tokenizer="bpe", vocab_size=4000,
                  lowercase=False, max_length=128, embedding_dim=None, hidden_dim=256, num_layers=1, num_heads=4,
                  dropout=0.1, noise="auto", noise_type="delete", variational=False, kl_annealing_epochs=5,
                  free_bits=0.1, word_dropout="auto", max_epochs=60, batch_size=32, inference_batch_size=256,
@@ -215,6 +223,7 @@ class TextAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _BaseTe
         self.decoder = decoder
         self.freeze_encoder = freeze_encoder
         self.encoder_lr = encoder_lr
+        self.static_encoder = static_encoder
         self.tokenizer = tokenizer
         self.vocab_size = vocab_size
         self.lowercase = lowercase

@@ -5,6 +5,7 @@ from a checkpoint. The estimators' ``fit`` and ``partial_fit`` validate their in
 """
 
 import copy
+import dataclasses
 from numbers import Integral
 
 import numpy as np
@@ -14,7 +15,7 @@ from sklearn.utils import check_random_state
 from skorch.helper import predefined_split
 
 from . import checkpoint as checkpoints
-from . import network
+from . import distill, network
 from . import pretrained as pretrained_models
 from .batching import TokenDataset, corrupt
 from .device import fork_rng_devices, resolve_device
@@ -61,6 +62,8 @@ def fit_new(estimator, texts, *, epochs, labels=None, n_outputs=None, task=None,
         spec = network.spec_for(shapes.get_params(deep=False), vocabulary=vocabulary, max_length=max_length,
                                 dropout=estimator.dropout, freeze_encoder=estimator.freeze_encoder,
                                 n_outputs=n_outputs)
+        if pretrained is not None and network.spec_of(pretrained.net_).static_encoder:
+            spec = dataclasses.replace(spec, static_encoder=True, freeze_encoder=True)  # its student, copied
         estimator.net_ = network.build_net(spec, estimator.get_params(deep=False), device=device,
                                            vocabulary=vocabulary, decoder_tokens=vocabulary.decoder_tokens, task=task,
                                            class_weight=class_weight, reconstruction_weight=reconstruction_weight)
@@ -70,6 +73,9 @@ def fit_new(estimator, texts, *, epochs, labels=None, n_outputs=None, task=None,
             rng = fit_checkpoints.fit_rng(estimator.random_state)
         train(estimator, sequences, labels, epochs=epochs, rng=rng, pretrained=pretrained,
               fit_checkpoints=fit_checkpoints)
+        if shapes.static_encoder and not spec.static_encoder:
+            distill.replace_with_static(estimator, sequences, rng=rng,
+                                        n_valid=n_validation(estimator.validation_fraction, len(sequences)))
     finally:
         if fit_checkpoints is not None:  # the folder's lock, at once, however the fit ended
             fit_checkpoints.release()
@@ -141,6 +147,15 @@ def check_fit(estimator, shapes, n_texts):
                              f"{language_model.max_positions - specials}.")
     elif params["encoder"] is not None and params["encoder"] not in ENCODERS:
         raise ValueError(f"encoder must be one of {ENCODERS} or a pretrained model, got {params['encoder']!r}.")
+    if params["static_encoder"]:
+        if language_model is None:
+            raise ValueError(f"static_encoder=True trains a static student of a pretrained encoder, but encoder="
+                             f"{encoder!r} is trained from scratch: pass encoder=<a pretrained model folder or "
+                             f"package>, or leave static_encoder=False.")
+        if decoder == "pretrained" or estimator.compile:
+            raise ValueError(f"static_encoder=True works with a decoder of its own and without compile; got "
+                             f"decoder={decoder!r} and compile={estimator.compile}: choose a from-scratch decoder "
+                             f"(one of {SCRATCH_DECODERS}) and compile=False.")
     if decoder == "pretrained":
         if language_model is None:
             raise ValueError(f"decoder='pretrained' starts the decoder from the pretrained encoder's checkpoint, but "

@@ -21,7 +21,15 @@ from . import checkpoint as checkpoints
 from . import pretrained as pretrained_models
 from .callbacks import ActiveUnits, KLAnnealing, SyncFreeProgressBar
 from .device import is_cuda
-from .nn import ARCHITECTURES, DECODERS, ENCODERS, PretrainedDecoder, PretrainedEncoder, build_autoencoder
+from .nn import (
+    ARCHITECTURES,
+    DECODERS,
+    ENCODERS,
+    PretrainedDecoder,
+    PretrainedEncoder,
+    StaticEncoder,
+    build_autoencoder,
+)
 from .nn.pretrained import POOLING
 from .nn.supervised import SupervisedAutoencoder
 from .pretrained_checks import FLOAT_DTYPES, LOCAL_ATTENTION
@@ -46,7 +54,9 @@ class NetworkSpec:
     ``decoder_vocab_size`` the decoder's own (smaller with a pretrained encoder). ``decoder`` is one of
     ``nn.DECODERS``; ``"pretrained"`` (with a pretrained encoder only) starts a Transformer decoder from
     the encoder's checkpoint, whose config then decides its width, layers and dropout (``hidden_dim``,
-    ``num_layers``, ``num_heads`` and ``dropout`` do not apply to it).
+    ``num_layers``, ``num_heads`` and ``dropout`` do not apply to it). ``static_encoder`` (with a
+    pretrained encoder's name) says that a ``StaticEncoder`` of ``embedding_dim`` (the pretrained width)
+    has replaced the pretrained model after fit: it reads the pretrained vocabulary, the model is gone.
     """
 
     encoder: str
@@ -63,6 +73,7 @@ class NetworkSpec:
     variational: bool
     n_outputs: int | None = None
     freeze_encoder: bool = False
+    static_encoder: bool = False
 
     @property
     def pretrained(self):
@@ -87,7 +98,7 @@ class NetworkSpec:
             check_int(data[name], f"network {name}", low, high)
         if data["n_outputs"] is not None:
             check_int(data["n_outputs"], "network n_outputs", 1, MAX_OUTPUTS)
-        for name in ("variational", "freeze_encoder"):
+        for name in ("variational", "freeze_encoder", "static_encoder"):
             if not isinstance(data[name], bool):
                 raise ValueError(f"network {name} must be true or false, got {short(data[name])}")
         dropout = data["dropout"]
@@ -97,6 +108,10 @@ class NetworkSpec:
         if spec.decoder == "pretrained" and not spec.pretrained:
             raise ValueError(f"network decoder 'pretrained' starts from a pretrained encoder's checkpoint, but "
                              f"encoder {short(spec.encoder)} is trained from scratch")
+        if spec.static_encoder and not (spec.pretrained and spec.freeze_encoder and spec.decoder != "pretrained"):
+            raise ValueError(f"network static_encoder replaces a frozen pretrained encoder with a decoder of its own, "
+                             f"but encoder is {short(spec.encoder)} (freeze_encoder {spec.freeze_encoder}) and decoder "
+                             f"{short(spec.decoder)}")
         if "transformer" in (spec.encoder, spec.decoder) and spec.embedding_dim % spec.num_heads:
             raise ValueError(f"network embedding_dim({spec.embedding_dim}) is not divisible by "
                              f"num_heads({spec.num_heads})")
@@ -160,10 +175,14 @@ def build_module(spec, *, decoder_tokens=None, saved_encoder=None):
     (loaded once per process, copied here). The decoder's token embeddings start from the encoder's
     input embeddings of ``decoder_tokens``, tied to its logits layer. A ``"pretrained"`` decoder is
     built from the same config, its layers copied from the loaded checkpoint (from a folder), or left
-    random for the saved weights to replace (from ``saved_encoder``).
+    random for the saved weights to replace (from ``saved_encoder``). With ``spec.static_encoder``, a
+    frozen ``StaticEncoder`` stands in the pretrained encoder's place, its weights left for the caller.
     """
     encoder, decoder, decoder_embeddings = spec.encoder, spec.decoder, None
-    if spec.pretrained:
+    if spec.static_encoder:  # the pretrained model is gone: every weight comes from the saved file
+        encoder = StaticEncoder(vocab_size=spec.vocab_size, embedding_dim=spec.embedding_dim).requires_grad_(False)
+        decoder_embeddings = torch.zeros(spec.decoder_vocab_size, spec.embedding_dim)  # (decoder vocabulary, C)
+    elif spec.pretrained:
         encoder = _pretrained_encoder(spec, saved_encoder)
         index = torch.as_tensor(decoder_tokens, dtype=torch.long, device=encoder.input_embeddings.weight.device)
         decoder_embeddings = encoder.input_embeddings.weight.detach()[index]  # (decoder vocabulary, C)
@@ -275,7 +294,8 @@ def noise_rate(noise, spec):
 # The parameters that shape the network and the tokenizer: what a supervised estimator's pretrained=
 # brings with it.
 SHAPING_PARAMS = ("latent_dim", "architecture", "encoder", "decoder", "tokenizer", "vocab_size", "lowercase",
-                  "max_length", "embedding_dim", "hidden_dim", "num_layers", "num_heads", "variational")
+                  "max_length", "embedding_dim", "hidden_dim", "num_layers", "num_heads", "variational",
+                  "static_encoder")
 
 
 def shaping_defaults(cls):

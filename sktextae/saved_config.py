@@ -22,7 +22,8 @@ from .files import json_sha256
 from .registry import ESTIMATORS
 
 # 2 added fitted decode_length_; a folder of format 1 loads with decode_length_ = max_length_.
-FORMAT_VERSION = 2
+# 3 added the network's static_encoder; a folder of format 1 or 2 loads with static_encoder false.
+FORMAT_VERSION = 3
 CONFIG, TOKENIZER, WEIGHTS, ENCODER_CONFIG = "config.json", "tokenizer.json", "model.safetensors", "encoder/config.json"
 
 
@@ -203,7 +204,10 @@ def estimator_from_config(cls, config, tokenizer, file):
 
     try:
         estimator = cls()
-        estimator.set_params(**_params_from_file(config["params"], estimator, config["notes"]))
+        params = config["params"]
+        if config["format_version"] < 3 and isinstance(params, dict):  # before static_encoder existed
+            params = {**params, "static_encoder": params.get("static_encoder", False)}
+        estimator.set_params(**_params_from_file(params, estimator, config["notes"]))
         estimator._validate_params()
         vocabulary = config["vocabulary"]
         network.check_fields(vocabulary, ["encoder_prefix", "encoder_suffix", "decoder_tokens"], "vocabulary")
@@ -286,6 +290,8 @@ def network_from_config(estimator, config, encoder_config, folder):
     try:
         fields = dict(config["network"])
         head = {key: fields.pop(key, None) for key in _HEAD_KEYS}
+        if config["format_version"] < 3 and isinstance(fields, dict):
+            fields.setdefault("static_encoder", False)
         missing = [key for key in _HEAD_KEYS if key not in config["network"]]
         if missing:
             raise ValueError(f"network: missing fields {missing}")
@@ -300,7 +306,7 @@ def network_from_config(estimator, config, encoder_config, folder):
                              f"({estimator.max_length_})")
         if estimator.bag_size_ > estimator.max_length_ + 1:
             raise ValueError(f"fitted bag_size_({estimator.bag_size_}) exceeds max_length_ + 1")
-        if (config["pretrained_encoder"] is not None) != spec.pretrained:
+        if (config["pretrained_encoder"] is not None) != (spec.pretrained and not spec.static_encoder):
             raise ValueError(f"network encoder {network.short(spec.encoder)} and pretrained_encoder disagree")
         if spec.pretrained != (vocabulary.decoder_tokens is not None):
             raise ValueError("vocabulary decoder_tokens must be given exactly when the encoder is pretrained")
@@ -308,7 +314,7 @@ def network_from_config(estimator, config, encoder_config, folder):
     except ValueError as error:
         raise ModelFileError(f"{file}: {first_line(error)}.") from None
     saved_encoder = None
-    if spec.pretrained:
+    if spec.pretrained and not spec.static_encoder:
         encoder_file = folder / ENCODER_CONFIG
         try:
             encoder_config = json.loads(encoder_config.decode("utf-8"))

@@ -178,7 +178,7 @@ class TextAutoencoderClassifier(_SupervisedMixin, ClassNamePrefixFeaturesOutMixi
     _fitted_attributes = (*_BaseTextAutoencoder._fitted_attributes, "classes_", "n_labelled_")
 
     def __init__(self, latent_dim=64, *, architecture="bow", encoder=None, decoder=None,
-                 freeze_encoder=True, encoder_lr=3e-5, tokenizer="bpe", vocab_size=4000,
+                 freeze_encoder=True, encoder_lr=3e-5, static_encoder=False, tokenizer="bpe", vocab_size=4000,
                  lowercase=False, max_length=128, embedding_dim=None, hidden_dim=256, num_layers=1, num_heads=4,
                  dropout=0.1, noise="auto", noise_type="delete", variational=False, kl_annealing_epochs=5,
                  free_bits=0.1, word_dropout="auto", max_epochs=60, batch_size=32, inference_batch_size=256,
@@ -191,6 +191,7 @@ class TextAutoencoderClassifier(_SupervisedMixin, ClassNamePrefixFeaturesOutMixi
         self.decoder = decoder
         self.freeze_encoder = freeze_encoder
         self.encoder_lr = encoder_lr
+        self.static_encoder = static_encoder
         self.tokenizer = tokenizer
         self.vocab_size = vocab_size
         self.lowercase = lowercase
@@ -329,7 +330,7 @@ class TextAutoencoderRegressor(_SupervisedMixin, ClassNamePrefixFeaturesOutMixin
     _fitted_attributes = (*_BaseTextAutoencoder._fitted_attributes, "target_mean_", "target_scale_", "n_labelled_")
 
     def __init__(self, latent_dim=64, *, architecture="bow", encoder=None, decoder=None,
-                 freeze_encoder=True, encoder_lr=3e-5, tokenizer="bpe", vocab_size=4000,
+                 freeze_encoder=True, encoder_lr=3e-5, static_encoder=False, tokenizer="bpe", vocab_size=4000,
                  lowercase=False, max_length=128, embedding_dim=None, hidden_dim=256, num_layers=1, num_heads=4,
                  dropout=0.1, noise="auto", noise_type="delete", variational=False, kl_annealing_epochs=5,
                  free_bits=0.1, word_dropout="auto", max_epochs=60, batch_size=32, inference_batch_size=256,
@@ -341,6 +342,7 @@ class TextAutoencoderRegressor(_SupervisedMixin, ClassNamePrefixFeaturesOutMixin
         self.decoder = decoder
         self.freeze_encoder = freeze_encoder
         self.encoder_lr = encoder_lr
+        self.static_encoder = static_encoder
         self.tokenizer = tokenizer
         self.vocab_size = vocab_size
         self.lowercase = lowercase

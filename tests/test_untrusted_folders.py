@@ -92,8 +92,10 @@ def test_folders_saved_by_the_previous_code_load_unchanged(name, tmp_path):
     for file in ("tokenizer.json", "model.safetensors"):
         assert (again / file).read_bytes() == (FIXTURES / name / file).read_bytes(), file
     old, new = (json.loads((folder / "config.json").read_text()) for folder in (FIXTURES / name, again))
-    assert (old["format_version"], new["format_version"]) == (1, 2)
+    assert (old["format_version"], new["format_version"]) == (1, 3)
     assert new["fitted"].pop("decode_length_") == old["fitted"]["max_length_"]
+    # Format 3 added static_encoder: false for every folder written before it.
+    assert new["params"].pop("static_encoder") is False and new["network"].pop("static_encoder") is False
     for config in (old, new):
         for key in ("format_version", "config_sha256", "files", "versions"):
             config.pop(key)
@@ -130,6 +132,8 @@ CRAFTED = {
     "encoder unknown": lambda c: c["network"].update(encoder="someone/model"),
     "task of another class": lambda c: c["network"].update(task="classification", n_outputs=2),
     "dropout out of range": lambda c: c["network"].update(dropout=7),
+    "static_encoder a string": lambda c: c["network"].update(static_encoder="yes"),
+    "static_encoder of a from-scratch encoder": lambda c: c["network"].update(static_encoder=True),
     "deeply nested parameter": lambda c: c["params"].update(dropout=json.loads("[" * 900 + "]" * 900)),
     "prefix id outside the vocabulary": lambda c: c["vocabulary"].update(encoder_prefix=[10**9]),
     "decoder tokens without a pretrained encoder": lambda c: c["vocabulary"].update(decoder_tokens=[1, 2]),

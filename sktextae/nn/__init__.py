@@ -11,6 +11,7 @@ from .conv import ConvEncoder
 from .pretrained import PretrainedEncoder
 from .pretrained_decoder import PretrainedDecoder
 from .recurrent import RecurrentDecoder, RecurrentEncoder
+from .static import StaticEncoder
 from .transformer import TransformerDecoder, TransformerEncoder
 
 ENCODERS = ("transformer", "gru", "lstm", "conv", "bow")
@@ -64,7 +65,8 @@ def build_autoencoder(*, encoder, decoder, vocab_size, latent_dim, embedding_dim
                       dropout, max_length, variational=False, decoder_vocab_size=None, decoder_embeddings=None):
     """An ``Autoencoder`` of the named encoder and decoder.
 
-    ``encoder`` is a name of ``ENCODERS`` or an encoder module (a ``PretrainedEncoder``); ``decoder`` a
+    ``encoder`` is a name of ``ENCODERS`` or an encoder module (a ``PretrainedEncoder`` or
+    ``StaticEncoder``); ``decoder`` a
     name of ``DECODERS`` or a decoder module (a ``PretrainedDecoder``). A from-scratch
     encoder and decoder whose token embeddings have the same shape share them. ``decoder_vocab_size``
     (default ``vocab_size``) is the decoder's own vocabulary; ``decoder_embeddings``, a (decoder
@@ -111,5 +113,5 @@ def _share_embedding(encoder, decoder):
 
 
 __all__ = ["ARCHITECTURES", "BOTTLENECKS", "DECODERS", "ENCODERS", "SCRATCH_DECODERS", "Autoencoder",
-           "PretrainedDecoder", "PretrainedEncoder", "build_autoencoder", "build_decoder", "build_encoder", "build_module",
+           "PretrainedDecoder", "PretrainedEncoder", "StaticEncoder", "build_autoencoder", "build_decoder", "build_encoder", "build_module",
            "make_bottleneck"]

@@ -1,0 +1,38 @@
+"""A static encoder: one learned vector per token, pooled by a learned weighted mean. No context, so a
+text costs a lookup and a sum; its vectors are trained to reproduce a pretrained encoder's (see
+``sktextae.distill``)."""
+
+import torch
+from torch import nn
+
+from .base import padding_mask
+
+
+class StaticEncoder(nn.Module):
+    """(B, T) ids -> (B, embedding_dim): the mean of the tokens' vectors, each token weighted by a learned
+    positive weight (``exp`` of its log-weight, 1 at the start), padding excluded, then a linear map
+    (the identity at the start): what the context adds that a sum of tokens can.
+
+    ``vectors`` (a (vocab_size, embedding_dim) tensor) starts the token vectors, as a pretrained
+    model's one-token outputs do (model2vec's static vectors); without, they start random.
+    """
+
+    def __init__(self, *, vocab_size, embedding_dim, vectors=None):
+        super().__init__()
+        self.output_dim = embedding_dim
+        self.embedding = nn.Embedding(vocab_size, embedding_dim)
+        self.log_weight = nn.Embedding(vocab_size, 1)
+        nn.init.zeros_(self.log_weight.weight)
+        self.project = nn.Linear(embedding_dim, embedding_dim)
+        with torch.no_grad():
+            self.project.weight.copy_(torch.eye(embedding_dim))
+            self.project.bias.zero_()
+        if vectors is not None:
+            with torch.no_grad():
+                self.embedding.weight.copy_(vectors)
+
+    def forward(self, input_ids, lengths):
+        keep = ~padding_mask(lengths, input_ids.shape[1])  # (B, T)
+        weights = self.log_weight(input_ids).squeeze(-1).exp() * keep  # (B, T)
+        total = (weights[..., None] * self.embedding(input_ids)).sum(dim=1)  # (B, C)
+        return self.project(total / weights.sum(dim=1, keepdim=True).clamp(min=1e-6))  # (B, C)

@@ -1,0 +1,180 @@
+"""``static_encoder=True``: a static student replaces a pretrained encoder after fit (a tiny BERT built from
+a config in a temporary folder, loaded through the real path)."""
+
+import json
+import os
+import pickle
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import sktextae
+from sktextae import TextAutoencoder, TextAutoencoderClassifier, distill
+from sktextae.nn import PretrainedEncoder, StaticEncoder
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+pytest.importorskip("transformers")
+
+from test_pretrained import TINY, save_tiny_bert  # noqa: E402 (after the skip: it imports transformers)
+
+STATIC = {**TINY, "static_encoder": True, "validation_fraction": 0.2, "patience": 2, "max_epochs": 3}
+
+
+@pytest.fixture(scope="session")
+def bert(tmp_path_factory, corpus):
+    return str(save_tiny_bert(tmp_path_factory.mktemp("tiny-bert-static"), corpus))
+
+
+@pytest.fixture(scope="module")
+def teacher(bert, corpus):
+    return TextAutoencoder(encoder=bert, **{**STATIC, "static_encoder": False}).fit(list(corpus))
+
+
+@pytest.fixture(scope="module")
+def student(bert, corpus):
+    return TextAutoencoder(encoder=bert, **STATIC).fit(list(corpus))
+
+
+# --------------------------------------------------------------------------- the module
+
+def test_static_encoder_builds_runs_and_trains():
+    encoder = StaticEncoder(vocab_size=20, embedding_dim=6)
+    ids, lengths = torch.tensor([[5, 6, 7, 0], [8, 9, 0, 0]]), torch.tensor([3, 2])
+    out = encoder(ids, lengths)
+    assert out.shape == (2, 6)
+    out.sum().backward()
+    assert encoder.embedding.weight.grad[5].abs().sum() > 0 and encoder.embedding.weight.grad[0].abs().sum() == 0
+
+
+def test_at_the_start_it_is_the_plain_mean_of_the_given_vectors_and_ignores_padding():
+    vectors = torch.randn(20, 6)
+    encoder = StaticEncoder(vocab_size=20, embedding_dim=6, vectors=vectors)
+    ids = torch.tensor([[5, 6, 7, 3], [8, 9, 4, 4]])
+    out = encoder(ids, torch.tensor([3, 2]))
+    torch.testing.assert_close(out[0], vectors[[5, 6, 7]].mean(0))
+    torch.testing.assert_close(out[1], vectors[[8, 9]].mean(0))
+
+
+# --------------------------------------------------------------------------- fitting
+
+def test_fit_leaves_a_static_encoder_and_no_pretrained_model(student, texts):
+    encoder = student.net_.module_.encoder
+    assert isinstance(encoder, StaticEncoder)
+    assert not any(isinstance(m, PretrainedEncoder) for m in student.net_.module_.modules())
+    assert not any(p.requires_grad for p in encoder.parameters())
+    Z = student.transform(texts)
+    assert Z.shape == (len(texts), 8) and np.isfinite(Z).all() and Z.std(axis=0).mean() > 1e-3
+    decoded = student.inverse_transform(Z[:3])
+    assert decoded.shape == (3,) and all(isinstance(t, str) for t in decoded)
+
+
+def test_student_vectors_start_as_the_teachers_one_token_outputs(teacher):
+    autoencoder = teacher.net_.module_
+    vectors = distill.static_vectors(teacher.net_, autoencoder.encoder, teacher.vocabulary_.encoder_size)
+    token = teacher.vocabulary_.decoder_tokens[7]  # a token of the training texts
+    ids = torch.tensor([[*teacher.vocabulary_.encoder_prefix, token, *teacher.vocabulary_.encoder_suffix]])
+    with torch.inference_mode():
+        expected = autoencoder.encoder.eval()(ids, torch.tensor([ids.shape[1]]))[0]
+    torch.testing.assert_close(vectors[token], expected, atol=1e-5, rtol=1e-5)
+
+
+def test_the_student_comes_nearer_the_teacher_than_its_start(teacher, texts):
+    """Training moves the student's latent vectors towards the teacher's, from where the one-token
+    vectors start them."""
+    sequences, _ = teacher._encode(texts)
+    targets = teacher.transform(texts)
+    autoencoder = teacher.net_.module_
+    start = StaticEncoder(vocab_size=teacher.vocabulary_.encoder_size, embedding_dim=autoencoder.encoder.output_dim,
+                          vectors=distill.static_vectors(teacher.net_, autoencoder.encoder,
+                                                         teacher.vocabulary_.encoder_size))
+    import copy
+
+    start_model = copy.deepcopy(teacher)
+    start_model.net_.module_.encoder = start.requires_grad_(False)
+    student = copy.deepcopy(teacher)
+    distill.replace_with_static(student, sequences, n_valid=0, rng=np.random.RandomState(0), targets=targets)
+    before = np.mean((start_model.transform(texts) - targets) ** 2)
+    after = np.mean((student.transform(texts) - targets) ** 2)
+    assert after < before
+
+
+def test_reproducible_with_random_state(student, bert, corpus, texts):
+    again = TextAutoencoder(encoder=bert, **STATIC).fit(list(corpus))
+    np.testing.assert_array_equal(again.transform(texts), student.transform(texts))
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"encoder": None, "architecture": "gru"}, "trained from scratch"),
+    ({"decoder": "pretrained"}, "decoder='pretrained'"),
+    ({"compile": True}, "compile=True"),
+])
+def test_combinations_that_cannot_work_are_refused(bert, texts, params, message):
+    params = {"encoder": bert, **STATIC, **params}
+    if params["encoder"] is None:
+        params.pop("encoder")
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        TextAutoencoder(**params).fit(texts)
+
+
+# --------------------------------------------------------------------------- saving, loading, exporting
+
+def test_save_and_load_without_the_pretrained_folder(student, texts, tmp_path):
+    folder = student.save(tmp_path / "model")
+    assert not (folder / "encoder").exists()
+    config = json.loads((folder / "config.json").read_text())
+    assert config["network"]["static_encoder"] is True and config["pretrained_encoder"] is None
+    loaded = sktextae.load(folder)
+    assert isinstance(loaded.net_.module_.encoder, StaticEncoder)
+    np.testing.assert_array_equal(loaded.transform(texts), student.transform(texts))
+    np.testing.assert_array_equal(loaded.inverse_transform(loaded.transform(texts[:3])),
+                                  student.inverse_transform(student.transform(texts[:3])))
+
+
+def test_load_never_opens_the_pretrained_folder(student, texts, tmp_path, bert):
+    """A static model's folder is self-contained: it loads in a process where the pretrained folder is gone."""
+    folder = student.save(tmp_path / "model")
+    expected = student.transform(texts[:4])
+    np.save(tmp_path / "expected.npy", expected)
+    code = (f"import sys, numpy as np, sktextae; sys.modules['transformers'] = None; "
+            f"m = sktextae.load({str(folder)!r}); "
+            f"np.testing.assert_array_equal(m.transform({texts[:4]!r}), np.load({str(tmp_path / 'expected.npy')!r}))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr
+
+
+def test_pickle_gives_identical_outputs(student, texts):
+    copy = pickle.loads(pickle.dumps(student))
+    np.testing.assert_array_equal(copy.transform(texts), student.transform(texts))
+
+
+def test_export_onnx_matches_transform(student, texts, tmp_path):
+    onnxruntime = pytest.importorskip("onnxruntime")
+    from test_export import inputs_from_folder
+
+    folder = student.save(tmp_path / "model")
+    path = student.export_onnx(tmp_path / "encoder.onnx")
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    latent, = session.run(["latent"], inputs_from_folder(folder, texts[:5]))
+    np.testing.assert_allclose(latent, student.transform(texts[:5]), atol=1e-4, rtol=0)
+
+
+def test_a_classifier_starts_from_a_static_autoencoder(student, texts, labels):
+    classifier = TextAutoencoderClassifier(pretrained=student, max_epochs=2, random_state=0,
+                                           validation_fraction=0, patience=None).fit(texts, labels)
+    assert isinstance(classifier.net_.module_.autoencoder.encoder, StaticEncoder)
+    assert classifier.predict(texts).shape == (len(texts),)
+
+
+def test_partial_fit_trains_the_decoder_and_keeps_the_student(student, texts):
+    import copy
+
+    model = copy.deepcopy(student)
+    before = {k: v.clone() for k, v in model.net_.module_.encoder.state_dict().items()}
+    model.partial_fit(texts)
+    after = model.net_.module_.encoder.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert isinstance(model.net_.module_.encoder, StaticEncoder)
