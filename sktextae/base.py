@@ -87,7 +87,8 @@ class _BaseTextAutoencoder(BaseEstimator):
         check_is_fitted(self)
         sequences, _ = self._encode(check_texts(X), warn=warn)
         module = self.net_.module_
-        return self._batched(sequences, lambda inputs, _: module.encode(inputs["input_ids"], inputs["lengths"]))
+        return self._batched(sequences, lambda inputs, _: module.encode(inputs["input_ids"], inputs["lengths"]),
+                             targets=False)
 
     def inverse_transform(self, Z, *, strategy="greedy", beam_size=4, temperature=None, top_k=None,
                           no_repeat_ngram_size=None, repetition_penalty=1.0, length_penalty=0.0,
@@ -421,9 +422,9 @@ class _BaseTextAutoencoder(BaseEstimator):
         were cut."""
         return encode_texts(self.tokenizer_, texts, max_length=self.max_length_, warn=warn)
 
-    def _batched(self, sequences, compute):
+    def _batched(self, sequences, compute, *, targets=True):
         """``inference.batched`` on this model's net, ``inference_batch_size`` texts at a time."""
-        return batched(self.net_, sequences, compute, batch_size=self.inference_batch_size)
+        return batched(self.net_, sequences, compute, batch_size=self.inference_batch_size, targets=targets)
 
     def _log_likelihoods(self, texts):
         """Per text: the summed token log-likelihood and the number of tokens scored."""

@@ -4,10 +4,12 @@ model is replaced by a ``nn.StaticEncoder`` trained to give the same latent vect
 
 The student's token vectors start as model2vec's do: each token's vector is the pretrained encoder's
 output for a text of that token alone (with the model's special tokens around it, pooled as the model
-pools). They are then trained, with a weight per token, to reproduce the teacher's latent vectors of
-the training texts (mean squared error after the fitted bottleneck, which stays as it is, as does the
-decoder): the student learns what the pretrained model's context adds to its tokens on the user's own
-texts. A token no training text holds keeps its pretrained static vector.
+pools). They are then trained, with a weight per token and a linear map shared by all tokens, to
+reproduce the teacher's latent vectors of the training texts (mean squared error after the fitted
+bottleneck, which stays as it is, as does the decoder): the student learns what the pretrained model's
+context adds to its tokens on the user's own texts. The map is then folded into the vectors, so that
+``transform`` runs no more than a lookup, a weighted mean and the bottleneck. A token no training text
+holds keeps its pretrained static vector, under the shared map.
 """
 
 import dataclasses
@@ -79,15 +81,28 @@ def _collate(items, *, prefix, suffix):
 
 
 class _Student(nn.Module):
-    """The static encoder under the fitted bottleneck (frozen): ids -> latent vectors, as ``transform``
-    computes them."""
+    """The static encoder, a linear map (the identity at the start: what the context adds that a weighted
+    sum of tokens can) and the fitted bottleneck (frozen): ids -> latent vectors, as ``transform``
+    computes them once the map is folded into the token vectors (``fold``)."""
 
     def __init__(self, *, static, bottleneck):
         super().__init__()
         self.static, self.bottleneck = static, bottleneck
+        width = static.output_dim
+        self.project = nn.Linear(width, width)
+        with torch.no_grad():
+            self.project.weight.copy_(torch.eye(width))
+            self.project.bias.zero_()
 
     def forward(self, input_ids, lengths):
-        return self.bottleneck.mean(self.static(input_ids, lengths))  # (B, L)
+        return self.bottleneck.mean(self.project(self.static(input_ids, lengths)))  # (B, L)
+
+    @torch.no_grad()
+    def fold(self):
+        """Fold the linear map into the token vectors: the encoder's output is a weighted mean whose weights
+        sum to 1, so mapping each vector (``E @ W.T + b``) maps the mean the same way."""
+        table = self.static.embedding.weight  # (V, C)
+        table.copy_(self.project(table))
 
 
 def static_vectors(net, encoder, vocab_size, *, batch_size=_TOKEN_BATCH):
@@ -95,7 +110,7 @@ def static_vectors(net, encoder, vocab_size, *, batch_size=_TOKEN_BATCH):
     (vocab_size, output_dim) float32."""
     tokens = [np.array([token], dtype=np.int64) for token in range(vocab_size)]
     vectors = batched(net, tokens, lambda inputs, _: encoder(inputs["input_ids"], inputs["lengths"]),
-                      batch_size=batch_size)
+                      batch_size=batch_size, targets=False)
     return torch.from_numpy(vectors)
 
 
@@ -110,7 +125,7 @@ def replace_with_static(estimator, sequences, *, n_valid, rng, targets=None):
     teacher = autoencoder.encoder
     if targets is None:
         targets = batched(net, sequences, lambda inputs, _: autoencoder.encode(inputs["input_ids"], inputs["lengths"]),
-                          batch_size=estimator.inference_batch_size)  # (N, L)
+                          batch_size=estimator.inference_batch_size, targets=False)  # (N, L)
     vocabulary = estimator.vocabulary_
     static = StaticEncoder(vocab_size=vocabulary.encoder_size, embedding_dim=teacher.output_dim,
                            vectors=static_vectors(net, teacher, vocabulary.encoder_size))
@@ -118,8 +133,9 @@ def replace_with_static(estimator, sequences, *, n_valid, rng, targets=None):
     bottleneck_grad = [p.requires_grad for p in bottleneck.parameters()]
     bottleneck.requires_grad_(False)
     try:
-        _train_student(estimator, _Student(static=static, bottleneck=bottleneck), sequences, targets,
-                       n_valid=n_valid, rng=rng)
+        student = _Student(static=static, bottleneck=bottleneck)
+        _train_student(estimator, student, sequences, targets, n_valid=n_valid, rng=rng)
+        student.fold()
     finally:
         for parameter, grad in zip(bottleneck.parameters(), bottleneck_grad):
             parameter.requires_grad_(grad)

@@ -236,7 +236,7 @@ def _frozen_encoder_outputs(estimator, sequences, *, noisy, rng):
                                    rng=noise_rng)
     encoder = network.autoencoder_of(estimator.net_.module_).encoder
     return batched(estimator.net_, sequences, lambda inputs, _: encoder(inputs["input_ids"], inputs["lengths"]),
-                   batch_size=estimator.inference_batch_size)
+                   batch_size=estimator.inference_batch_size, targets=False)
 
 
 def _start_bottleneck_from_pca(estimator, dataset, train_indices, *, rng, max_texts=4096):

@@ -34,7 +34,7 @@ def inference_context(net):
         yield
 
 
-def batched(net, items, compute, *, batch_size, one_transfer=False):
+def batched(net, items, compute, *, batch_size, one_transfer=False, targets=True):
     """The one inference loop: ``compute(inputs, target_ids)`` on each batch, on the net's device, -> an
     array with one row per item, in input order (None for no items).
 
@@ -44,15 +44,23 @@ def batched(net, items, compute, *, batch_size, one_transfer=False):
     on CUDA. Each batch's result is copied to the host as it comes, so that device memory holds one
     batch; ``one_transfer=True`` keeps them on the device and copies them all at the end, so that the
     device is waited for once (for a few thousand texts during training, see ``ActiveUnits``).
+    ``targets=False`` (for plain sequences) collates the encoder's inputs only, and ``compute`` gets
+    None for the target ids.
     """
     dataset = items if isinstance(items, TokenDataset) else TokenDataset(items)
     collate = net.vocabulary.collator(sequence_targets=net.module_.is_sequence_decoder)
+    encoder_only = not targets and dataset.labels is None and dataset.encoder_hidden is None
     device, batches = net.device, []
     with inference_context(net):
         for indices in inference_batches(dataset.lengths, batch_size=batch_size):
-            inputs, target_ids = collate([dataset[i] for i in indices])
+            if encoder_only:  # the encoder's inputs alone: no decoder ids to build for a transform
+                inputs, target_ids = dict(zip(("input_ids", "lengths"), collate.encoder_inputs(
+                    [dataset[i] for i in indices]))), None
+            else:
+                inputs, target_ids = collate([dataset[i] for i in indices])
+                target_ids = target_ids.to(device, non_blocking=True)
             inputs = {key: value.to(device, non_blocking=True) for key, value in inputs.items() if key != "labels"}
-            rows = compute(inputs, target_ids.to(device, non_blocking=True)).float()
+            rows = compute(inputs, target_ids).float()
             batches.append((indices, rows if one_transfer else rows.cpu().numpy()))
     if not batches:
         return None

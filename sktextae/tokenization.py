@@ -281,9 +281,12 @@ def encode(tokenizer, texts, *, max_length):
         cuts = [_cut(text, budget) for text in chunk]
         # In chunks: an Encoding holds far more than its ids (offsets, token strings, masks), so a whole
         # corpus' Encodings at once would dwarf the ids kept.
-        encodings = tokenizer.encode_batch([prefix for prefix, _ in cuts], add_special_tokens=False)
+        # Without character offsets (faster): only a text cut inside a word needs them, encoded again.
+        encodings = tokenizer.encode_batch_fast([prefix for prefix, _ in cuts], add_special_tokens=False)
         for text, (prefix, clean), encoding in zip(chunk, cuts, encodings):
             cut = len(prefix) < len(text)
+            if cut and not clean:
+                encoding = tokenizer.encode(prefix, add_special_tokens=False)
             if cut and budget < largest and not _keeps_whole_text_ids(encoding, prefix, clean, max_length):
                 prefix, encoding = _encode_longer_prefix(tokenizer, text, budget, largest, max_length)
                 cut = len(prefix) < len(text)
@@ -300,11 +303,29 @@ def _check_max_length(max_length):
 
 def _character_budget(tokenizer, max_length):
     """How many characters of a text :func:`encode` tokenizes first (see there)."""
+    return _budget_for(max_length, longest_token=_longest_token(tokenizer))
+
+
+# tokenizer -> (vocabulary size, its longest token string): reading the vocabulary takes tens of
+# milliseconds, as long as encoding some hundred short texts. Keyed by the object (a tokenizer is
+# hashable by identity) and checked against its size; at worst a stale length only changes how many
+# characters are tokenized first, never the ids (see encode).
+_LONGEST_TOKENS = {}
+
+
+def _longest_token(tokenizer):
+    size = tokenizer.get_vocab_size(with_added_tokens=True)
+    cached = _LONGEST_TOKENS.get(id(tokenizer))
+    if cached is not None and cached[0] is tokenizer and cached[1] == size:
+        return cached[2]
     special = {token.content for token in tokenizer.get_added_tokens_decoder().values() if token.special}
     # A special token's string is never matched (encode_special_tokens), and an UNK spans anything.
     longest = max((len(token) for token in tokenizer.get_vocab(with_added_tokens=True) if token not in special),
                   default=1)
-    return _budget_for(max_length, longest_token=longest)
+    if len(_LONGEST_TOKENS) >= 16:
+        _LONGEST_TOKENS.clear()
+    _LONGEST_TOKENS[id(tokenizer)] = (tokenizer, size, longest)
+    return longest
 
 
 def _budget_for(max_length, *, longest_token):

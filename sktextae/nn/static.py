@@ -10,8 +10,7 @@ from .base import padding_mask
 
 class StaticEncoder(nn.Module):
     """(B, T) ids -> (B, embedding_dim): the mean of the tokens' vectors, each token weighted by a learned
-    positive weight (``exp`` of its log-weight, 1 at the start), padding excluded, then a linear map
-    (the identity at the start): what the context adds that a sum of tokens can.
+    positive weight (``exp`` of its log-weight, 1 at the start), padding excluded.
 
     ``vectors`` (a (vocab_size, embedding_dim) tensor) starts the token vectors, as a pretrained
     model's one-token outputs do (model2vec's static vectors); without, they start random.
@@ -23,10 +22,6 @@ class StaticEncoder(nn.Module):
         self.embedding = nn.Embedding(vocab_size, embedding_dim)
         self.log_weight = nn.Embedding(vocab_size, 1)
         nn.init.zeros_(self.log_weight.weight)
-        self.project = nn.Linear(embedding_dim, embedding_dim)
-        with torch.no_grad():
-            self.project.weight.copy_(torch.eye(embedding_dim))
-            self.project.bias.zero_()
         if vectors is not None:
             with torch.no_grad():
                 self.embedding.weight.copy_(vectors)
@@ -34,5 +29,9 @@ class StaticEncoder(nn.Module):
     def forward(self, input_ids, lengths):
         keep = ~padding_mask(lengths, input_ids.shape[1])  # (B, T)
         weights = self.log_weight(input_ids).squeeze(-1).exp() * keep  # (B, T)
-        total = (weights[..., None] * self.embedding(input_ids)).sum(dim=1)  # (B, C)
-        return self.project(total / weights.sum(dim=1, keepdim=True).clamp(min=1e-6))  # (B, C)
+        if torch.onnx.is_in_onnx_export():  # ONNX has no weighted embedding bag: the same sum, spelled out
+            total = (weights[..., None] * self.embedding(input_ids)).sum(dim=1)  # (B, C)
+        else:  # summed as it is looked up, without a (B, T, C) tensor
+            total = nn.functional.embedding_bag(input_ids, self.embedding.weight, mode="sum",
+                                                per_sample_weights=weights, sparse=self.embedding.sparse)  # (B, C)
+        return total / weights.sum(dim=1, keepdim=True).clamp(min=1e-6)  # (B, C)
