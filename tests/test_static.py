@@ -178,3 +178,23 @@ def test_partial_fit_trains_the_decoder_and_keeps_the_student(student, texts):
     after = model.net_.module_.encoder.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert isinstance(model.net_.module_.encoder, StaticEncoder)
+
+
+def test_the_command_line_fits_encodes_and_decodes_a_static_model(bert, texts, tmp_path):
+    from test_cli import run
+
+    (tmp_path / "texts.txt").write_text("\n".join(texts) + "\n", encoding="utf-8")
+    params = [arg for name, value in [("encoder", repr(bert)), ("static_encoder", "True"), ("latent_dim", "8"),
+                                      ("decoder", "'gru'"), ("hidden_dim", "16"), ("max_epochs", "2"),
+                                      ("max_length", "32"), ("random_state", "0")]
+              for arg in ("--param", f"{name}={value}")]
+    result = run("fit", "texts.txt", "-o", "model", *params, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    model = sktextae.load(tmp_path / "model")
+    assert isinstance(model.net_.module_.encoder, StaticEncoder)
+    result = run("encode", "model", "texts.txt", "-o", "vectors.npy", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    np.testing.assert_array_equal(np.load(tmp_path / "vectors.npy"), model.transform(texts))
+    result = run("decode", "model", "vectors.npy", "-o", "decoded.txt", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert len((tmp_path / "decoded.txt").read_text(encoding="utf-8").splitlines()) == len(texts)
