@@ -142,8 +142,10 @@ def replace_with_static(estimator, sequences, *, n_valid, rng, targets=None):
     autoencoder.encoder = static.requires_grad_(False)
     spec = dataclasses.replace(network.spec_of(net), static_encoder=True, freeze_encoder=True)
     net.module = functools.partial(network.build_module, spec, decoder_tokens=vocabulary.decoder_tokens)
-    # The optimizer held the teacher's weights when it was fine-tuned: a fresh one over what still trains.
-    net.set_params(optimizer__param_groups=[])
+    # The optimizer held the teacher's weights (in a group of their own) when it was fine-tuned: a fresh one
+    # over what still trains, which keeps no reference to the teacher.
+    vars(net).pop("optimizer__param_groups", None)
+    net.initialize_optimizer()
 
 
 def _train_student(estimator, student, sequences, targets, *, n_valid, rng):

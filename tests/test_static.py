@@ -198,3 +198,13 @@ def test_the_command_line_fits_encodes_and_decodes_a_static_model(bert, texts, t
     result = run("decode", "model", "vectors.npy", "-o", "decoded.txt", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert len((tmp_path / "decoded.txt").read_text(encoding="utf-8").splitlines()) == len(texts)
+
+
+def test_a_fine_tuned_teacher_leaves_no_weight_in_the_optimizer(bert, corpus, texts):
+    model = TextAutoencoder(encoder=bert, **{**STATIC, "freeze_encoder": False}).fit(list(corpus))
+    assert isinstance(model.net_.module_.encoder, StaticEncoder)
+    trained = {id(p) for p in model.net_.module_.parameters() if p.requires_grad}
+    in_optimizer = {id(p) for group in model.net_.optimizer_.param_groups for p in group["params"]}
+    assert in_optimizer == trained  # the bottleneck and decoder; none of the teacher's, none of the student's
+    model.partial_fit(texts)
+    assert model.transform(texts).shape == (len(texts), 8)
