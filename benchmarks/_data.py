@@ -33,3 +33,21 @@ def load_sample(data_dir, dataset, split, *, random_state=0):
     """``load_split`` with the benchmarks' fixed sample size for the dataset and split (``SAMPLE_SIZES``)."""
     return load_split(data_dir, dataset, split, max_texts=SAMPLE_SIZES.get((dataset, split)),
                       random_state=random_state)
+
+
+def unlabelled_corpus(data_dir, *, exclude, max_texts, min_words=4, max_words=40, random_state=0):
+    """Up to ``max_texts`` short unlabelled texts from the training splits of the shared datasets other than
+    ``exclude``: SST-2's phrases, and the sentences of 20 Newsgroups' posts and AG News' texts, each of
+    ``min_words`` to ``max_words`` words, deduplicated, shuffled, the same for a given ``random_state``."""
+    import re
+
+    texts = []
+    for dataset in ("sst2", "20newsgroups", "ag_news"):
+        if dataset == exclude or not (pathlib.Path(data_dir) / dataset / "train.csv").exists():
+            continue
+        for text in load_split(data_dir, dataset, "train")[0]:
+            pieces = [text] if dataset == "sst2" else re.split(r"(?<=[.!?])\s+", " ".join(text.split()))
+            texts += [p for p in pieces if min_words <= len(p.split()) <= max_words]
+    texts = sorted(set(texts))
+    order = np.random.default_rng(random_state).permutation(len(texts))
+    return [texts[i] for i in order[:max_texts]]

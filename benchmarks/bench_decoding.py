@@ -131,6 +131,12 @@ def main():
     parser.add_argument("--max-epochs", type=int, default=None, help="default: the package's")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", default="decoding_cpu")
+    parser.add_argument("--unlabelled", type=int, default=0,
+                        help="add this many unlabelled texts of the other shared datasets to the training texts "
+                             "(_data.unlabelled_corpus): pretraining on a larger corpus")
+    parser.add_argument("--adapt-epochs", type=int, default=0,
+                        help="after fit, this many partial_fit epochs on the dataset's own training texts, "
+                             "each scored")
     args = parser.parse_args()
     unknown = [c for c in args.configs.split(",") if c not in CONFIGS] + \
               [d for d in args.decode.split(",") if d not in DECODING]
@@ -138,6 +144,8 @@ def main():
         parser.error(f"unknown configuration or decoding {unknown}: use {sorted(CONFIGS)} and {sorted(DECODING)}.")
     train, _ = _data.load_split(args.data, args.dataset, "train", max_texts=args.n_train, random_state=args.seed)
     test, _ = _data.load_split(args.data, args.dataset, "test", max_texts=args.n_test, random_state=args.seed)
+    unlabelled = _data.unlabelled_corpus(args.data, exclude=args.dataset, max_texts=args.unlabelled,
+                                         random_state=args.seed) if args.unlabelled else []
     rows, notes = [], []
     for name in args.configs.split(","):
         params = {**CONFIGS[name], "random_state": args.seed}
@@ -145,30 +153,44 @@ def main():
             params["max_epochs"] = args.max_epochs
         model = TextAutoencoder(args.latent_dim, **params)
         start = time.perf_counter()
-        model.fit(train)
+        model.fit(train + unlabelled)
         fit_seconds = time.perf_counter() - start
         stopped = why_stopped(model)
         print(f"{name}: {stopped['epochs']} epochs in {fit_seconds:.0f} s, {stopped['stopped']}", flush=True)
-        Z = model.transform(test)
-        for decoding in args.decode.split(","):
-            start = time.perf_counter()
-            decoded = model.inverse_transform(Z, **DECODING[decoding])
-            row = {"benchmark": "decoding", "dataset": args.dataset, "config": name, "latent_dim": args.latent_dim,
-                   "decoding": decoding, "n_train": len(train), "n_test": len(test),
-                   "lr": model.net_.lr, "fit_seconds": round(fit_seconds, 1),
-                   "decode_seconds": round(time.perf_counter() - start, 1), "decode_length": model.decode_length_,
-                   **scores(model, test, decoded), **stopped, "device": _results.device_name("cpu")}
-            rows.append(_results.stamp(row))
-            print(f"  {decoding}: BLEU {row['bleu']}, exact {row['exact']}, token F1 {row['token_f1']}, "
-                  f"repeat3 {row['repeat3']}, repeat3_x3 {row['repeat3_x3']}, at limit {row['at_limit']}", flush=True)
-            notes.append(f"**{name}, {decoding}** (stopped: {stopped['stopped']}):")
-            notes += [f"- `{text}` -> `{out}`" for text, out in list(zip(test, decoded))[:3]]
-            notes.append("")
+        for adapted in range(args.adapt_epochs + 1):
+            if adapted:
+                start = time.perf_counter()
+                model.partial_fit(train)
+                print(f"  adapted {adapted} epoch(s) on the {len(train)} training texts in "
+                      f"{time.perf_counter() - start:.0f} s", flush=True)
+            label = name if not (args.unlabelled or args.adapt_epochs) else \
+                f"{name}+{len(unlabelled)}-unlabelled+{adapted}-adapt"
+            evaluate(args, model, label, train, test, unlabelled, fit_seconds, stopped, rows, notes)
         _results.write(args.output, rows, ["config", "decoding", "lr", "epochs", "best_epoch", "fit_seconds", "bleu",
                                            "exact", "token_f1", "repeat3", "repeat3_x3", "at_limit"],
-                       title=f"Decoding held-out {args.dataset} texts ({len(train)} training texts, latent "
+                       title=f"Decoding held-out {args.dataset} texts ({len(train)} training texts"
+                             f"{f' + {len(unlabelled)} unlabelled' if unlabelled else ''}, latent "
                              f"{args.latent_dim})", notes=notes, quiet=True)
     print((_results.RESULTS / f"{args.output}.md").read_text())
+
+
+def evaluate(args, model, name, train, test, unlabelled, fit_seconds, stopped, rows, notes):
+    """Decode the test texts with each of ``args.decode``'s strategies and add a row and notes for each."""
+    Z = model.transform(test)
+    for decoding in args.decode.split(","):
+        start = time.perf_counter()
+        decoded = model.inverse_transform(Z, **DECODING[decoding])
+        row = {"benchmark": "decoding", "dataset": args.dataset, "config": name, "latent_dim": args.latent_dim,
+               "decoding": decoding, "n_train": len(train), "n_unlabelled": len(unlabelled), "n_test": len(test),
+               "lr": model.net_.lr, "fit_seconds": round(fit_seconds, 1),
+               "decode_seconds": round(time.perf_counter() - start, 1), "decode_length": model.decode_length_,
+               **scores(model, test, decoded), **stopped, "device": _results.device_name("cpu")}
+        rows.append(_results.stamp(row))
+        print(f"  {decoding}: BLEU {row['bleu']}, exact {row['exact']}, token F1 {row['token_f1']}, "
+              f"repeat3 {row['repeat3']}, repeat3_x3 {row['repeat3_x3']}, at limit {row['at_limit']}", flush=True)
+        notes.append(f"**{name}, {decoding}** (stopped: {stopped['stopped']}):")
+        notes += [f"- `{text}` -> `{out}`" for text, out in list(zip(test, decoded))[:3]]
+        notes.append("")
 
 
 if __name__ == "__main__":
