@@ -18,7 +18,7 @@ from skorch.callbacks import EarlyStopping
 from skorch.dataset import get_len
 from torch.utils.data import DataLoader
 
-from .batching import LengthBucketSampler
+from .batching import PAD_MULTIPLE, LengthBucketSampler
 
 # The padding id is also the target padding: no real target is ever PAD_ID.
 from .device import is_cuda
@@ -175,11 +175,14 @@ class AutoencoderNet(NeuralNet):
     def get_iterator(self, dataset, training=False):
         sampler = LengthBucketSampler(dataset.lengths, batch_size=self.batch_size, shuffle=training,
                                       rng=self.shuffle_rng_)
-        collate = self.vocabulary.collator(sequence_targets=self.module_.is_sequence_decoder)
+        # Padded to a few lengths (batching.PAD_MULTIPLE), up to the dataset's longest text: fit's memory
+        # then stays bounded by the batch, however many batches there are.
+        options = dict(sequence_targets=self.module_.is_sequence_decoder, pad_multiple=PAD_MULTIPLE,
+                       max_text_length=int(dataset.lengths.max(initial=0)))
         if training:
-            collate = self.vocabulary.collator(sequence_targets=self.module_.is_sequence_decoder, noise=self.noise,
-                                               noise_type=self.noise_type, word_dropout=self.word_dropout,
-                                               rng=self.shuffle_rng_)
+            options.update(noise=self.noise, noise_type=self.noise_type, word_dropout=self.word_dropout,
+                           rng=self.shuffle_rng_)
+        collate = self.vocabulary.collator(**options)
         return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate,
                           pin_memory=is_cuda(self.device))
 

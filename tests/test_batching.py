@@ -1,8 +1,10 @@
 import numpy as np
 import torch
 
-from sktextae.batching import Collator, LengthBucketSampler, TokenDataset, inference_batches, pad
+from sktextae.batching import Collator, LengthBucketSampler, TokenDataset, inference_batches, pad, padded_width
+from sktextae.nn import build_module
 from sktextae.tokenization import BOS_ID, EOS_ID, PAD_ID
+from sktextae.training import token_log_probs
 
 SEQS = [np.array([5, 6, 7]), np.array([8]), np.array([], dtype=np.int64)]
 
@@ -190,3 +192,65 @@ def test_word_dropout_replaces_only_decoder_words_by_unk():
     assert (dropped[:, 0] == BOS_ID).all()
     rate = changed.sum().item() / words.sum().item()  # over ~5,800 words: standard error 0.006
     assert abs(rate - 0.25) < 0.03
+
+
+def test_pad_rounds_the_length_up_to_a_multiple_within_the_limit():
+    ids, lengths = pad(SEQS, suffix=[EOS_ID], multiple=8, limit=20)
+    assert ids.shape == (3, 8) and lengths.tolist() == [4, 2, 1]
+    assert ids[:, 4:].eq(PAD_ID).all() and ids[0, :4].tolist() == [5, 6, 7, EOS_ID]
+    assert padded_width(9, multiple=8, limit=13) == 13  # capped: 16 would pass the limit
+    assert padded_width(16, multiple=8, limit=13) == 16  # a row longer than the limit is never cut
+    assert padded_width(1, multiple=8, limit=0) == 1
+
+
+def test_collator_pads_training_batches_to_few_lengths():
+    rng = np.random.default_rng(0)
+    sequences = [rng.integers(5, 50, size=n) for n in rng.integers(0, 30, size=400)]
+    longest = max(len(s) for s in sequences)  # 29: the encoder's and decoder's rows hold at most 30 ids
+    collate = Collator(pad_multiple=8, max_text_length=longest, noise=0.3, word_dropout=0.2,
+                       rng=np.random.default_rng(1))
+    widths = set()
+    for batch in LengthBucketSampler([len(s) for s in sequences], batch_size=16, shuffle=True,
+                                     rng=np.random.default_rng(2)):
+        inputs, targets = collate([sequences[i] for i in batch])
+        for ids in (inputs["input_ids"], inputs["decoder_input_ids"], targets):
+            widths.add(ids.shape[1])
+        assert inputs["input_ids"].shape[1] >= int(inputs["lengths"].max())
+        rows = [len(sequences[i]) + 1 for i in batch]
+        assert targets.shape[1] >= max(rows) and targets.shape[1] - max(rows) < 8
+        assert all(targets[j, n:].eq(PAD_ID).all() and targets[j, n - 1] == EOS_ID for j, n in enumerate(rows))
+    assert widths <= {8, 16, 24, 30}
+    assert Collator(pad_multiple=8, max_text_length=3)(SEQS)[1].shape == (3, 4)  # capped at 3 + EOS
+
+
+def test_collator_needs_the_longest_text_to_round_lengths():
+    with pytest.raises(ValueError, match="max_text_length"):
+        Collator(pad_multiple=8)
+
+
+@pytest.mark.parametrize("architecture", ["bow", "gru", "lstm", "transformer"])
+def test_extra_padding_changes_neither_outputs_nor_loss_nor_gradients(architecture):
+    rng = np.random.default_rng(0)
+    sequences = [rng.integers(5, 40, size=n) for n in (9, 3, 0, 7)]
+    torch.manual_seed(0)
+    module = build_module(architecture, vocab_size=40, latent_dim=4, embedding_dim=8, hidden_dim=8, num_layers=2,
+                          num_heads=2, dropout=0.0, max_length=20)
+    results = []
+    for collate in (Collator(sequence_targets=module.is_sequence_decoder),
+                    Collator(sequence_targets=module.is_sequence_decoder, pad_multiple=8, max_text_length=20)):
+        inputs, targets = collate(sequences)
+        module.zero_grad()
+        logits, _ = module(**inputs)
+        loss = -token_log_probs(logits, targets).sum() / (targets != PAD_ID).sum()
+        loss.backward()
+        latent = module.encode(inputs["input_ids"], inputs["lengths"])
+        results.append((inputs["input_ids"].shape[1], latent, logits, loss,
+                        [p.grad.clone() for p in module.parameters()]))
+    (width, latent, logits, loss, grads), (padded, padded_latent, padded_logits, padded_loss, padded_grads) = results
+    assert (width, padded) == (10, 16)
+    torch.testing.assert_close(padded_latent, latent, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(padded_logits[:, :logits.shape[1]] if logits.dim() == 3 else padded_logits, logits,
+                               rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(padded_loss, loss, rtol=1e-6, atol=1e-6)
+    for padded_grad, grad in zip(padded_grads, grads):
+        torch.testing.assert_close(padded_grad, grad, rtol=1e-5, atol=1e-6)
