@@ -17,8 +17,8 @@ from . import export, fitting, network, persistence
 from ._sklearn_private import Interval, StrOptions
 from ._version import __version__
 from .batching import NOISE_TYPES
-from .inference import batched, decode_batches, encode_texts, log_likelihoods
-from .nn import ARCHITECTURES, DECODERS
+from .inference import batched, decode_batches, encode_texts, log_likelihoods, static_latents
+from .nn import ARCHITECTURES, DECODERS, StaticEncoder
 from .tokenization import TOKENIZER_KINDS
 from .validation import check_latent, check_texts
 
@@ -87,6 +87,10 @@ class _BaseTextAutoencoder(BaseEstimator):
         check_is_fitted(self)
         sequences, _ = self._encode(check_texts(X), warn=warn)
         module = self.net_.module_
+        if isinstance(module.encoder, StaticEncoder):
+            vocabulary = self.vocabulary_
+            return static_latents(self.net_, sequences, prefix=vocabulary.encoder_prefix,
+                                  suffix=vocabulary.encoder_suffix)
         return self._batched(sequences, lambda inputs, _: module.encode(inputs["input_ids"], inputs["lengths"]),
                              targets=False)
 

@@ -208,3 +208,14 @@ def test_a_fine_tuned_teacher_leaves_no_weight_in_the_optimizer(bert, corpus, te
     assert in_optimizer == trained  # the bottleneck and decoder; none of the teacher's, none of the student's
     model.partial_fit(texts)
     assert model.transform(texts).shape == (len(texts), 8)
+
+
+def test_the_unpadded_path_gives_the_padded_paths_vectors(student, texts):
+    """transform reads a static encoder's texts end to end (forward_flat); the padded, batched forward
+    that training, scoring and ONNX export use gives the same vectors."""
+    module = student.net_.module_
+    sequences, _ = student._encode(texts)
+    padded = student._batched(sequences, lambda inputs, _: module.encode(inputs["input_ids"], inputs["lengths"]),
+                              targets=False)
+    np.testing.assert_allclose(student.transform(texts), padded, atol=1e-5, rtol=1e-5)
+    np.testing.assert_allclose(student.transform(texts[:1]), padded[:1], atol=1e-5, rtol=1e-5)
