@@ -79,16 +79,16 @@ def static_latents(net, sequences, *, prefix, suffix, texts_per_call=8192):
     texts' ids end to end, ``texts_per_call`` texts at a time, with no padding, batching or collating,
     which at a few microseconds a text would cost more than the encoder itself. -> (n, latent_dim)."""
     module = net.module_  # an autoencoder, or a supervised one, which passes encoder and bottleneck through
-    prefix, suffix = np.asarray(prefix, dtype=np.int64), np.asarray(suffix, dtype=np.int64)
+    shared = torch.as_tensor(np.concatenate([prefix, suffix]).astype(np.int64), device=net.device)
     out = []
     with inference_context(net):
         for start in range(0, len(sequences), texts_per_call):
             chunk = sequences[start:start + texts_per_call]
-            lengths = np.fromiter((len(s) for s in chunk), dtype=np.int64, count=len(chunk)) + len(prefix) + len(suffix)
-            ids = np.concatenate([piece for s in chunk for piece in (prefix, s, suffix)] or [np.zeros(0, np.int64)])
+            lengths = np.fromiter((len(s) for s in chunk), dtype=np.int64, count=len(chunk))
+            ids = np.concatenate([*chunk, np.zeros(0, np.int64)])
             offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
             hidden = module.encoder.forward_flat(torch.from_numpy(ids).to(net.device),
-                                                      torch.from_numpy(offsets).to(net.device))  # (B, C)
+                                                 torch.from_numpy(offsets).to(net.device), shared)  # (B, C)
             out.append(module.bottleneck.mean(hidden).float().cpu().numpy())
     return np.concatenate(out) if out else None
 
