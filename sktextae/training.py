@@ -44,46 +44,6 @@ def token_log_probs(logits, target_ids):
     return picked.masked_fill(target_ids == PAD_ID, 0.0)
 
 
-def token_nll(logits, target_ids):
-    """The summed negative log-likelihood of the target tokens (0-d, float32), padding left out: what
-    ``-token_log_probs(logits, target_ids).sum()`` gives, with less memory when it is trained through.
-
-    A sequence decoder's (B, T, V) logits are the largest tensors of a training step. Through autograd,
-    the loss would hold three more of that size at once (the log-probabilities it saves, the gradient
-    scattered into them, and the gradient of the logits); ``_SequenceNLL`` holds one: the gradient,
-    computed with the loss. On the CPU, glibc serves such a tensor from its heap when it is under its
-    mmap threshold (up to 32 MiB: 32 texts of up to 64 tokens, with 4,000 tokens), and the heap fragments
-    and grows over an epoch as tensors of batch-dependent sizes come and go (benchmarks/README.md,
-    "Training memory"); the fewer of them, the less it grows.
-    """
-    if logits.dim() == 3 and torch.is_grad_enabled() and logits.requires_grad:
-        return _SequenceNLL.apply(logits, target_ids)
-    return -token_log_probs(logits, target_ids).sum()
-
-
-class _SequenceNLL(torch.autograd.Function):
-    """``token_nll`` for (B, T, V) logits, whose gradient (softmax minus the one-hot target, 0 at padding)
-    is computed in place of the log-probabilities in the forward pass; the backward pass scales it in
-    place and hands it on, so the graph can be backpropagated once (skorch's training step does)."""
-
-    @staticmethod
-    def forward(ctx, logits, target_ids):
-        grad = torch.log_softmax(logits.float(), dim=-1)  # (B, T, V): the log-probabilities, for now
-        real = (target_ids != PAD_ID)[..., None]  # (B, T, 1)
-        nll = -grad.gather(-1, target_ids[..., None]).masked_fill(~real, 0.0).sum()
-        grad.exp_().scatter_add_(-1, target_ids[..., None], grad.new_full((*target_ids.shape, 1), -1.0))
-        ctx.save_for_backward(grad.mul_(real))
-        ctx.dtype, ctx.spent = logits.dtype, False
-        return nll
-
-    @staticmethod
-    def backward(ctx, grad_output):
-        assert not ctx.spent, "the loss's graph is backpropagated once: its gradient buffer is scaled in place"
-        ctx.spent = True
-        (grad,) = ctx.saved_tensors
-        return grad.mul_(grad_output).to(ctx.dtype), None
-
-
 class AutoencoderNet(NeuralNet):
     """A ``skorch.NeuralNet`` for autoencoder modules fed by ``TokenDataset``.
 
@@ -336,7 +296,7 @@ class AutoencoderNet(NeuralNet):
     def _reconstruction_loss(self, logits, kl, y_true, *, training):
         target_ids = y_true.to(self.device, non_blocking=True)
         n_tokens = (target_ids != PAD_ID).sum().clamp(min=1)
-        nll = token_nll(logits, target_ids)
+        nll = -token_log_probs(logits, target_ids).sum()
         if kl is None:
             return nll / n_tokens
         prefix = "train" if training else "valid"

@@ -16,8 +16,7 @@ from skorch.history import History
 from conftest import TINY_PARAMS
 from sktextae import TextAutoencoderClassifier
 from sktextae.callbacks import SyncFreeProgressBar
-from sktextae.tokenization import PAD_ID
-from sktextae.training import AutoencoderNet, _batch_values_to_floats, token_log_probs, token_nll
+from sktextae.training import AutoencoderNet, _batch_values_to_floats
 
 # Tensor methods that read a value from the device (a host-device synchronisation on CUDA).
 _READS = ("item", "tolist", "cpu", "__float__", "__int__", "__bool__", "__format__", "__repr__")
@@ -146,43 +145,6 @@ def test_sync_free_progress_bar_shows_only_host_values():
 
 
 # --------------------------------------------------------------------------- CUDA
-
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_token_nll_matches_autograd_and_saves_one_logits_sized_tensor(dtype):
-    generator = torch.Generator().manual_seed(0)
-    logits = torch.randn(3, 5, 11, generator=generator).to(dtype)
-    target_ids = torch.randint(1, 11, (3, 5), generator=generator)
-    target_ids[1, 2:] = target_ids[2, 4:] = PAD_ID
-    results = []
-    for loss_fn in (token_nll, lambda lg, t: -token_log_probs(lg, t).sum()):
-        leaf = logits.clone().requires_grad_()
-        saved = []
-
-        def pack(tensor, saved=saved):
-            saved.append(tensor.numel())
-            return tensor
-
-        with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
-            loss = loss_fn(leaf * 1.0, target_ids) / 7  # the product: a graph between the logits and the loss
-        loss.backward()
-        results.append((loss, leaf.grad, sum(n for n in saved if n >= logits.numel())))
-    (loss, grad, saved_fused), (reference_loss, reference_grad, saved_reference) = results
-    assert loss.dtype == torch.float32 and grad.dtype == dtype
-    torch.testing.assert_close(loss, reference_loss)
-    torch.testing.assert_close(grad, reference_grad)
-    assert grad[1, 2:].eq(0).all()  # padding gets no gradient
-    assert saved_fused == logits.numel() < saved_reference  # autograd keeps the log-probabilities too
-    with torch.no_grad():
-        torch.testing.assert_close(token_nll(logits.requires_grad_(), target_ids), reference_loss * 7)
-
-
-def test_token_nll_graph_is_backpropagated_once():
-    logits = torch.randn(2, 3, 7, requires_grad=True)
-    loss = token_nll(logits, torch.ones(2, 3, dtype=torch.long))
-    loss.backward(retain_graph=True)
-    with pytest.raises(AssertionError, match="once"):
-        loss.backward()
-
 
 class _FailOnSync(Callback):
     """Turns every host-device synchronisation inside a training or validation step into an error."""
