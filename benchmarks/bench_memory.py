@@ -14,22 +14,30 @@ the validation loss as by default, ``patience=None``) and reports:
 
 The texts are ``_data.unlabelled_corpus(data, exclude="trec", max_texts=N)``: sentences and phrases of
 4 to 40 words from SST-2, 20 Newsgroups and AG News, deduplicated and shuffled (about 159k of them);
-the parent process reads them once and hands each measuring process its first N through a file, so
-that reading the datasets adds nothing to the peaks. A size beyond the texts there are is skipped
-and said so. ``--version`` labels the rows (``before``/``after`` a change to the package): rows of
-other versions already in the results file are kept, so one table holds both, side by side.
+a size beyond the texts there are is skipped and said so. With ``--dataset``, they are that dataset's
+training texts instead, in a fixed shuffled order, the whole set repeated as often as a size needs (as
+``bench_speed.py`` does). The parent process reads them once and hands each measuring process its
+first N through a file, so that reading the datasets adds nothing to the peaks. ``--version`` labels
+the rows (``before``/``after`` a change to the package): rows of other versions already in the results
+file are kept, so one table holds both, side by side.
+
+``--malloc-mmap-threshold BYTES`` sets glibc's ``MALLOC_MMAP_THRESHOLD_`` in the measuring processes
+alone (column ``malloc``): every buffer of that size or more is then mapped on its own and handed back
+to the system when freed, so that what the heap's fragmentation adds to a peak shows as the difference
+from the same run without it. A diagnostic only: the package must not need it.
 
 The summary gives, per version and architecture, the peak's growth per 1,000 more texts between the
 smallest and the largest size measured. Runs go one at a time; set ``OMP_NUM_THREADS=1`` for timings
 that do not depend on the machine's load.
 
     OMP_NUM_THREADS=1 python benchmarks/bench_memory.py [--data ../shared/data] [--sizes 1000,10000,100000]
-        [--architectures bow,gru,transformer] [--max-length 128] [--batch-size 32] [--version after]
-        [--output memory_cpu]
+        [--architectures bow,gru,transformer] [--max-length 128] [--batch-size 32] [--dataset ag_news]
+        [--malloc-mmap-threshold 65536] [--version after] [--output memory_cpu]
 """
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -41,7 +49,7 @@ import _data
 import _results
 
 RESULT = "RESULT "  # prefix of the JSON line a measuring process prints
-COLUMNS = ["version", "architecture", "n_texts", "peak_rss_mb", "fit_rss_mb", "baseline_rss_mb", "end_rss_mb",
+COLUMNS = ["version", "architecture", "texts", "malloc", "n_texts", "peak_rss_mb", "fit_rss_mb", "baseline_rss_mb", "end_rss_mb",
            "fit_seconds", "max_length", "batch_size", "device"]
 TITLE = "Training memory on the CPU: peak RSS of a one-epoch fit as the corpus grows"
 
@@ -84,7 +92,11 @@ def run_one(architecture, n_texts, texts_file, args):
     command = [sys.executable, __file__, "--one", architecture, "--n-texts", str(n_texts), "--texts", texts_file,
                "--max-length", str(args.max_length), "--batch-size", str(args.batch_size),
                "--latent-dim", str(args.latent_dim)]
-    done = subprocess.run(command, stdout=subprocess.PIPE, text=True)  # stderr (warnings, errors) passes through
+    env = dict(os.environ)
+    if args.malloc_mmap_threshold is not None:
+        env["MALLOC_MMAP_THRESHOLD_"] = str(args.malloc_mmap_threshold)
+    # stderr (warnings, errors) passes through
+    done = subprocess.run(command, stdout=subprocess.PIPE, text=True, env=env)
     results = [line[len(RESULT):] for line in done.stdout.splitlines() if line.startswith(RESULT)]
     if done.returncode or not results:
         print(f"{architecture} at {n_texts} texts failed (exit status {done.returncode}); skipped.", flush=True)
@@ -97,7 +109,7 @@ def summary(rows, notes):
     lines = ["## Growth of the peak from the smallest to the largest corpus", ""]
     runs = {}
     for row in rows:
-        runs.setdefault((row["version"], row["architecture"]), []).append(row)
+        runs.setdefault((_label(row), row["architecture"]), []).append(row)
     for (version, architecture), group in runs.items():
         group = sorted(group, key=lambda row: row["n_texts"])
         first, last = group[0], group[-1]
@@ -107,7 +119,30 @@ def summary(rows, notes):
         per_1k = (last["peak_rss_mb"] - first["peak_rss_mb"]) / (last["n_texts"] - first["n_texts"]) * 1000
         lines.append(f"- {version}, {architecture}: peak {first['peak_rss_mb']} MB at {first['n_texts']} texts -> "
                      f"{last['peak_rss_mb']} MB at {last['n_texts']} ({per_1k:+.1f} MB per 1k more texts)")
+    commands = {}
+    for row in rows:
+        commands.setdefault(_label(row), (row["date"], row["command"]))
+    lines += ["", "Runs:", ""] + [f"- {label} ({date}): `{command}`" for label, (date, command) in commands.items()]
     return lines + [""] + list(notes)
+
+
+def _label(row):
+    """A run's version, with the texts and the allocator setting where they are not the defaults."""
+    extras = [f"{row['texts']} texts" if row.get("texts", "unlabelled") != "unlabelled" else "",
+              f"MALLOC_MMAP_THRESHOLD_={row['malloc']}" if row.get("malloc", "default") != "default" else ""]
+    return ", ".join([row["version"]] + [extra for extra in extras if extra])
+
+
+def corpus(data, dataset, n_texts):
+    """``n_texts`` of ``dataset``'s training texts in a fixed shuffled order, the whole set repeated as often
+    as needed; or, without ``dataset``, up to ``n_texts`` of ``_data.unlabelled_corpus``."""
+    if dataset is None:
+        return _data.unlabelled_corpus(data, exclude="trec", max_texts=n_texts)
+    import numpy as np
+
+    texts, _ = _data.load_split(data, dataset, "train")
+    order = np.random.default_rng(0).permutation(len(texts))
+    return [texts[order[i % len(texts)]] for i in range(n_texts)]
 
 
 def _rounded(row):
@@ -124,6 +159,10 @@ def main():
     parser.add_argument("--max-length", type=int, default=128)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--latent-dim", type=int, default=64)
+    parser.add_argument("--dataset", help="that dataset's training texts, repeated as needed (default: short "
+                                          "unlabelled texts of the shared datasets but TREC)")
+    parser.add_argument("--malloc-mmap-threshold", type=int, help="glibc's MALLOC_MMAP_THRESHOLD_ in the measuring "
+                                                                  "processes (a diagnostic)")
     parser.add_argument("--version", default="current", help="labels the rows, e.g. before or after a change")
     parser.add_argument("--note", action="append", default=[], help="a line of Markdown under the table")
     parser.add_argument("--output", default="memory_cpu")
@@ -141,7 +180,7 @@ def main():
         return
 
     sizes = [int(n) for n in args.sizes.split(",")]
-    texts = _data.unlabelled_corpus(args.data, exclude="trec", max_texts=max(sizes))
+    texts = corpus(args.data, args.dataset, max(sizes))
     notes = list(args.note)
     if len(texts) < max(sizes):
         short = [n for n in sizes if n > len(texts)]
@@ -150,7 +189,11 @@ def main():
         sizes = [n for n in sizes if n <= len(texts)]
     path = _results.RESULTS / f"{args.output}.json"
     # Rows of other versions stay, so that before and after sit in one table.
-    rows = [row for row in (json.loads(path.read_text()) if path.exists() else []) if row["version"] != args.version]
+    texts_label = args.dataset or "unlabelled"
+    malloc = "default" if args.malloc_mmap_threshold is None else str(args.malloc_mmap_threshold)
+    rows = [{"texts": "unlabelled", "malloc": "default", **row} for row in
+            (json.loads(path.read_text()) if path.exists() else [])]
+    rows = [row for row in rows if (row["version"], row["texts"], row["malloc"]) != (args.version, texts_label, malloc)]
     with tempfile.NamedTemporaryFile("w", suffix=".json") as texts_file:
         json.dump(texts, texts_file)
         texts_file.flush()
@@ -160,8 +203,9 @@ def main():
                 row = run_one(architecture, n_texts, texts_file.name, args)
                 if row is None:
                     continue
-                rows.append(_results.stamp({"version": args.version, **_rounded(row)}))
-                print(f"{args.version}, {architecture} at {n_texts} texts: peak {row['peak_rss_mb']:.0f} MB "
+                rows.append(_results.stamp({"version": args.version, "texts": texts_label, "malloc": malloc,
+                                            **_rounded(row)}))
+                print(f"{_label(rows[-1])}, {architecture} at {n_texts} texts: peak {row['peak_rss_mb']:.0f} MB "
                       f"(baseline {row['baseline_rss_mb']:.0f}), fit {row['fit_seconds']:.0f} s", flush=True)
                 _results.write(args.output, rows, COLUMNS, title=TITLE, notes=summary(rows, notes), quiet=True)
     _results.write(args.output, rows, COLUMNS, title=TITLE, notes=summary(rows, notes))
