@@ -18,7 +18,7 @@ from skorch.callbacks import EarlyStopping
 from skorch.dataset import get_len
 from torch.utils.data import DataLoader
 
-from .batching import PAD_MULTIPLE, LengthBucketSampler
+from .batching import LengthBucketSampler
 
 # The padding id is also the target padding: no real target is ever PAD_ID.
 from .device import is_cuda
@@ -175,9 +175,9 @@ class AutoencoderNet(NeuralNet):
     def get_iterator(self, dataset, training=False):
         sampler = LengthBucketSampler(dataset.lengths, batch_size=self.batch_size, shuffle=training,
                                       rng=self.shuffle_rng_)
-        # Padded to a few lengths (batching.PAD_MULTIPLE), up to the dataset's longest text: fit's memory
-        # then stays bounded by the batch, however many batches there are.
-        options = dict(sequence_targets=self.module_.is_sequence_decoder, pad_multiple=PAD_MULTIPLE,
+        # Padded to a few lengths (batching.ROUNDING_BITS), up to the dataset's longest text: buffers of a
+        # few sizes fragment the CPU's heap less as the epoch goes on.
+        options = dict(sequence_targets=self.module_.is_sequence_decoder, round_lengths=True,
                        max_text_length=int(dataset.lengths.max(initial=0)))
         if training:
             options.update(noise=self.noise, noise_type=self.noise_type, word_dropout=self.word_dropout,

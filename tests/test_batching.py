@@ -194,20 +194,25 @@ def test_word_dropout_replaces_only_decoder_words_by_unk():
     assert abs(rate - 0.25) < 0.03
 
 
-def test_pad_rounds_the_length_up_to_a_multiple_within_the_limit():
-    ids, lengths = pad(SEQS, suffix=[EOS_ID], multiple=8, limit=20)
-    assert ids.shape == (3, 8) and lengths.tolist() == [4, 2, 1]
-    assert ids[:, 4:].eq(PAD_ID).all() and ids[0, :4].tolist() == [5, 6, 7, EOS_ID]
-    assert padded_width(9, multiple=8, limit=13) == 13  # capped: 16 would pass the limit
-    assert padded_width(16, multiple=8, limit=13) == 16  # a row longer than the limit is never cut
-    assert padded_width(1, multiple=8, limit=0) == 1
+def test_pad_rounds_the_length_up_to_three_leading_binary_digits_within_the_limit():
+    ids, lengths = pad([np.arange(5, 13), np.array([8])], suffix=[EOS_ID], rounded=True, limit=20)
+    assert ids.shape == (2, 10) and lengths.tolist() == [9, 2]  # 9 -> 10
+    assert ids[:, 9:].eq(PAD_ID).all() and ids[1, :2].tolist() == [8, EOS_ID] and ids[1, 2:].eq(PAD_ID).all()
+    widths = [padded_width(n, rounded=True) for n in range(1, 130)]
+    assert sorted(set(widths)) == [1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 14, 16, 20, 24, 28, 32, 40, 48, 56, 64, 80, 96,
+                                   112, 128, 160]
+    assert all(n <= width <= 1.25 * n for n, width in zip(range(1, 130), widths))
+    assert padded_width(9, rounded=False) == 9
+    assert padded_width(65, rounded=True, limit=70) == 70  # capped: 80 would pass the limit
+    assert padded_width(16, rounded=True, limit=13) == 16  # a row longer than the limit is never cut
+    assert padded_width(1, rounded=True, limit=0) == 1
 
 
 def test_collator_pads_training_batches_to_few_lengths():
     rng = np.random.default_rng(0)
     sequences = [rng.integers(5, 50, size=n) for n in rng.integers(0, 30, size=400)]
     longest = max(len(s) for s in sequences)  # 29: the encoder's and decoder's rows hold at most 30 ids
-    collate = Collator(pad_multiple=8, max_text_length=longest, noise=0.3, word_dropout=0.2,
+    collate = Collator(round_lengths=True, max_text_length=longest, noise=0.3, word_dropout=0.2,
                        rng=np.random.default_rng(1))
     widths = set()
     for batch in LengthBucketSampler([len(s) for s in sequences], batch_size=16, shuffle=True,
@@ -217,27 +222,29 @@ def test_collator_pads_training_batches_to_few_lengths():
             widths.add(ids.shape[1])
         assert inputs["input_ids"].shape[1] >= int(inputs["lengths"].max())
         rows = [len(sequences[i]) + 1 for i in batch]
-        assert targets.shape[1] >= max(rows) and targets.shape[1] - max(rows) < 8
+        assert max(rows) <= targets.shape[1] <= 1.25 * max(rows)
         assert all(targets[j, n:].eq(PAD_ID).all() and targets[j, n - 1] == EOS_ID for j, n in enumerate(rows))
-    assert widths <= {8, 16, 24, 30}
-    assert Collator(pad_multiple=8, max_text_length=3)(SEQS)[1].shape == (3, 4)  # capped at 3 + EOS
+    assert widths <= {1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 14, 16, 20, 24, 28, 30}
+    text = [np.arange(5, 21)]  # 16 tokens: 17 target positions, which round to 20
+    assert Collator(round_lengths=True, max_text_length=19)(text)[1].shape == (1, 20)
+    assert Collator(round_lengths=True, max_text_length=16)(text)[1].shape == (1, 17)  # capped at 16 + EOS
 
 
 def test_collator_needs_the_longest_text_to_round_lengths():
     with pytest.raises(ValueError, match="max_text_length"):
-        Collator(pad_multiple=8)
+        Collator(round_lengths=True)
 
 
 @pytest.mark.parametrize("architecture", ["bow", "gru", "lstm", "transformer"])
 def test_extra_padding_changes_neither_outputs_nor_loss_nor_gradients(architecture):
     rng = np.random.default_rng(0)
-    sequences = [rng.integers(5, 40, size=n) for n in (9, 3, 0, 7)]
+    sequences = [rng.integers(5, 40, size=n) for n in (17, 3, 0, 7)]
     torch.manual_seed(0)
     module = build_module(architecture, vocab_size=40, latent_dim=4, embedding_dim=8, hidden_dim=8, num_layers=2,
                           num_heads=2, dropout=0.0, max_length=20)
     results = []
     for collate in (Collator(sequence_targets=module.is_sequence_decoder),
-                    Collator(sequence_targets=module.is_sequence_decoder, pad_multiple=8, max_text_length=20)):
+                    Collator(sequence_targets=module.is_sequence_decoder, round_lengths=True, max_text_length=20)):
         inputs, targets = collate(sequences)
         module.zero_grad()
         logits, _ = module(**inputs)
@@ -247,7 +254,7 @@ def test_extra_padding_changes_neither_outputs_nor_loss_nor_gradients(architectu
         results.append((inputs["input_ids"].shape[1], latent, logits, loss,
                         [p.grad.clone() for p in module.parameters()]))
     (width, latent, logits, loss, grads), (padded, padded_latent, padded_logits, padded_loss, padded_grads) = results
-    assert (width, padded) == (10, 16)
+    assert (width, padded) == (18, 20)
     torch.testing.assert_close(padded_latent, latent, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(padded_logits[:, :logits.shape[1]] if logits.dim() == 3 else padded_logits, logits,
                                rtol=1e-5, atol=1e-6)
