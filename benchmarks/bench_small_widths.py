@@ -7,24 +7,53 @@ latent units of their standard deviation across texts, against the mean magnitud
 collapsed model maps every text to nearly one vector, so the ratio falls towards 0), and a linear
 probe (StandardScaler + LogisticRegression trained on the training vectors, scored on the test split).
 
+Some variants change the network, built here by patching the package for the length of one fit
+(``patched``), as candidate fixes to measure before any goes into the package:
+
+- ``bottleneck="batchnorm"``: the deterministic bottleneck's output standardised per latent unit
+  (``BatchNorm1d(affine=False)``: batch statistics in training, running ones in ``transform``), so
+  that the latent cannot shrink to one vector;
+- ``pooling="idf"``: the encoder pools its token embeddings by a mean weighted by each token's inverse
+  document frequency over the training texts (a buffer), as TF-IDF weighs them;
+- ``start="lsa"``: the encoder's token embeddings start from LSA (a TruncatedSVD of width
+  ``embedding_dim`` of the sublinear TF-IDF matrix of the training texts over the model's own
+  tokens), each token's row scaled by its IDF (or not, with IDF pooling, which weighs it already),
+  the whole table scaled so that a pooled text vector has a standard deviation of ``START_STD`` per
+  unit across the training texts;
+- ``start="package"``: the same start as the package computes it, ``sktextae.nn.bow.start_from_lsa``
+  (torch's randomized SVD, no IDF pooling), from the texts of the fit's training split only;
+- ``start="idf"``: the random embeddings, each token's row scaled by its IDF (the plain mean of such
+  rows is an IDF-weighted sum over the text's length: IDF pooling with nothing new to save);
+- ``min_epochs``: early stopping does not stop before that many epochs.
+
     python benchmarks/bench_small_widths.py [--data ../shared/data] [--dataset ag_news] [--n-train 1200]
         [--n-test 1000] [--latent-dim 16] [--variants default,noise0,lr1e-3,...] [--seeds 0]
         [--output small_widths_cpu]
 """
 
 import argparse
+import contextlib
+import copy
 import time
 
+import _data
+import _results
 import numpy as np
+import scipy.sparse as sp
+import torch
 from sklearn.decomposition import TruncatedSVD
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-import _data
-import _results
-from sktextae import TextAutoencoder
+import sktextae.nn
+from sktextae import TextAutoencoder, fitting, network
+from sktextae.batching import EOS_ID
+from sktextae.nn.base import padding_mask
+from sktextae.nn.bottleneck import DeterministicBottleneck
+from sktextae.nn.bow import BagOfWordsEncoder, start_from_lsa
+from sktextae.tokenization import encode, train_tokenizer
 
 # The small configuration a grid search tries: latent 16, embeddings and hidden layer of 32, one layer.
 SMALL = {"embedding_dim": 32, "hidden_dim": 32, "num_layers": 1, "max_length": 48}
@@ -35,7 +64,160 @@ VARIANTS = {
     "no-early-stop": {"patience": None, "max_epochs": 60},
     "hidden256": {"hidden_dim": 256},
     "embedding128": {"embedding_dim": 128},
+    "batchnorm": {"bottleneck": "batchnorm"},
+    "idf-pool": {"pooling": "idf"},
+    "idf-start": {"start": "idf"},
+    "lsa-start": {"start": "lsa"},
+    "lsa-idf-pool": {"start": "lsa", "pooling": "idf"},
+    "batchnorm-lsa": {"bottleneck": "batchnorm", "start": "lsa"},
+    "batchnorm-idf-start": {"bottleneck": "batchnorm", "start": "idf"},
+    "batchnorm-lsa-idf-pool": {"bottleneck": "batchnorm", "start": "lsa", "pooling": "idf"},
+    "lsa-start-package": {"start": "package"},
+    "min-epochs10": {"min_epochs": 10},
+    "lsa-start-noise0": {"start": "lsa", "noise": 0.0},
+    "lsa-start-no-early-stop": {"start": "lsa", "patience": None, "max_epochs": 60},
 }
+# What a variant sets besides the estimator's parameters.
+NETWORK_OPTIONS = ("bottleneck", "pooling", "start", "min_epochs")
+START_STD = 1.0
+
+
+class StandardizedBottleneck(DeterministicBottleneck):
+    """The linear projection, then each latent unit standardised (batch statistics in training)."""
+
+    def __init__(self, *, hidden_dim, latent_dim):
+        super().__init__(hidden_dim=hidden_dim, latent_dim=latent_dim)
+        self.norm = torch.nn.BatchNorm1d(latent_dim, affine=False)
+
+    def forward(self, hidden):
+        return self.norm(self.project(hidden)), None
+
+    def mean(self, hidden):
+        return self.norm(self.project(hidden))
+
+
+class IdfPoolingEncoder(BagOfWordsEncoder):
+    """The bag-of-words encoder, its token embeddings pooled by a mean weighted by ``idf`` (a buffer that
+    ``start_encoder`` fills from the training texts; 1 everywhere until then)."""
+
+    def __init__(self, **sizes):
+        super().__init__(**sizes)
+        self.register_buffer("idf", torch.ones(sizes["vocab_size"]))
+
+    def forward(self, input_ids, lengths):
+        weights = self.idf[input_ids] * ~padding_mask(lengths, input_ids.shape[1])  # (B, T)
+        pooled = (weights[..., None] * self.embedding(input_ids)).sum(1) / weights.sum(1, keepdim=True)  # (B, C)
+        return self.mlp(pooled)  # (B, H)
+
+
+def token_statistics(sequences, vocab_size, *, idf=None):
+    """Sublinear TF-IDF rows (L2-normalised, sparse) of the token sequences, and each token's smooth IDF
+    (computed from the sequences unless given)."""
+    rows = np.repeat(np.arange(len(sequences)), [len(s) for s in sequences])
+    counts = sp.csr_matrix((np.ones(len(rows)), (rows, np.concatenate(sequences))),
+                           shape=(len(sequences), vocab_size))
+    counts.sum_duplicates()
+    if idf is None:
+        n_docs = np.bincount(counts.indices, minlength=vocab_size)
+        idf = np.log((1 + len(sequences)) / (1 + n_docs)) + 1  # TfidfVectorizer's smooth idf
+    tfidf = counts.copy()
+    tfidf.data = 1 + np.log(tfidf.data)
+    tfidf = tfidf @ sp.diags(idf)
+    norms = np.sqrt(np.asarray(tfidf.multiply(tfidf).sum(1)).ravel())
+    return sp.diags(1 / np.maximum(norms, 1e-12)) @ tfidf, idf
+
+
+@torch.no_grad()
+def start_encoder(encoder, sequences, *, start, seed):
+    """Fill an encoder's IDF buffer and start its token embeddings (``start`` "lsa" or "idf") from the
+    training sequences (token ids, without the EOS that the encoder reads after each)."""
+    vocab_size, width = encoder.embedding.weight.shape
+    tfidf, idf = token_statistics(sequences, vocab_size)
+    # EOS ends every text: the IDF of a token in every text, the lowest.
+    idf[EOS_ID] = 1.0
+    pooled_by_idf = hasattr(encoder, "idf")
+    if pooled_by_idf:
+        encoder.idf.copy_(torch.as_tensor(idf, dtype=torch.float32))
+    if start is None:
+        return
+    if start == "lsa":
+        components = TruncatedSVD(min(width, min(tfidf.shape) - 1), random_state=seed).fit(tfidf).components_
+        table = np.zeros((vocab_size, width))
+        table[:, :components.shape[0]] = components.T  # (V, k): a token's loadings
+    else:
+        table = encoder.embedding.weight.double().numpy()
+    if not (start == "lsa" and pooled_by_idf):
+        table = table * idf[:, None]
+    table[0] = 0.0  # padding
+    # Scale the table so that the pooled text vectors spread as START_STD per unit.
+    weights = idf if pooled_by_idf else np.ones(vocab_size)
+    pooled = np.stack([(weights[s, None] * table[s]).sum(0) / weights[s].sum() for s in sequences])
+    table *= START_STD / max(pooled.std(0).mean(), 1e-12)
+    encoder.embedding.weight.copy_(torch.as_tensor(table, dtype=torch.float32))
+
+
+@contextlib.contextmanager
+def patched(options, *, seed):
+    """Build the networks of the fits inside with the variant's ``options`` (see the module docstring)."""
+    originals = sktextae.nn.BagOfWordsEncoder, sktextae.nn.make_bottleneck, fitting.train
+    make_bottleneck = originals[1]
+
+    def bottleneck(kind, *, hidden_dim, latent_dim):
+        if kind == "deterministic" and options.get("bottleneck") == "batchnorm":
+            return StandardizedBottleneck(hidden_dim=hidden_dim, latent_dim=latent_dim)
+        return make_bottleneck(kind, hidden_dim=hidden_dim, latent_dim=latent_dim)
+
+    def train(estimator, sequences, labels=None, **kwargs):
+        net = estimator.net_
+        if not net.initialized_ and options:
+            with torch.random.fork_rng():
+                torch.manual_seed(seed)
+                net.initialize()
+            encoder = network.autoencoder_of(net.module_).encoder
+            if options.get("start") == "package":
+                # The texts train() will train on: its first draw from rng is the split's order.
+                order = copy.deepcopy(kwargs["rng"]).permutation(len(sequences))
+                n_valid = fitting.n_validation(estimator.validation_fraction, len(sequences))
+                with torch.random.fork_rng():
+                    torch.manual_seed(seed)
+                    start_from_lsa(encoder, [sequences[i] for i in order[n_valid:]])
+            else:
+                start_encoder(encoder, sequences, start=options.get("start"), seed=seed)
+        if options.get("min_epochs"):
+            for name, callback in net.callbacks_:
+                if name == "early_stopping":
+                    callback.on_epoch_end = _after_epochs(callback, options["min_epochs"])
+        return originals[2](estimator, sequences, labels, **kwargs)
+
+    if options.get("pooling") == "idf":
+        sktextae.nn.BagOfWordsEncoder = IdfPoolingEncoder
+    sktextae.nn.make_bottleneck, fitting.train = bottleneck, train
+    try:
+        yield
+    finally:
+        sktextae.nn.BagOfWordsEncoder, sktextae.nn.make_bottleneck, fitting.train = originals
+
+
+def _after_epochs(callback, min_epochs):
+    """EarlyStopping's epoch hook, its count of epochs without improvement held at 0 until ``min_epochs``
+    epochs have run."""
+    on_epoch_end = callback.on_epoch_end
+
+    def hook(net, **kwargs):
+        if len(net.history) < min_epochs:
+            callback.misses_ = 0
+        return on_epoch_end(net, **kwargs)
+
+    return hook
+
+
+def fit_variant(latent_dim, params, texts):
+    """A ``TextAutoencoder`` of ``params`` (estimator parameters and ``NETWORK_OPTIONS``) fitted on
+    ``texts``, and its training vectors."""
+    options = {key: params[key] for key in NETWORK_OPTIONS if key in params}
+    model = TextAutoencoder(latent_dim, **{k: v for k, v in params.items() if k not in NETWORK_OPTIONS})
+    with patched(options, seed=model.random_state or 0):
+        return model, model.fit_transform(texts)
 
 
 def probe(train_vectors, train_labels, test_vectors, test_labels):
@@ -47,6 +229,21 @@ def spread(vectors):
     """Mean per-unit standard deviation across texts, mean per-unit magnitude, and their ratio."""
     std, magnitude = float(vectors.std(axis=0).mean()), float(np.abs(vectors).mean())
     return std, magnitude, std / magnitude if magnitude else 0.0
+
+
+def lsa_on_tokens(train, test, latent_dim, params):
+    """LSA's training and test vectors over the tokens a model of ``params`` reads: its tokenizer trained
+    on ``train`` the way ``fit`` trains it, each text cut to its ``max_length``."""
+    model = TextAutoencoder(latent_dim, **{k: v for k, v in params.items() if k not in NETWORK_OPTIONS})
+    tokenizer = train_tokenizer(train, kind=model.tokenizer, vocab_size=model.vocab_size, lowercase=model.lowercase,
+                                max_length=model.max_length)
+    size = tokenizer.get_vocab_size()
+    train_ids, test_ids = ([np.asarray(s) for s in encode(tokenizer, texts, max_length=model.max_length)[0]]
+                           for texts in (train, test))
+    tfidf, idf = token_statistics(train_ids, size)
+    test_tfidf, _ = token_statistics(test_ids, size, idf=idf)
+    svd = TruncatedSVD(latent_dim, random_state=0).fit(tfidf)
+    return svd.transform(tfidf), svd.transform(test_tfidf)
 
 
 def main():
@@ -66,13 +263,17 @@ def main():
     rows = [_results.stamp({"benchmark": "small_widths", "dataset": args.dataset, "method": f"lsa-{args.latent_dim}",
                             "probe": round(probe(lsa.fit_transform(train), train_labels, lsa.transform(test),
                                                  test_labels), 3), "device": _results.device_name("cpu")})]
-    print(f"LSA-{args.latent_dim}: probe {rows[0]['probe']}", flush=True)
+    token_train, token_test = lsa_on_tokens(train, test, args.latent_dim, SMALL)
+    rows.append(_results.stamp({"benchmark": "small_widths", "dataset": args.dataset,
+                                "method": f"lsa-{args.latent_dim} on the model's tokens",
+                                "probe": round(probe(token_train, train_labels, token_test, test_labels), 3),
+                                "device": _results.device_name("cpu")}))
+    print(f"LSA-{args.latent_dim}: probe {rows[0]['probe']}; on the model's tokens {rows[1]['probe']}", flush=True)
     for seed in (int(s) for s in args.seeds.split(",")):
         for name in args.variants.split(","):
             params = {**SMALL, **VARIANTS[name], "random_state": seed}
-            model = TextAutoencoder(args.latent_dim, **params)
             start = time.perf_counter()
-            train_vectors = model.fit_transform(train)
+            model, train_vectors = fit_variant(args.latent_dim, params, train)
             fit_seconds = time.perf_counter() - start
             history = model.net_.history
             valid = [row.get("valid_loss") for row in history]

@@ -4,6 +4,8 @@ import torch
 
 from sktextae.batching import Collator
 from sktextae.nn import ARCHITECTURES, DECODERS, ENCODERS, SCRATCH_DECODERS, build_autoencoder, build_module, recurrent
+from sktextae.nn.base import masked_mean
+from sktextae.nn.bow import LSA_START_STD, start_from_lsa
 from sktextae.tokenization import BOS_ID
 
 VOCAB = 30
@@ -201,3 +203,60 @@ def test_reorder_state_can_drop_rows(architecture):
     logits, _ = module.step(torch.tensor([BOS_ID]), state)
     expected, _ = module.step(torch.tensor([BOS_ID]), module.init_state(latent[3:]))
     torch.testing.assert_close(logits, expected, atol=1e-5, rtol=1e-5)
+
+
+def two_topics(n_texts, *, seed=0):
+    """Texts of 3-8 tokens drawn from one of two disjoint sets of 8 tokens, beside one token they all hold;
+    the topic of each."""
+    rng = np.random.default_rng(seed)
+    topics = rng.integers(2, size=n_texts)
+    texts = [np.concatenate([[5], rng.choice(np.arange(6, 14) + 8 * topic, size=rng.integers(3, 9))])
+             for topic in topics]
+    return texts, topics
+
+
+def test_lsa_start_separates_topics_and_the_encoder_still_trains():
+    torch.manual_seed(0)
+    module = build_module("bow", **TINY)
+    texts, topics = two_topics(60)
+    start_from_lsa(module.encoder, texts)
+    inputs, _ = Collator(sequence_targets=False)(texts)
+    pooled = masked_mean(module.encoder.embedding(inputs["input_ids"]), inputs["lengths"]).detach()  # (N, C)
+    # The second LSA component alone tells the topics apart (the first is the direction of the common
+    # token); no single unit of the random start does, on these texts.
+    second = pooled[:, 1].numpy()
+    side = second > (second[topics == 0].mean() + second[topics == 1].mean()) / 2
+    assert (side == (topics == 1)).all() or (side == (topics == 0)).all()
+    table = module.encoder.embedding.weight.detach()
+    assert (table[0] == 0).all()  # padding
+    assert (table[22:] == 0).all()  # tokens no text holds
+    # The mean embeddings (without the EOS the encoder adds) spread as LSA_START_STD says.
+    counts = [np.bincount(text, minlength=VOCAB) / len(text) for text in texts]
+    spread = (torch.as_tensor(np.stack(counts), dtype=torch.float32) @ table).std(0, correction=0).mean()
+    assert spread == pytest.approx(LSA_START_STD, rel=1e-3)
+    logits, _ = module(**inputs)
+    logits.logsumexp(-1).sum().backward()
+    assert module.encoder.embedding.weight.grad.abs().sum() > 0
+
+
+def test_lsa_start_refuses_an_id_outside_the_vocabulary():
+    module = build_module("bow", **TINY)
+    with pytest.raises(RuntimeError):
+        start_from_lsa(module.encoder, [np.array([5, VOCAB])])
+
+
+def test_lsa_start_is_seeded_and_fills_no_more_columns_than_texts():
+    starts = []
+    for _ in range(2):
+        torch.manual_seed(1)
+        module = build_module("bow", **TINY)
+        start_from_lsa(module.encoder, two_topics(40)[0])
+        starts.append(module.encoder.embedding.weight.detach().clone())
+    torch.testing.assert_close(starts[0], starts[1])
+    module = build_module("bow", **TINY)
+    start_from_lsa(module.encoder, two_topics(3)[0])  # 3 texts, embeddings of 8
+    table = module.encoder.embedding.weight.detach()
+    assert (table[:, 3:] == 0).all() and (table[:, :3] != 0).any()
+    before = table.clone()
+    start_from_lsa(module.encoder, [])  # nothing to start from: left as it was
+    torch.testing.assert_close(module.encoder.embedding.weight.detach(), before)
