@@ -148,6 +148,15 @@ class TextAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _BaseTe
         compilation (seconds to minutes; on the CPU it needs a C++ compiler). The results
         are those of the uncompiled network up to floating-point rounding, except that dropout
         draws differ. Inference (``transform``, decoding, scoring) runs the network uncompiled.
+    data_parallel : bool, default=False
+        Train one model over the processes of a ``torch.distributed`` job, launched by
+        ``torchrun --nproc_per_node N script.py`` or ``accelerate launch`` (one process per GPU, or
+        per group of CPU cores with the ``gloo`` backend): every process calls ``fit`` with the same
+        texts, each trains on its share of every batch of ``batch_size`` texts, and PyTorch's
+        ``DistributedDataParallel`` averages the gradients, so a step is one process's step on the
+        whole batch. The validation split, batch order and tokenizer are rank 0's; every process
+        ends with the same model, and ``save`` writes from rank 0 only. Outside such a job, ``fit``
+        raises ``ValueError``. Not with ``checkpoint_dir`` or ``static_encoder=True``.
     random_state : int, RandomState instance or None, default=None
         Seeds weight initialisation, dropout, the validation split and batch order. The global
         torch random state is left as it was.
@@ -215,7 +224,8 @@ class TextAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _BaseTe
                  lowercase=False, max_length=128, embedding_dim=None, hidden_dim=256, num_layers=1, num_heads=4,
                  dropout=0.1, noise="auto", noise_type="delete", variational=False, kl_annealing_epochs=5,
                  free_bits=0.1, word_dropout="auto", max_epochs=60, batch_size=32, inference_batch_size=256,
-                 lr="auto", validation_fraction=0.1, patience=3, device="auto", compile=False, random_state=None,
+                 lr="auto", validation_fraction=0.1, patience=3, device="auto", compile=False, data_parallel=False,
+                 random_state=None,
                  verbose=0, callbacks=None, checkpoint_dir=None):
         self.latent_dim = latent_dim
         self.architecture = architecture
@@ -247,6 +257,7 @@ class TextAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _BaseTe
         self.patience = patience
         self.device = device
         self.compile = compile
+        self.data_parallel = data_parallel
         self.random_state = random_state
         self.verbose = verbose
         self.callbacks = callbacks

@@ -13,8 +13,10 @@ import torch
 from sklearn.decomposition import PCA
 from sklearn.utils import check_random_state
 from skorch.helper import predefined_split
+from tokenizers import Tokenizer
 
 from . import checkpoint as checkpoints
+from . import data_parallel as distributed_job
 from . import distill, network
 from . import pretrained as pretrained_models
 from .batching import TokenDataset, corrupt
@@ -43,6 +45,9 @@ def fit_new(estimator, texts, *, epochs, labels=None, n_outputs=None, task=None,
     shapes = pretrained if pretrained is not None else estimator  # whose parameters shape the network
     language_model = check_fit(estimator, shapes, len(texts))
     device = resolve_device(estimator.device)
+    if estimator.data_parallel:
+        device = distributed_job.join(device)
+        distributed_job.check_same_texts(texts, labels)
     fit_checkpoints = None
     if resumable and estimator.checkpoint_dir is not None:
         fingerprint = checkpoints.fingerprint(estimator, texts, labels, device=device, pretrained=pretrained)
@@ -71,6 +76,8 @@ def fit_new(estimator, texts, *, epochs, labels=None, n_outputs=None, task=None,
             rng = check_random_state(estimator.random_state)
         else:  # the random source of the fit that wrote the checkpoint, whatever random_state is
             rng = fit_checkpoints.fit_rng(estimator.random_state)
+        if estimator.data_parallel:  # one validation split and batch order for the job: rank 0's
+            rng = _rank_0_rng(rng)
         train(estimator, sequences, labels, epochs=epochs, rng=rng, pretrained=pretrained,
               fit_checkpoints=fit_checkpoints)
         if shapes.static_encoder and not spec.static_encoder:
@@ -85,10 +92,22 @@ def fit_new(estimator, texts, *, epochs, labels=None, n_outputs=None, task=None,
 def fit_more(estimator, texts):
     """One more epoch on ``texts`` with the fitted tokenizer and network (``partial_fit``)."""
     check_fit(estimator, estimator, len(texts))
+    rng = _partial_fit_rng(estimator)
+    if estimator.data_parallel:
+        distributed_job.join(estimator.device_)
+        distributed_job.check_same_texts(texts)
+        rng = _rank_0_rng(rng)
     sequences, estimator.n_truncated_ = encode_texts(estimator.tokenizer_, texts, max_length=estimator.max_length_)
     estimator.decode_length_ = max(estimator.decode_length_, _longest(sequences))
-    train(estimator, sequences, epochs=1, rng=_partial_fit_rng(estimator))
+    train(estimator, sequences, epochs=1, rng=rng)
     return estimator
+
+
+def _rank_0_rng(rng):
+    """A random source in the state of rank 0's ``rng``, in every process of a data-parallel job."""
+    shared = np.random.RandomState()
+    shared.set_state(distributed_job.from_rank_0(rng.get_state()))
+    return shared
 
 
 def _longest(sequences):
@@ -106,9 +125,13 @@ def _tokenize(estimator, texts, pretrained, language_model, fit_checkpoints):
         tokenizer = None
         if fit_checkpoints is not None and fit_checkpoints.resume is not None:
             tokenizer = fit_checkpoints.resume.tokenizer  # the one the interrupted fit trained
-        if tokenizer is None:
+        if tokenizer is None and estimator.data_parallel and distributed_job.rank() != 0:
+            tokenizer = Tokenizer.from_str(distributed_job.from_rank_0(None))  # the one rank 0 trains
+        elif tokenizer is None:
             tokenizer = train_tokenizer(texts, kind=estimator.tokenizer, vocab_size=estimator.vocab_size,
                                         lowercase=estimator.lowercase, max_length=estimator.max_length)
+            if estimator.data_parallel:
+                distributed_job.from_rank_0(tokenizer.to_str())
         if fit_checkpoints is not None:
             fit_checkpoints.tokenizer = tokenizer
         vocabulary, max_length = Vocabulary(tokenizer), estimator.max_length
@@ -126,6 +149,10 @@ def check_fit(estimator, shapes, n_texts):
     if estimator.patience is not None and estimator.validation_fraction == 0:
         raise ValueError(f"patience={estimator.patience} stops on validation loss, but validation_fraction=0 "
                          f"holds out no texts: set validation_fraction > 0, or patience=None.")
+    if estimator.data_parallel and estimator.checkpoint_dir is not None:
+        raise ValueError(f"checkpoint_dir={str(estimator.checkpoint_dir)!r} with data_parallel=True: checkpoints are "
+                         f"written by one process, and a data-parallel fit does not resume from them yet. Set "
+                         f"checkpoint_dir=None, or train in one process.")
     params = shapes.get_params(deep=False)
     encoder, decoder = network.encoder_decoder(params)
     language_model = None
@@ -152,6 +179,10 @@ def check_fit(estimator, shapes, n_texts):
             raise ValueError(f"static_encoder=True trains a static student of a pretrained encoder, but encoder="
                              f"{encoder!r} is trained from scratch: pass encoder=<a pretrained model folder or "
                              f"package>, or leave static_encoder=False.")
+        if estimator.data_parallel:
+            raise ValueError("static_encoder=True trains its student in each process alone, not over a data-parallel "
+                             "job: set data_parallel=False (the student trains in seconds to minutes), or fit the "
+                             "model over the job and make its static student in one process afterwards.")
         if decoder == "pretrained" or estimator.compile:
             raise ValueError(f"static_encoder=True works with a decoder of its own and without compile; got "
                              f"decoder={decoder!r} and compile={estimator.compile}: choose a from-scratch decoder "
@@ -214,6 +245,7 @@ def train(estimator, sequences, labels=None, *, epochs, rng, pretrained=None, fi
             net.partial_fit(train_set)
         finally:
             net.max_epochs = epochs
+            net.leave_data_parallel()  # where training raised before its end
             if writer is not None:
                 writer.stop()
         net.raise_if_interrupted()  # skorch's partial_fit swallows a Ctrl-C: the caller's program stops

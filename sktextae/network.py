@@ -344,7 +344,10 @@ def build_net(spec, params, *, device, vocabulary, decoder_tokens=None, task=Non
         verbose=params["verbose"], train_split=None, use_bf16=on_cuda and torch.cuda.is_bf16_supported(),
         noise=noise_rate(params["noise"], spec), noise_type=params["noise_type"], word_dropout=word_dropout,
         free_bits=params["free_bits"], task=task, class_weight=class_weight,
-        reconstruction_weight=reconstruction_weight, compile=params["compile"], vocabulary=vocabulary, **options)
+        reconstruction_weight=reconstruction_weight, compile=params["compile"], vocabulary=vocabulary,
+        data_parallel=params["data_parallel"],
+        # A pretrained model that trains holds weights the package never uses (BERT's pooler).
+        unused_parameters=spec.pretrained and not spec.freeze_encoder, **options)
 
 
 def spec_of(net):

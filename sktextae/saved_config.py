@@ -23,7 +23,8 @@ from .registry import ESTIMATORS
 
 # 2 added fitted decode_length_; a folder of format 1 loads with decode_length_ = max_length_.
 # 3 added the network's static_encoder; a folder of format 1 or 2 loads with static_encoder false.
-FORMAT_VERSION = 3
+# 4 added the parameter data_parallel; a folder of format 1 to 3 loads with data_parallel false.
+FORMAT_VERSION = 4
 CONFIG, TOKENIZER, WEIGHTS, ENCODER_CONFIG = "config.json", "tokenizer.json", "model.safetensors", "encoder/config.json"
 
 
@@ -207,6 +208,8 @@ def estimator_from_config(cls, config, tokenizer, file):
         params = config["params"]
         if config["format_version"] < 3 and isinstance(params, dict):  # before static_encoder existed
             params = {**params, "static_encoder": params.get("static_encoder", False)}
+        if config["format_version"] < 4 and isinstance(params, dict):  # before data_parallel existed
+            params = {**params, "data_parallel": params.get("data_parallel", False)}
         estimator.set_params(**_params_from_file(params, estimator, config["notes"]))
         estimator._validate_params()
         vocabulary = config["vocabulary"]

@@ -182,7 +182,8 @@ class TextAutoencoderClassifier(_SupervisedMixin, ClassNamePrefixFeaturesOutMixi
                  lowercase=False, max_length=128, embedding_dim=None, hidden_dim=256, num_layers=1, num_heads=4,
                  dropout=0.1, noise="auto", noise_type="delete", variational=False, kl_annealing_epochs=5,
                  free_bits=0.1, word_dropout="auto", max_epochs=60, batch_size=32, inference_batch_size=256,
-                 lr="auto", validation_fraction=0.1, patience=3, device="auto", compile=False, random_state=None,
+                 lr="auto", validation_fraction=0.1, patience=3, device="auto", compile=False, data_parallel=False,
+                 random_state=None,
                  verbose=0, callbacks=None, checkpoint_dir=None, reconstruction_weight=1.0, class_weight=None,
                  pretrained=None):
         self.latent_dim = latent_dim
@@ -215,6 +216,7 @@ class TextAutoencoderClassifier(_SupervisedMixin, ClassNamePrefixFeaturesOutMixi
         self.patience = patience
         self.device = device
         self.compile = compile
+        self.data_parallel = data_parallel
         self.random_state = random_state
         self.verbose = verbose
         self.callbacks = callbacks
@@ -334,7 +336,8 @@ class TextAutoencoderRegressor(_SupervisedMixin, ClassNamePrefixFeaturesOutMixin
                  lowercase=False, max_length=128, embedding_dim=None, hidden_dim=256, num_layers=1, num_heads=4,
                  dropout=0.1, noise="auto", noise_type="delete", variational=False, kl_annealing_epochs=5,
                  free_bits=0.1, word_dropout="auto", max_epochs=60, batch_size=32, inference_batch_size=256,
-                 lr="auto", validation_fraction=0.1, patience=3, device="auto", compile=False, random_state=None,
+                 lr="auto", validation_fraction=0.1, patience=3, device="auto", compile=False, data_parallel=False,
+                 random_state=None,
                  verbose=0, callbacks=None, checkpoint_dir=None, reconstruction_weight=1.0, pretrained=None):
         self.latent_dim = latent_dim
         self.architecture = architecture
@@ -366,6 +369,7 @@ class TextAutoencoderRegressor(_SupervisedMixin, ClassNamePrefixFeaturesOutMixin
         self.patience = patience
         self.device = device
         self.compile = compile
+        self.data_parallel = data_parallel
         self.random_state = random_state
         self.verbose = verbose
         self.callbacks = callbacks

@@ -18,6 +18,7 @@ from skorch.callbacks import EarlyStopping
 from skorch.dataset import get_len
 from torch.utils.data import DataLoader
 
+from . import data_parallel as distributed_job
 from .batching import LengthBucketSampler
 
 # The padding id is also the target padding: no real target is ever PAD_ID.
@@ -69,6 +70,13 @@ class AutoencoderNet(NeuralNet):
         Per-class weights of the cross-entropy.
     vocabulary : vocabulary.Vocabulary
         The ids around each text for the encoder, and the decoder's own ids (``Vocabulary.collator``).
+    data_parallel : bool
+        Train over the processes of a ``torch.distributed`` job (see ``sktextae.data_parallel``): each
+        training batch split across them, the gradients averaged by ``DistributedDataParallel``, the
+        per-batch training losses averaged across them at the end of each pass.
+    unused_parameters : bool
+        Whether some trainable weights take no part in the loss (a pretrained model's pooler, which the
+        package does not use): ``DistributedDataParallel`` must then look for them at every step.
 
     Attributes beyond ``NeuralNet``'s
     ---------------------------------
@@ -94,23 +102,46 @@ class AutoencoderNet(NeuralNet):
 
     def __init__(self, *args, shuffle_seed=0, use_bf16=False, noise=0.0, noise_type="delete", word_dropout=0.0,
                  free_bits=0.0, kl_weight=1.0, task=None, reconstruction_weight=1.0, class_weight=None, vocabulary=None,
-                 **kwargs):
+                 data_parallel=False, unused_parameters=False, **kwargs):
         super().__init__(*args, **kwargs)
         self.shuffle_seed, self.use_bf16 = shuffle_seed, use_bf16
         self.noise, self.noise_type, self.word_dropout = noise, noise_type, word_dropout
         self.free_bits, self.kl_weight = free_bits, kl_weight
         self.task, self.reconstruction_weight, self.class_weight = task, reconstruction_weight, class_weight
         self.vocabulary = vocabulary
+        self.data_parallel, self.unused_parameters = data_parallel, unused_parameters
 
     def initialize(self):
         self.shuffle_rng_ = np.random.default_rng(self.shuffle_seed)
+        # With data_parallel, the noise of each process's share of a batch is its own draw, from a source of
+        # its own: the batches' order (shuffle_rng_) must stay the same in every process.
+        self.noise_rng_ = (np.random.default_rng([self.shuffle_seed, distributed_job.rank()]) if self.data_parallel
+                           else self.shuffle_rng_)
         self.interrupted_ = False
         return super().initialize()
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):
         self.interrupted_ = False
         self.first_epoch_ = len(self.history)  # this call's epochs are history[first_epoch_:]
+        if self.data_parallel:
+            # Built from rank 0's weights (DistributedDataParallel broadcasts them), for the training passes
+            # only: validation and inference call module_ itself, which every process holds alike. Kept out of
+            # skorch's registry of modules (which saves, moves and reinitialises them): it is a view of
+            # module_ for the training steps of this call, not a module of its own.
+            device = torch.device(self.device)
+            self.__dict__["parallel_module_"] = torch.nn.parallel.DistributedDataParallel(
+                self.module_, device_ids=[device.index] if device.type == "cuda" else None,
+                find_unused_parameters=self.unused_parameters)
         super().on_train_begin(net, X=X, y=y, **kwargs)
+
+    def on_train_end(self, net, X=None, y=None, **kwargs):
+        super().on_train_end(net, X=X, y=y, **kwargs)
+        self.leave_data_parallel()
+
+    def leave_data_parallel(self):
+        """Drop the ``DistributedDataParallel`` wrapper of a training call (it holds the process group, which
+        neither pickles nor outlives the job); the module keeps its weights."""
+        self.__dict__.pop("parallel_module_", None)
 
     @contextlib.contextmanager
     def noting_interrupts(self):
@@ -154,11 +185,12 @@ class AutoencoderNet(NeuralNet):
         # the module, and whose state (AdamW's moments) is twice the weights' size and of no use to a model
         # that is only used; and the last fit's held-out texts (train_split, with a frozen encoder's outputs
         # for them), which would make a model sent to workers grow with its training set.
-        if "optimizer_" not in self.__dict__ and self.train_split is None:
+        if "optimizer_" not in self.__dict__ and self.train_split is None and "parallel_module_" not in self.__dict__:
             return super().__getstate__()
         weights_only = object.__new__(type(self))
         weights_only.__dict__.update(self.__dict__)
         weights_only.__dict__.pop("optimizer_", None)
+        weights_only.__dict__.pop("parallel_module_", None)
         weights_only.train_split = None  # a fit sets its own
         return super(AutoencoderNet, weights_only).__getstate__()
 
@@ -181,7 +213,10 @@ class AutoencoderNet(NeuralNet):
                        max_text_length=int(dataset.lengths.max(initial=0)))
         if training:
             options.update(noise=self.noise, noise_type=self.noise_type, word_dropout=self.word_dropout,
-                           rng=self.shuffle_rng_)
+                           rng=self.noise_rng_)
+            if self.data_parallel:  # this process's share of every batch; validation passes see them all
+                sampler = distributed_job.SplitBatches(sampler, rank=distributed_job.rank(),
+                                                     world_size=distributed_job.world_size())
         collate = self.vocabulary.collator(**options)
         return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate,
                           pin_memory=is_cuda(self.device))
@@ -200,8 +235,11 @@ class AutoencoderNet(NeuralNet):
     def infer(self, x, **fit_params):
         # non_blocking: with pinned batches the copy overlaps the previous step's compute.
         x = {key: value.to(self.device, non_blocking=True) for key, value in x.items() if key != "labels"}
+        module = self.module_
+        if module.training and "parallel_module_" in self.__dict__:  # a data-parallel training step
+            module = self.parallel_module_
         with self.autocast():
-            return self.module_(**x, **fit_params)
+            return module(**x, **fit_params)
 
     def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
         # skorch's loop, bookkeeping and notifications unchanged, except that skorch records
@@ -236,6 +274,8 @@ class AutoencoderNet(NeuralNet):
         except BaseException:  # an interrupted fit (skorch catches KeyboardInterrupt) leaves floats too
             _batch_values_to_floats(self.history[-1]["batches"])
             raise
+        if training and "parallel_module_" in self.__dict__:
+            _average_across_processes(self.history[-1]["batches"])
         # Whether the weights are finite is read in the same transfer as the losses: no extra wait.
         finite = _all_finite(self.module_) if training else None
         finite = _batch_values_to_floats(self.history[-1]["batches"], extra=finite)
@@ -336,6 +376,25 @@ def _all_finite(module):
     if not weights:
         return None
     return torch.stack([torch.isfinite(p).all() for p in weights]).all().float()
+
+
+def _average_across_processes(batches):
+    """Replace each training batch's loss (and the other 0-d tensors a pass records) by its mean over the
+    processes of a data-parallel job, and its batch size by their sum: one all-reduce per pass, and the
+    same history in every process, so that the callbacks decide alike everywhere."""
+    keys = [key for key, value in (batches[0].items() if batches else ())
+            if isinstance(value, torch.Tensor) and value.dim() == 0]
+    if not keys:
+        return
+    values = torch.stack([torch.stack([record[key].float() for key in keys]) for record in batches])  # (batches, keys)
+    sizes = torch.tensor([record["train_batch_size"] for record in batches], dtype=torch.float64,
+                         device=values.device)
+    values = torch.cat([values.double(), sizes[:, None]], dim=1)
+    torch.distributed.all_reduce(values)
+    values[:, :-1] /= distributed_job.world_size()
+    for record, row in zip(batches, values.tolist()):
+        record.update(zip(keys, row[:-1]))
+        record["train_batch_size"] = int(row[-1])
 
 
 def _batch_values_to_floats(batches, extra=None):

@@ -241,7 +241,7 @@ def test_callbacks_and_random_state_instance_are_dropped_with_a_note(tmp_path):
 
 def test_config_records_versions_and_hashes(saved):
     config = json.loads((saved[1] / "config.json").read_text())
-    assert config["format_version"] == persistence.FORMAT_VERSION == 3
+    assert config["format_version"] == persistence.FORMAT_VERSION == 4
     assert config["estimator"] == "TextAutoencoder"
     assert config["versions"]["sktextae"] == sktextae.__version__
     assert config["versions"]["torch"] == torch.__version__
@@ -256,6 +256,17 @@ def test_a_folder_of_format_2_loads_without_static_encoder(saved, copy_of):
     rehash(copy_of, as_format_2)
     loaded = sktextae.load(copy_of)
     assert loaded.static_encoder is False
+    assert_same_outputs(saved[0], loaded)
+
+
+def test_a_folder_of_format_3_loads_without_data_parallel(saved, copy_of):
+    def as_format_3(config):
+        config.update(format_version=3)
+        del config["params"]["data_parallel"]
+
+    rehash(copy_of, as_format_3)
+    loaded = sktextae.load(copy_of)
+    assert loaded.data_parallel is False
     assert_same_outputs(saved[0], loaded)
 
 
@@ -300,7 +311,7 @@ DAMAGE = {
     "shapes disagree": (lambda f: rehash(f, lambda c: c["network"].update(latent_dim=9)), "model.safetensors",
                         "shape|\\(9"),
     "class os.system": (lambda f: rehash(f, lambda c: c.update(estimator="os.system")), "config.json", "os.system"),
-    "newer format": (lambda f: rehash(f, lambda c: c.update(format_version=4)), "config.json", "newer"),
+    "newer format": (lambda f: rehash(f, lambda c: c.update(format_version=5)), "config.json", "newer"),
     "extra weights file entry": (lambda f: rehash(f, lambda c: c["files"].update({"../x": "0" * 64})), "config.json",
                                  "files"),
 }

@@ -110,6 +110,7 @@ def test_reproducible_with_random_state(student, bert, corpus, texts):
     ({"encoder": None, "architecture": "gru"}, "trained from scratch"),
     ({"decoder": "pretrained"}, "decoder='pretrained'"),
     ({"compile": True}, "compile=True"),
+    ({"data_parallel": True}, "data_parallel=False"),
 ])
 def test_combinations_that_cannot_work_are_refused(bert, texts, params, message):
     params = {"encoder": bert, **STATIC, **params}
