@@ -1,7 +1,7 @@
 """Data-parallel training over the processes of a ``torch.distributed`` job (``data_parallel=True``).
 
-The job is launched by the engine's own launcher, ``torchrun --nproc_per_node N script.py`` or
-``accelerate launch --num_processes N script.py``, which start N copies of the user's script and tell
+The job is launched by PyTorch's own launcher, ``torchrun --nproc_per_node N script.py`` (on several
+machines, ``--nnodes`` and a rendezvous address), which starts N copies of the user's script and tells
 each its rank through the environment (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR``,
 ``MASTER_PORT``). Every process calls ``fit`` with the same texts; the first fit joins the process
 group (``gloo`` on the CPU, ``nccl`` on CUDA) unless the script has already. Then:
@@ -11,6 +11,7 @@ group (``gloo`` on the CPU, ``nccl`` on CUDA) unless the script has already. The
 - every training batch of one process's ``batch_size`` is split across the processes (``split_batches``),
   and PyTorch's ``DistributedDataParallel`` averages the gradients, so each step is that of one
   process with the same batches, the work divided;
+- a frozen pretrained encoder's outputs, computed once per fit, are computed in shares and gathered;
 - each process computes the validation loss on all the held-out texts, so early stopping decides
   alike everywhere; the training loss of each batch is averaged across the processes once per epoch;
 - only rank 0 writes: ``save`` on the other ranks waits until rank 0 has written, and writes nothing.
@@ -23,11 +24,12 @@ import atexit
 import hashlib
 import os
 
+import numpy as np
 import torch
 import torch.distributed as dist
 
-LAUNCH_HINT = ("launch the script with `torchrun --nproc_per_node N script.py` (or `accelerate launch "
-               "--num_processes N script.py`), or call torch.distributed.init_process_group first")
+LAUNCH_HINT = ("launch the script with `torchrun --nproc_per_node N script.py` (or start its processes with "
+               "RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT set), or call torch.distributed.init_process_group first")
 
 
 def join(device):
@@ -95,6 +97,24 @@ def check_same_texts(texts, labels=None):
         raise ValueError(f"with data_parallel=True every process must call fit with the same texts and labels (each "
                          f"trains on its share of every batch); they differ here ({sizes}). Read the whole corpus in "
                          f"every process.")
+
+
+def computed_in_shares(n_rows, compute):
+    """The rows 0 to ``n_rows - 1`` of an array, each process computing its share (every ``world_size``-th
+    row from its rank on: ``compute(indices)`` -> an array with a row per index, or None for none), gathered
+    in every process: work such as a frozen encoder's outputs for every text, divided across the job."""
+    world = world_size()
+    part = compute(np.arange(rank(), n_rows, world))
+    parts = [None] * world
+    dist.all_gather_object(parts, part)
+    first = next((part for part in parts if part is not None), None)
+    if first is None:
+        return None
+    rows = np.empty((n_rows, *first.shape[1:]), dtype=first.dtype)
+    for i, part in enumerate(parts):
+        if part is not None:
+            rows[i::world] = part
+    return rows
 
 
 def barrier():

@@ -150,8 +150,8 @@ class TextAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _BaseTe
         draws differ. Inference (``transform``, decoding, scoring) runs the network uncompiled.
     data_parallel : bool, default=False
         Train one model over the processes of a ``torch.distributed`` job, launched by
-        ``torchrun --nproc_per_node N script.py`` or ``accelerate launch`` (one process per GPU, or
-        per group of CPU cores with the ``gloo`` backend): every process calls ``fit`` with the same
+        ``torchrun --nproc_per_node N script.py`` (one process per GPU, or per group of CPU cores
+        with the ``gloo`` backend): every process calls ``fit`` with the same
         texts, each trains on its share of every batch of ``batch_size`` texts, and PyTorch's
         ``DistributedDataParallel`` averages the gradients, so a step is one process's step on the
         whole batch. The validation split, batch order and tokenizer are rank 0's; every process

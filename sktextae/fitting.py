@@ -267,8 +267,14 @@ def _frozen_encoder_outputs(estimator, sequences, *, noisy, rng):
             sequences[i] = corrupt(sequences[i], noise=noise, noise_type=estimator.noise_type,
                                    rng=noise_rng)
     encoder = network.autoencoder_of(estimator.net_.module_).encoder
-    return batched(estimator.net_, sequences, lambda inputs, _: encoder(inputs["input_ids"], inputs["lengths"]),
-                   batch_size=estimator.inference_batch_size, targets=False)
+
+    def encoded(items):
+        return batched(estimator.net_, items, lambda inputs, _: encoder(inputs["input_ids"], inputs["lengths"]),
+                       batch_size=estimator.inference_batch_size, targets=False)
+
+    if estimator.data_parallel:  # each process encodes its share, and every process gets them all
+        return distributed_job.computed_in_shares(len(sequences), lambda part: encoded([sequences[i] for i in part]))
+    return encoded(sequences)
 
 
 def _start_bottleneck_from_pca(estimator, dataset, train_indices, *, rng, max_texts=4096):

@@ -12,7 +12,7 @@ import pytest
 from conftest import TEXTS
 
 import sktextae
-from sktextae import TextAutoencoder
+from sktextae import TextAutoencoder, data_parallel
 from sktextae.data_parallel import SplitBatches
 
 WORKER = os.path.join(os.path.dirname(__file__), "_data_parallel_worker.py")
@@ -38,6 +38,19 @@ def test_split_batches_gives_each_process_a_disjoint_share_that_makes_each_batch
 def test_a_batch_smaller_than_the_job_still_gives_every_process_a_text():
     shares = [list(SplitBatches([[4, 7]], rank=rank, world_size=3)) for rank in range(3)]
     assert shares == [[[4]], [[7]], [[4]]]
+
+
+def test_work_computed_in_shares_outside_a_job_is_the_whole(monkeypatch):
+    asked = []
+
+    def compute(indices):
+        asked.append(indices.tolist())
+        return np.arange(len(indices) * 2, dtype=np.float32).reshape(-1, 2) + 10 * indices[:, None]
+
+    monkeypatch.setattr(data_parallel.dist, "all_gather_object", lambda out, part: out.__setitem__(0, part))
+    rows = data_parallel.computed_in_shares(3, compute)
+    assert asked == [[0, 1, 2]]
+    np.testing.assert_array_equal(rows, compute(np.arange(3)))
 
 
 # ------------------------------------------------------------------------------------------- checks
@@ -74,15 +87,16 @@ def run_job(tmp_path, n_processes, params):
     return [json.loads((tmp_path / f"rank{rank}.json").read_text()) for rank in range(n_processes)]
 
 
-@pytest.fixture(scope="module", params=["bow", "gru", "fine-tuned bert"])
+@pytest.fixture(scope="module", params=["bow", "gru", "frozen bert", "fine-tuned bert"])
 def two_processes(request, tmp_path_factory):
-    if request.param == "fine-tuned bert":  # some of its weights (the pooler) take no part in the loss
+    if request.param.endswith("bert"):
+        # Frozen: its outputs are computed once, in shares. Fine-tuned: its pooler takes no part in the loss.
         pytest.importorskip("transformers")
         from test_pretrained import save_tiny_bert
 
         bert = save_tiny_bert(tmp_path_factory.mktemp("tiny-bert-data-parallel"), TEXTS)
-        params = {**PARAMS, "encoder": str(bert), "freeze_encoder": False, "decoder": "gru", "max_length": 60,
-                  "embedding_dim": None, "vocab_size": 4000, "lr": 3e-3, "encoder_lr": 1e-3}
+        params = {**PARAMS, "encoder": str(bert), "freeze_encoder": request.param == "frozen bert", "decoder": "gru",
+                  "max_length": 60, "embedding_dim": None, "vocab_size": 4000, "lr": 3e-3, "encoder_lr": 1e-3}
     else:
         params = {**PARAMS, "architecture": request.param}
     ranks = run_job(tmp_path_factory.mktemp("job"), 2, params)
