@@ -19,7 +19,7 @@ Some variants change the network, built here by patching the package for the len
   ``embedding_dim`` of the sublinear TF-IDF matrix of the training texts over the model's own
   tokens), each token's row scaled by its IDF (or not, with IDF pooling, which weighs it already),
   the whole table scaled so that a pooled text vector has a standard deviation of ``START_STD`` per
-  unit across the training texts;
+  unit across the training texts (or ``start_std``);
 - ``start="package"``: the same start as the package computes it, ``sktextae.nn.bow.start_from_lsa``
   (torch's randomized SVD, no IDF pooling), from the texts of the fit's training split only;
 - ``start="idf"``: the random embeddings, each token's row scaled by its IDF (the plain mean of such
@@ -73,12 +73,15 @@ VARIANTS = {
     "batchnorm-idf-start": {"bottleneck": "batchnorm", "start": "idf"},
     "batchnorm-lsa-idf-pool": {"bottleneck": "batchnorm", "start": "lsa", "pooling": "idf"},
     "lsa-start-package": {"start": "package"},
+    "lsa-start-std3": {"start": "lsa", "start_std": 3.0},
+    "lsa-start-std10": {"start": "lsa", "start_std": 10.0},
+    "lsa-start-noise0.3": {"start": "lsa", "noise": 0.3},
     "min-epochs10": {"min_epochs": 10},
     "lsa-start-noise0": {"start": "lsa", "noise": 0.0},
     "lsa-start-no-early-stop": {"start": "lsa", "patience": None, "max_epochs": 60},
 }
 # What a variant sets besides the estimator's parameters.
-NETWORK_OPTIONS = ("bottleneck", "pooling", "start", "min_epochs")
+NETWORK_OPTIONS = ("bottleneck", "pooling", "start", "start_std", "min_epochs")
 START_STD = 1.0
 
 
@@ -128,7 +131,7 @@ def token_statistics(sequences, vocab_size, *, idf=None):
 
 
 @torch.no_grad()
-def start_encoder(encoder, sequences, *, start, seed):
+def start_encoder(encoder, sequences, *, start, seed, start_std=START_STD):
     """Fill an encoder's IDF buffer and start its token embeddings (``start`` "lsa" or "idf") from the
     training sequences (token ids, without the EOS that the encoder reads after each)."""
     vocab_size, width = encoder.embedding.weight.shape
@@ -149,10 +152,10 @@ def start_encoder(encoder, sequences, *, start, seed):
     if not (start == "lsa" and pooled_by_idf):
         table = table * idf[:, None]
     table[0] = 0.0  # padding
-    # Scale the table so that the pooled text vectors spread as START_STD per unit.
+    # Scale the table so that the pooled text vectors spread as start_std per unit.
     weights = idf if pooled_by_idf else np.ones(vocab_size)
-    pooled = np.stack([(weights[s, None] * table[s]).sum(0) / weights[s].sum() for s in sequences])
-    table *= START_STD / max(pooled.std(0).mean(), 1e-12)
+    pooled = np.stack([(weights[s, None] * table[s]).sum(0) / max(weights[s].sum(), 1e-12) for s in sequences])
+    table *= start_std / max(pooled.std(0).mean(), 1e-12)
     encoder.embedding.weight.copy_(torch.as_tensor(table, dtype=torch.float32))
 
 
@@ -182,7 +185,8 @@ def patched(options, *, seed):
                     torch.manual_seed(seed)
                     start_from_lsa(encoder, [sequences[i] for i in order[n_valid:]])
             else:
-                start_encoder(encoder, sequences, start=options.get("start"), seed=seed)
+                start_encoder(encoder, sequences, start=options.get("start"), seed=seed,
+                              start_std=options.get("start_std", START_STD))
         if options.get("min_epochs"):
             for name, callback in net.callbacks_:
                 if name == "early_stopping":

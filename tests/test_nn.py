@@ -254,9 +254,10 @@ def test_lsa_start_is_seeded_and_fills_no_more_columns_than_texts():
         starts.append(module.encoder.embedding.weight.detach().clone())
     torch.testing.assert_close(starts[0], starts[1])
     module = build_module("bow", **TINY)
-    start_from_lsa(module.encoder, two_topics(3)[0])  # 3 texts, embeddings of 8
+    start_from_lsa(module.encoder, [*two_topics(3)[0], np.array([], dtype=np.int64)])  # 4 texts, one empty
+    assert torch.isfinite(module.encoder.embedding.weight).all()
     table = module.encoder.embedding.weight.detach()
-    assert (table[:, 3:] == 0).all() and (table[:, :3] != 0).any()
+    assert (table[:, 4:] == 0).all() and (table[:, :4] != 0).any()
     before = table.clone()
     start_from_lsa(module.encoder, [])  # nothing to start from: left as it was
     torch.testing.assert_close(module.encoder.embedding.weight.detach(), before)
