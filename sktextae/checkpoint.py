@@ -95,6 +95,8 @@ class FitCheckpoints:
     resumes from (``resume``, a ``SavedCheckpoint``, or None), and the lock on the folder that ``read``
     took for this fit (taken here when ``read`` was not called first)."""
 
+    writes = True  # see FollowerCheckpoints
+
     def __init__(self, directory, fingerprint, resume, *, tokenizer=None):
         self.directory, self.fingerprint, self.resume = pathlib.Path(directory), fingerprint, resume
         self.tokenizer = tokenizer  # a tokenizers.Tokenizer trained in fit, saved with each checkpoint
@@ -138,6 +140,29 @@ class FitCheckpoints:
             folder_lock.release()
         with contextlib.suppress(OSError):
             self.directory.rmdir()  # only if empty, the lock file gone
+
+
+class FollowerCheckpoints:
+    """What a process of a data-parallel fit other than rank 0 knows of the fit's checkpoints: the one
+    rank 0 resumes (``resume``, read here too, or None). Rank 0 holds the folder's lock and writes every
+    checkpoint; this process writes, locks and removes nothing."""
+
+    writes = False
+
+    def __init__(self, directory, fingerprint, resume):
+        self.directory, self.fingerprint, self.resume = pathlib.Path(directory), fingerprint, resume
+        self.tokenizer, self.fit_rng_state = None, None
+
+    fit_rng = FitCheckpoints.fit_rng
+
+    def start_training(self):
+        pass
+
+    def release(self):
+        pass
+
+    def remove(self):
+        pass
 
 
 class SavedCheckpoint:
@@ -248,7 +273,7 @@ class EpochCheckpoint(Callback):
             self.checkpoints_.resume.restore_callbacks(net)
 
     def on_epoch_end(self, net, **kwargs):
-        if self.checkpoints_ is not None:
+        if self.checkpoints_ is not None and self.checkpoints_.writes:
             write(self.checkpoints_, net)
 
     def __getstate__(self):
@@ -328,6 +353,28 @@ def read(directory, fingerprint, *, max_epochs):
     with GUARD:
         UNCLAIMED[folder_lock.key] = folder_lock
     return saved
+
+
+def read_follower(directory, fingerprint, *, max_epochs, name):
+    """The checkpoint ``name`` (a folder that ``LATEST`` names, or None) that rank 0 of a data-parallel fit
+    read with ``read`` and resumes, read and checked the same way by another process of the fit, without
+    the lock that rank 0 holds: nothing in the folder changes before the fit's first epoch ends."""
+    if name is None:
+        return None
+    view = _IndexView(written=[name])
+    return _read_latest(pathlib.Path(directory), fingerprint, max_epochs=max_epochs, folder_lock=view)
+
+
+class _IndexView:
+    """The index as rank 0 read it, for ``read_follower``: a stand-in for the lock ``read`` takes."""
+
+    indexed = True
+
+    def __init__(self, written):
+        self.written = written
+
+    def release(self):
+        pass
 
 
 def _read_latest(directory, fingerprint, *, max_epochs, folder_lock):

@@ -14,7 +14,9 @@ group (``gloo`` on the CPU, ``nccl`` on CUDA) unless the script has already. The
 - a frozen pretrained encoder's outputs, computed once per fit, are computed in shares and gathered;
 - each process computes the validation loss on all the held-out texts, so early stopping decides
   alike everywhere; the training loss of each batch is averaged across the processes once per epoch;
-- only rank 0 writes: ``save`` on the other ranks waits until rank 0 has written, and writes nothing.
+- only rank 0 writes: ``save`` on the other ranks waits until rank 0 has written, and writes nothing;
+  ``checkpoint_dir``'s checkpoints are rank 0's, and every process resumes from the one it reads
+  (``checkpoint.FollowerCheckpoints``).
 
 This module holds the process-group side (joining, rank 0's values, the batch split); the net's side
 is in ``training``.

@@ -155,8 +155,9 @@ class TextAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _BaseTe
         texts, each trains on its share of every batch of ``batch_size`` texts, and PyTorch's
         ``DistributedDataParallel`` averages the gradients, so a step is one process's step on the
         whole batch. The validation split, batch order and tokenizer are rank 0's; every process
-        ends with the same model, and ``save`` writes from rank 0 only. Outside such a job, ``fit``
-        raises ``ValueError``. Not with ``checkpoint_dir`` or ``static_encoder=True``.
+        ends with the same model, and ``save`` writes from rank 0 only, as do checkpoints
+        (``checkpoint_dir``, which every process resumes from). Outside such a job, ``fit`` raises
+        ``ValueError``. Not with ``static_encoder=True``.
     random_state : int, RandomState instance or None, default=None
         Seeds weight initialisation, dropout, the validation split and batch order. The global
         torch random state is left as it was.

@@ -51,9 +51,18 @@ def fit_new(estimator, texts, *, epochs, labels=None, n_outputs=None, task=None,
     fit_checkpoints = None
     if resumable and estimator.checkpoint_dir is not None:
         fingerprint = checkpoints.fingerprint(estimator, texts, labels, device=device, pretrained=pretrained)
-        fit_checkpoints = checkpoints.FitCheckpoints(
-            estimator.checkpoint_dir, fingerprint,
-            checkpoints.read(estimator.checkpoint_dir, fingerprint, max_epochs=epochs))
+        if estimator.data_parallel and distributed_job.rank() != 0:  # rank 0 writes; this process follows
+            fit_checkpoints = checkpoints.FollowerCheckpoints(
+                estimator.checkpoint_dir, fingerprint,
+                checkpoints.read_follower(estimator.checkpoint_dir, fingerprint, max_epochs=epochs,
+                                          name=distributed_job.from_rank_0(None)))
+        else:
+            fit_checkpoints = checkpoints.FitCheckpoints(
+                estimator.checkpoint_dir, fingerprint,
+                checkpoints.read(estimator.checkpoint_dir, fingerprint, max_epochs=epochs))
+            if estimator.data_parallel:  # the checkpoint every process resumes, read once rank 0 holds the folder
+                resume = fit_checkpoints.resume
+                distributed_job.from_rank_0(None if resume is None else resume.folder.name)
     try:
         vocabulary, max_length, sequences, n_truncated = _tokenize(estimator, texts, pretrained, language_model,
                                                                    fit_checkpoints)
@@ -125,11 +134,12 @@ def _tokenize(estimator, texts, pretrained, language_model, fit_checkpoints):
         tokenizer = None
         if fit_checkpoints is not None and fit_checkpoints.resume is not None:
             tokenizer = fit_checkpoints.resume.tokenizer  # the one the interrupted fit trained
-        if tokenizer is None and estimator.data_parallel and distributed_job.rank() != 0:
-            tokenizer = Tokenizer.from_str(distributed_job.from_rank_0(None))  # the one rank 0 trains
-        elif tokenizer is None:
-            tokenizer = train_tokenizer(texts, kind=estimator.tokenizer, vocab_size=estimator.vocab_size,
-                                        lowercase=estimator.lowercase, max_length=estimator.max_length)
+        if estimator.data_parallel and distributed_job.rank() != 0:
+            tokenizer = Tokenizer.from_str(distributed_job.from_rank_0(None))  # the one rank 0 has
+        else:
+            if tokenizer is None:
+                tokenizer = train_tokenizer(texts, kind=estimator.tokenizer, vocab_size=estimator.vocab_size,
+                                            lowercase=estimator.lowercase, max_length=estimator.max_length)
             if estimator.data_parallel:
                 distributed_job.from_rank_0(tokenizer.to_str())
         if fit_checkpoints is not None:
@@ -149,10 +159,6 @@ def check_fit(estimator, shapes, n_texts):
     if estimator.patience is not None and estimator.validation_fraction == 0:
         raise ValueError(f"patience={estimator.patience} stops on validation loss, but validation_fraction=0 "
                          f"holds out no texts: set validation_fraction > 0, or patience=None.")
-    if estimator.data_parallel and estimator.checkpoint_dir is not None:
-        raise ValueError(f"checkpoint_dir={str(estimator.checkpoint_dir)!r} with data_parallel=True: checkpoints are "
-                         f"written by one process, and a data-parallel fit does not resume from them yet. Set "
-                         f"checkpoint_dir=None, or train in one process.")
     params = shapes.get_params(deep=False)
     encoder, decoder = network.encoder_decoder(params)
     language_model = None

@@ -5,12 +5,15 @@
 Reads the texts from ``OUT/texts.json``, fits ``TextAutoencoder(**PARAMS, data_parallel=True)`` on them,
 trains one more epoch with ``partial_fit``, saves the model to ``OUT/model`` and writes what this process
 saw to ``OUT/rank<R>.json``: the target tokens of each training batch it trained on (per epoch), a digest
-of its weights, its history, and its latent vectors of the first texts.
+of its weights, its history, and its latent vectors of the first texts. With ``"kill_at_epoch": K`` in
+PARAMS, rank 0 kills itself (SIGKILL) as epoch K begins, as a killed machine would.
 """
 
 import hashlib
 import json
+import os
 import pathlib
+import signal
 import sys
 
 import torch
@@ -38,6 +41,17 @@ class SeenTargets(Callback):
             self.epochs_[-1] += [[token for token in row if token != PAD_ID] for row in targets]
 
 
+class KillRank0(Callback):
+    """SIGKILL rank 0 at the first batch of epoch ``epoch``."""
+
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def on_batch_begin(self, net, training=False, **kwargs):
+        if training and len(net.history) == self.epoch and torch.distributed.get_rank() == 0:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
 def weights_digest(model):
     digest = hashlib.sha256()
     for name, tensor in model.net_.module_.state_dict().items():
@@ -48,9 +62,12 @@ def weights_digest(model):
 def main():
     out, params = pathlib.Path(sys.argv[1]), json.loads(sys.argv[2])
     texts = json.loads((out / "texts.json").read_text())
-    model = TextAutoencoder(**params, data_parallel=True, callbacks=[("seen", SeenTargets())])
+    callbacks = [("seen", SeenTargets())]
+    if "kill_at_epoch" in params:
+        callbacks.append(("kill", KillRank0(params.pop("kill_at_epoch"))))
+    model = TextAutoencoder(**params, data_parallel=True, callbacks=callbacks)
     model.fit(texts)
-    fit_epochs = len(model.net_.history)
+    fit_epochs = len(dict(model.net_.callbacks_)["seen"].epochs_)  # the epochs that fit trained (after a resume)
     model.partial_fit(texts)
     rank = torch.distributed.get_rank()
     result = {

@@ -62,12 +62,6 @@ def test_fit_outside_a_distributed_job_says_how_to_launch_one(monkeypatch, texts
         TextAutoencoder(**{**PARAMS, "max_epochs": 1}, data_parallel=True).fit(texts)
 
 
-def test_checkpoints_are_refused_with_data_parallel(tmp_path, texts):
-    with pytest.raises(ValueError, match="checkpoint_dir=.* with data_parallel=True"):
-        TextAutoencoder(**PARAMS, data_parallel=True, checkpoint_dir=tmp_path / "ckpt").fit(texts)
-    assert not (tmp_path / "ckpt").exists()
-
-
 def test_data_parallel_must_be_a_boolean(texts):
     with pytest.raises(ValueError, match="data_parallel"):
         TextAutoencoder(**PARAMS, data_parallel="yes").fit(texts)
@@ -75,14 +69,17 @@ def test_data_parallel_must_be_a_boolean(texts):
 
 # ------------------------------------------------------------------------------------------- two processes
 
-def run_job(tmp_path, n_processes, params):
-    """Run the worker under torchrun; the results of every rank."""
+def run_job(tmp_path, n_processes, params, *, killed=False):
+    """Run the worker under torchrun; the results of every rank (none when rank 0 is ``killed``)."""
     tmp_path.mkdir(parents=True, exist_ok=True)
     (tmp_path / "texts.json").write_text(json.dumps(list(TEXTS)))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={n_processes}",
                WORKER, str(tmp_path), json.dumps(params)]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    if killed:
+        assert done.returncode != 0 and "SIGKILL" in done.stdout + done.stderr, done.stderr[-3000:]
+        return None
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return [json.loads((tmp_path / f"rank{rank}.json").read_text()) for rank in range(n_processes)]
 
@@ -140,3 +137,22 @@ def test_only_rank_0_writes_the_model_and_it_loads(two_processes):
     np.testing.assert_allclose(loaded.transform(list(TEXTS[:4])), ranks[0]["latent"], rtol=1e-5, atol=1e-6)
     siblings = os.listdir(os.path.dirname(ranks[0]["saved"]))
     assert sorted(name for name in siblings if "model" in name) == ["model"]  # one folder, no leftovers
+
+
+def test_rank_0_alone_writes_checkpoints_and_a_killed_job_resumes_from_them(tmp_path):
+    params = {**PARAMS, "architecture": "gru", "checkpoint_dir": str(tmp_path / "checkpoints")}
+    run_job(tmp_path / "killed", 2, {**params, "kill_at_epoch": 3}, killed=True)
+    folder = tmp_path / "checkpoints"
+    assert (folder / "LATEST").read_text().strip() == "epoch-0002"
+    kept = sorted(name for name in os.listdir(folder) if not name.startswith(".sktextae-checkpoints"))
+    assert kept == ["LATEST", "epoch-0002"]  # one writer: the older checkpoint removed, no other process' files
+
+    resumed = run_job(tmp_path / "resumed", 2, params)
+    whole = run_job(tmp_path / "whole", 2, {**params, "checkpoint_dir": str(tmp_path / "other")})
+    assert not folder.exists() and not (tmp_path / "other").exists()  # finished: nothing left to resume
+    for rank in range(2):
+        assert resumed[rank]["weights"] == resumed[0]["weights"]
+        # The last two epochs trained after the resume: only those were seen by this job's processes.
+        assert len(resumed[rank]["seen"]) == params["max_epochs"] - 2
+    np.testing.assert_allclose(resumed[0]["train_loss"], whole[0]["train_loss"], rtol=1e-5)
+    np.testing.assert_allclose(resumed[0]["valid_loss"], whole[0]["valid_loss"], rtol=1e-5)
