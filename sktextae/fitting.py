@@ -100,7 +100,12 @@ def fit_new(estimator, texts, *, epochs, labels=None, n_outputs=None, task=None,
 
 def fit_more(estimator, texts):
     """One more epoch on ``texts`` with the fitted tokenizer and network (``partial_fit``)."""
-    check_fit(estimator, estimator, len(texts))
+    if network.spec_of(estimator.net_).static_encoder:
+        # The pretrained model is gone from the network (and maybe from this machine): only the training
+        # parameters are checked, not the shapes that the static student already fixed.
+        check_training(estimator, len(texts))
+    else:
+        check_fit(estimator, estimator, len(texts))
     rng = _partial_fit_rng(estimator)
     if estimator.data_parallel:
         distributed_job.join(estimator.device_)
@@ -156,9 +161,7 @@ def check_fit(estimator, shapes, n_texts):
     """Check the combinations of parameters, before a failed fit has replaced any fitted state: the
     estimator's training parameters, and those of ``shapes`` (the estimator, or a fitted model to start
     from) that shape the network. Returns the pretrained model ``encoder=`` names, or None."""
-    if estimator.patience is not None and estimator.validation_fraction == 0:
-        raise ValueError(f"patience={estimator.patience} stops on validation loss, but validation_fraction=0 "
-                         f"holds out no texts: set validation_fraction > 0, or patience=None.")
+    check_training(estimator, n_texts)
     params = shapes.get_params(deep=False)
     encoder, decoder = network.encoder_decoder(params)
     language_model = None
@@ -208,8 +211,15 @@ def check_fit(estimator, shapes, n_texts):
     if "transformer" in (encoder, decoder) and width % params["num_heads"]:
         raise ValueError(f"embedding_dim({width}) must be divisible by num_heads({params['num_heads']}) for "
                          f"a Transformer encoder or decoder.")
-    n_validation(estimator.validation_fraction, n_texts)
     return language_model
+
+
+def check_training(estimator, n_texts):
+    """Check the estimator's training parameters against each other and the number of texts."""
+    if estimator.patience is not None and estimator.validation_fraction == 0:
+        raise ValueError(f"patience={estimator.patience} stops on validation loss, but validation_fraction=0 "
+                         f"holds out no texts: set validation_fraction > 0, or patience=None.")
+    n_validation(estimator.validation_fraction, n_texts)
 
 
 def train(estimator, sequences, labels=None, *, epochs, rng, pretrained=None, fit_checkpoints=None):

@@ -181,6 +181,17 @@ def test_partial_fit_trains_the_decoder_and_keeps_the_student(student, texts):
     assert isinstance(model.net_.module_.encoder, StaticEncoder)
 
 
+def test_partial_fit_of_a_loaded_static_model_needs_no_pretrained_folder(student, texts, tmp_path):
+    """Trained further where the pretrained model is not: partial_fit never opens the encoder's folder."""
+    folder = student.save(tmp_path / "model")
+    code = (f"import sys, sktextae; sys.modules['transformers'] = None; "
+            f"m = sktextae.load({str(folder)!r}); m.set_params(encoder={str(tmp_path / 'gone')!r}); "
+            f"m.partial_fit({texts!r}); assert len(m.net_.history) == 1")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"})
+    assert result.returncode == 0, result.stderr
+
+
 def test_the_command_line_fits_encodes_and_decodes_a_static_model(bert, texts, tmp_path):
     from test_cli import run
 
