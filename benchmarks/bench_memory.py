@@ -10,7 +10,13 @@ the validation loss as by default, ``patience=None``) and reports:
 - ``peak_rss_mb``: its peak resident memory (``ru_maxrss``) by the end of ``fit``; ``fit_rss_mb`` is
   the peak less the baseline, what fitting added;
 - ``end_rss_mb``: its resident memory after ``fit`` returned (what the allocator kept);
-- ``fit_seconds``: the wall time of the whole ``fit`` (tokenizer, network and the epoch).
+- ``fit_seconds``: the wall time of the whole ``fit`` (tokenizer, network and the epoch);
+- read after every training batch: ``n_batches``; ``longest_batch``, the most positions a batch was
+  padded to, and ``first_longest_at``, the first batch that long; ``peak_by_batch``, the batch by whose
+  end the process had reached its final peak (within 5 MB; empty when the peak came after the training
+  pass, in the validation pass); ``rss_tenth_mb`` and ``rss_last_mb``, the resident memory held after
+  the batch a tenth of the way through the epoch and after the last one (what the epoch accumulated
+  between batches, as opposed to the transient peak inside one).
 
 The texts are ``_data.unlabelled_corpus(data, exclude="trec", max_texts=N)``: sentences and phrases of
 4 to 40 words from SST-2, 20 Newsgroups and AG News, deduplicated and shuffled (about 159k of them);
@@ -50,7 +56,8 @@ import _results
 
 RESULT = "RESULT "  # prefix of the JSON line a measuring process prints
 COLUMNS = ["version", "architecture", "texts", "malloc", "n_texts", "peak_rss_mb", "fit_rss_mb", "baseline_rss_mb", "end_rss_mb",
-           "fit_seconds", "max_length", "batch_size", "device"]
+           "fit_seconds", "max_length", "batch_size", "n_batches", "longest_batch", "first_longest_at", "peak_by_batch",
+           "rss_tenth_mb", "rss_last_mb", "device"]
 TITLE = "Training memory on the CPU: peak RSS of a one-epoch fit as the corpus grows"
 
 
@@ -73,8 +80,10 @@ def measure(architecture, texts, *, max_length, batch_size, latent_dim):
 
     warnings.filterwarnings("ignore", category=TruncationWarning)
     torch.manual_seed(0)
+    trace = _Trace()
     model = TextAutoencoder(latent_dim, architecture=architecture, max_length=max_length, batch_size=batch_size,
-                            max_epochs=1, validation_fraction=0.1, patience=None, device="cpu", random_state=0)
+                            max_epochs=1, validation_fraction=0.1, patience=None, device="cpu", random_state=0,
+                            callbacks=[("trace", trace)])
     row = {"architecture": architecture, "n_texts": len(texts), "max_length": max_length, "batch_size": batch_size,
            "device": _results.device_name("cpu"), "baseline_rss_mb": _rss_mb(), "baseline_peak_rss_mb": _peak_rss_mb()}
     start = time.perf_counter()
@@ -84,7 +93,47 @@ def measure(architecture, texts, *, max_length, batch_size, latent_dim):
     row["end_rss_mb"] = _rss_mb()
     row["fit_rss_mb"] = row["peak_rss_mb"] - row["baseline_rss_mb"]
     row["train_loss"] = float(model.net_.history[-1, "train_loss"])
+    row.update(dict(model.net_.callbacks_)["trace"].summary(row["peak_rss_mb"]))
     return row
+
+
+def _trace_callback_base():
+    from skorch.callbacks import Callback
+
+    return Callback
+
+
+class _Trace:
+    """A skorch callback (made one on first use, so that the parent process need not import skorch) that
+    reads the resident memory after every training batch: where the peak was reached, and how the memory
+    held between batches moved over the epoch."""
+
+    def __new__(cls):
+        base = _trace_callback_base()
+        kind = type("Trace", (base,), {"on_batch_end": _Trace.on_batch_end, "summary": _Trace.summary,
+                                       "initialize": _Trace.initialize})
+        return base.__new__(kind)
+
+    def initialize(self):
+        self.rss_, self.peaks_, self.lengths_ = [], [], []
+        return self
+
+    def on_batch_end(self, net, batch=None, training=False, **kwargs):
+        if training:
+            self.rss_.append(_rss_mb())
+            self.peaks_.append(_peak_rss_mb())
+            self.lengths_.append(int(batch[0]["input_ids"].shape[1]))
+
+    def summary(self, final_peak):
+        n = len(self.rss_)
+        if not n:
+            return {}
+        tenth = max(1, n // 10)
+        longest = max(self.lengths_)
+        return {"n_batches": n, "longest_batch": longest, "first_longest_at": self.lengths_.index(longest) + 1,
+                "peak_by_batch": next(i + 1 for i, peak in enumerate(self.peaks_) if peak >= final_peak - 5)
+                if self.peaks_[-1] >= final_peak - 5 else None,
+                "rss_tenth_mb": self.rss_[tenth - 1], "rss_last_mb": self.rss_[-1]}
 
 
 def run_one(architecture, n_texts, texts_file, args):
