@@ -17,10 +17,10 @@ from tokenizers import Tokenizer
 
 from . import checkpoint as checkpoints
 from . import data_parallel as distributed_job
-from . import distill, network
+from . import distill, heap, network
 from . import pretrained as pretrained_models
 from .batching import TokenDataset, corrupt
-from .device import fork_rng_devices, resolve_device
+from .device import fork_rng_devices, is_cuda, resolve_device
 from .inference import batched, encode_texts
 from .nn import ENCODERS, SCRATCH_DECODERS
 from .nn.bottleneck import start_from
@@ -226,6 +226,8 @@ def train(estimator, sequences, labels=None, *, epochs, rng, pretrained=None, fi
     """Train ``estimator.net_`` for ``epochs`` on the token sequences (initialising it first if new),
     with a validation split, the frozen encoder's cache, and checkpoints when given."""
     net = estimator.net_
+    if not is_cuda(estimator.device_):
+        heap.limit_fragmentation()  # the process's memory bounded by the batch, not by the number of batches
     if fit_checkpoints is not None:
         fit_checkpoints.fit_rng_state = rng.get_state()  # before any draw: a resumed fit makes the same ones
     resume = fit_checkpoints.resume if fit_checkpoints is not None else None
