@@ -24,7 +24,8 @@ Some variants change the network, built here by patching the package for the len
   (torch's randomized SVD, no IDF pooling), from the texts of the fit's training split only;
 - ``start="idf"``: the random embeddings, each token's row scaled by its IDF (the plain mean of such
   rows is an IDF-weighted sum over the text's length: IDF pooling with nothing new to save);
-- ``min_epochs``: early stopping does not stop before that many epochs.
+- ``min_epochs``: early stopping does not stop before that many epochs;
+- ``embedding_lr``: the encoder's token embeddings train at that fraction of the learning rate.
 
     python benchmarks/bench_small_widths.py [--data ../shared/data] [--dataset ag_news] [--n-train 1200]
         [--n-test 1000] [--latent-dim 16] [--variants default,noise0,lr1e-3,...] [--seeds 0]
@@ -76,12 +77,14 @@ VARIANTS = {
     "lsa-start-std3": {"start": "lsa", "start_std": 3.0},
     "lsa-start-std10": {"start": "lsa", "start_std": 10.0},
     "lsa-start-noise0.3": {"start": "lsa", "noise": 0.3},
+    "lsa-start-package-embedding-lr0.1": {"start": "package", "embedding_lr": 0.1},
+    "lsa-start-package-patience6": {"start": "package", "patience": 6},
     "min-epochs10": {"min_epochs": 10},
     "lsa-start-noise0": {"start": "lsa", "noise": 0.0},
     "lsa-start-no-early-stop": {"start": "lsa", "patience": None, "max_epochs": 60},
 }
 # What a variant sets besides the estimator's parameters.
-NETWORK_OPTIONS = ("bottleneck", "pooling", "start", "start_std", "min_epochs")
+NETWORK_OPTIONS = ("bottleneck", "pooling", "start", "start_std", "min_epochs", "embedding_lr")
 START_STD = 1.0
 
 
@@ -173,6 +176,9 @@ def patched(options, *, seed):
     def train(estimator, sequences, labels=None, **kwargs):
         net = estimator.net_
         if not net.initialized_ and options:
+            if options.get("embedding_lr"):
+                net.set_params(optimizer__param_groups=[("*encoder.embedding.weight",
+                                                         {"lr": net.lr * options["embedding_lr"]})])
             with torch.random.fork_rng():
                 torch.manual_seed(seed)
                 net.initialize()
