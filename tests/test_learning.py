@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from skorch.callbacks import Callback
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
 from bench_reconstruction import CONFIG, chance, short_sentences  # noqa: E402
@@ -17,8 +16,6 @@ from bench_reconstruction import CONFIG, chance, short_sentences  # noqa: E402
 from sktextae import TextAutoencoder  # noqa: E402
 from sktextae.datasets import load_stdlib_docstrings  # noqa: E402
 from sktextae.metrics import reconstruction_report  # noqa: E402
-from sktextae.network import autoencoder_of  # noqa: E402
-from sktextae.nn.bow import start_from_lsa  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -44,19 +41,11 @@ def test_bag_of_words_recovers_most_tokens(sentences):
     assert report["token_accuracy"] > 2 * chance(ae, sentences)
 
 
-class LsaStart(Callback):
-    """Starts a new fit's bag-of-words encoder from LSA of its training texts (``start_from_lsa``)."""
-
-    def on_train_begin(self, net, X=None, y=None, **kwargs):
-        if not net.history:
-            start_from_lsa(autoencoder_of(net.module_).encoder, X.sequences)
-
-
-def test_small_bag_of_words_model_started_from_lsa_keeps_texts_apart():
+def test_small_bag_of_words_model_keeps_texts_apart():
     # The small widths a grid search tries: from a random start this model maps every text to nearly one
-    # vector (spread about 0.14 on these texts) when early stopping ends it; see bench_small_widths.py.
+    # vector (spread about 0.14 on these texts) when early stopping ends it; fit starts its encoder from LSA
+    # of the training texts (see bench_small_widths.py).
     texts = load_stdlib_docstrings().data[:600]
-    ae = TextAutoencoder(16, embedding_dim=32, hidden_dim=32, num_layers=1, max_length=48, random_state=0,
-                         callbacks=[("lsa_start", LsaStart())]).fit(texts)
+    ae = TextAutoencoder(16, embedding_dim=32, hidden_dim=32, num_layers=1, max_length=48, random_state=0).fit(texts)
     vectors = ae.transform(texts)
     assert vectors.std(axis=0).mean() / np.abs(vectors).mean() > 0.5
