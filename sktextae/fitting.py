@@ -24,6 +24,7 @@ from .device import fork_rng_devices, is_cuda, resolve_device
 from .inference import batched, encode_texts
 from .nn import ENCODERS, SCRATCH_DECODERS
 from .nn.bottleneck import start_from
+from .nn.bow import start_from_lsa
 from .tokenization import train_tokenizer
 from .vocabulary import Vocabulary
 
@@ -250,6 +251,10 @@ def train(estimator, sequences, labels=None, *, epochs, rng, pretrained=None, fi
             dataset.encoder_hidden = _frozen_encoder_outputs(estimator, sequences, noisy=order[n_valid:], rng=rng)
         if starting and pretrained is None and resume is None and network.spec_of(net).pretrained:
             _start_bottleneck_from_pca(estimator, dataset, order[n_valid:], rng=rng)
+        if starting and pretrained is None and resume is None and network.spec_of(net).encoder == "bow":
+            # From a random start a small model can map every text to nearly one vector, and early stopping
+            # ends it there; LSA of the training texts starts it with them apart (bench_small_widths.py).
+            start_from_lsa(network.autoencoder_of(net.module_).encoder, [sequences[i] for i in order[n_valid:]])
         train_set, valid = dataset.subset(order[n_valid:]), dataset.subset(order[:n_valid]) if n_valid else None
         net.set_params(train_split=predefined_split(valid) if valid is not None else None)
         writer = None
