@@ -80,6 +80,10 @@ def main():
         "saved": str(model.save(out / "model")),
     }
     (out / f"rank{rank}.json").write_text(json.dumps(result))
+    # Leave the job together: a process that exits while the other still talks to it can abort in gloo's
+    # threads at exit.
+    torch.distributed.barrier()
+    torch.distributed.destroy_process_group()
 
 
 if __name__ == "__main__":
