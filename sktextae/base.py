@@ -6,7 +6,6 @@ add ``__init__``, ``fit`` and ``transform``.
 """
 
 import os
-import pathlib
 from numbers import Integral, Real
 
 import numpy as np
@@ -14,7 +13,6 @@ from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from . import data_parallel as distributed_job
 from . import export, fitting, network, persistence
 from ._sklearn_private import Interval, StrOptions
 from ._version import __version__
@@ -340,20 +338,7 @@ class _BaseTextAutoencoder(BaseEstimator):
         -------
         path : pathlib.Path
         """
-        if not (self.data_parallel and distributed_job.active()):
-            return persistence.save(self, path, overwrite=overwrite)
-        # Every process holds the same model: rank 0 writes it, the others wait to hear that it is written.
-        written, failure = pathlib.Path(path), None
-        if distributed_job.rank() == 0:
-            try:
-                written = persistence.save(self, path, overwrite=overwrite)
-            except BaseException as error:
-                distributed_job.from_rank_0(f"{type(error).__name__}: {error}")
-                raise
-        failure = distributed_job.from_rank_0(None)
-        if failure is not None:
-            raise RuntimeError(f"rank 0 of the data-parallel job did not save the model to {str(path)!r}: {failure}")
-        return written
+        return persistence.save(self, path, overwrite=overwrite)
 
     @classmethod
     def load(cls, path, *, device="auto"):

@@ -38,9 +38,7 @@ use (``FitCheckpoints``, ``SavedCheckpoint``, ``EpochCheckpoint``, ``fingerprint
 import contextlib
 import copy
 import errno
-import hashlib
 import numbers
-import os
 import pathlib
 
 import numpy as np
@@ -79,16 +77,12 @@ from .checkpoint_manifest import (
     write_checkpoint,
 )
 from .checkpoint_manifest import FORMAT_VERSION as FORMAT_VERSION
+from .checkpoint_manifest import fingerprint as fingerprint
 from .device import is_cuda
 from .exceptions import ModelFileError
 from .files import atomic_file, atomic_folder, file_sha256
 
 CALLBACK_NAME = "sktextae_checkpoint"  # its name among the net's callbacks
-
-# Parameters that do not change the model a fit trains: left out of the fingerprint. max_epochs is
-# compared on its own: a resumed fit may train longer than the one that wrote the checkpoint.
-_NOT_FINGERPRINTED = ("checkpoint_dir", "verbose", "callbacks", "inference_batch_size", "max_epochs", "device")
-
 
 class FitCheckpoints:
     """The checkpoints of one ``fit`` call: where they go, the fingerprint they carry, the checkpoint it
@@ -278,58 +272,6 @@ class EpochCheckpoint(Callback):
 
     def __getstate__(self):
         return {**self.__dict__, "checkpoints_": None}  # a fit's checkpointing ends with it
-
-
-# ---------------------------------------------------------------------------------------------- fingerprint
-
-def fingerprint(estimator, texts, labels, *, device, pretrained=None):
-    """What a checkpoint must match to be resumed: the parameters that shape training, the kind of
-    device (bf16 autocast and the fused optimizer follow it), a digest of ``pretrained=``'s model, and
-    a SHA-256 of the texts and the labels as the network trains on them."""
-    params = estimator.get_params(deep=False)
-    config = {name: _canonical(value) for name, value in sorted(params.items())
-              if name not in _NOT_FINGERPRINTED and name != "pretrained"}
-    config["device"] = torch.device(device).type
-    if "pretrained" in params:
-        config["pretrained"] = None if pretrained is None else _model_digest(pretrained)
-    digest = hashlib.sha256()
-    for text in texts:
-        data = text.encode("utf-8", "surrogatepass")
-        digest.update(len(data).to_bytes(8, "little") + data)
-    if labels is not None:
-        labels = np.ascontiguousarray(labels)
-        digest.update(f"{labels.dtype.str}{labels.shape}".encode() + labels.tobytes())
-    return {"config": config, "data": digest.hexdigest(), "n_texts": len(texts)}
-
-
-def _canonical(value):
-    """A parameter value as comparable JSON."""
-    if isinstance(value, np.generic):
-        value = value.item()
-    if value is None or isinstance(value, (bool, str)):
-        return value
-    if isinstance(value, numbers.Integral):
-        return int(value)
-    if isinstance(value, numbers.Real):
-        return float(value)
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
-    if isinstance(value, (list, tuple)):
-        return [_canonical(item) for item in value]
-    if isinstance(value, dict):
-        return sorted(([_canonical(key), _canonical(item)] for key, item in value.items()), key=repr)
-    if isinstance(value, np.random.RandomState):
-        return "a RandomState instance"  # its draws come back from the checkpoint
-    return f"{type(value).__name__} {value!r}"
-
-
-def _model_digest(model):
-    """A SHA-256 of a fitted model's tokenizer and weights."""
-    digest = hashlib.sha256(model.tokenizer_.to_str().encode("utf-8"))
-    for name, tensor in model.net_.module_.state_dict().items():
-        digest.update(name.encode("utf-8") + str(tensor.dtype).encode())
-        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
 
 
 # ---------------------------------------------------------------------------------------------- reading

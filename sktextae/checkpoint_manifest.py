@@ -1,13 +1,16 @@
-"""One checkpoint's files (the folder format is described in ``sktextae.checkpoint``): their names,
-writing them (``write_checkpoint``, the manifest last), and reading back what a checkpoint holds, checked
+"""One checkpoint's files (the folder format is described in ``sktextae.checkpoint``): their names, the
+fit's fingerprint that the manifest records (``fingerprint``), writing them (``write_checkpoint``, the manifest last), and reading back what a checkpoint holds, checked
 in full before any of it is used: the manifest against the schema of what ``write_checkpoint`` produces,
 the random states against what torch keeps.
 
 It imports nothing of ``sktextae.checkpoint`` (which imports it), so that imports go one way.
 """
 
+import hashlib
 import json
 import math
+import numbers
+import os
 import re
 
 import numpy as np
@@ -16,7 +19,7 @@ from skorch.callbacks import EarlyStopping
 
 from .callbacks import KLAnnealing
 from .exceptions import ModelFileError
-from .files import file_sha256
+from .files import file_sha256, texts_sha256
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -68,6 +71,56 @@ def _json_rng_state(state):
 
 
 # ---------------------------------------------------------------------------------------------- reading
+
+# ---------------------------------------------------------------------------------------------- fingerprint
+
+# Parameters that do not change the model a fit trains: left out of the fingerprint. max_epochs is
+# compared on its own: a resumed fit may train longer than the one that wrote the checkpoint.
+_NOT_FINGERPRINTED = ("checkpoint_dir", "verbose", "callbacks", "inference_batch_size", "max_epochs", "device")
+
+
+def fingerprint(estimator, texts, labels, *, device, pretrained=None):
+    """What a checkpoint must match to be resumed: the parameters that shape training, the kind of
+    device (bf16 autocast and the fused optimizer follow it), a digest of ``pretrained=``'s model, and
+    a SHA-256 of the texts and the labels as the network trains on them."""
+    params = estimator.get_params(deep=False)
+    config = {name: _canonical(value) for name, value in sorted(params.items())
+              if name not in _NOT_FINGERPRINTED and name != "pretrained"}
+    config["device"] = torch.device(device).type
+    if "pretrained" in params:
+        config["pretrained"] = None if pretrained is None else _model_digest(pretrained)
+    return {"config": config, "data": texts_sha256(texts, labels), "n_texts": len(texts)}
+
+
+def _canonical(value):
+    """A parameter value as comparable JSON."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, (list, tuple)):
+        return [_canonical(item) for item in value]
+    if isinstance(value, dict):
+        return sorted(([_canonical(key), _canonical(item)] for key, item in value.items()), key=repr)
+    if isinstance(value, np.random.RandomState):
+        return "a RandomState instance"  # its draws come back from the checkpoint
+    return f"{type(value).__name__} {value!r}"
+
+
+def _model_digest(model):
+    """A SHA-256 of a fitted model's tokenizer and weights."""
+    digest = hashlib.sha256(model.tokenizer_.to_str().encode("utf-8"))
+    for name, tensor in model.net_.module_.state_dict().items():
+        digest.update(name.encode("utf-8") + str(tensor.dtype).encode())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
 
 def fingerprint_differences(saved, current):
     """What differs between two fingerprints, in words."""
@@ -181,7 +234,7 @@ def _check_real(value, field, *, low=-math.inf, infinite=False):
 
 
 def _check_plain(value, field, depth=0):
-    """A fingerprinted parameter value, as ``sktextae.checkpoint._canonical`` makes it: null, booleans,
+    """A fingerprinted parameter value, as ``_canonical`` makes it: null, booleans,
     numbers, strings and lists of them, nested at most ``_MAX_NESTING`` deep."""
     if depth > _MAX_NESTING:
         raise Invalid(field, f"is nested more than {_MAX_NESTING} deep")

@@ -23,12 +23,13 @@ is in ``training``.
 """
 
 import atexit
-import hashlib
 import os
 
 import numpy as np
 import torch
 import torch.distributed as dist
+
+from .files import texts_sha256
 
 LAUNCH_HINT = ("launch the script with `torchrun --nproc_per_node N script.py` (or start its processes with "
                "RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT set), or call torch.distributed.init_process_group first")
@@ -86,19 +87,31 @@ def from_rank_0(value):
 def check_same_texts(texts, labels=None):
     """Raise ``ValueError`` unless every process passed the same texts (and labels) to ``fit``: a digest of
     each process's, compared across the job."""
-    digest = hashlib.sha256()
-    for text in texts:
-        data = text.encode("utf-8", "surrogatepass")
-        digest.update(len(data).to_bytes(8, "little") + data)
-    if labels is not None:
-        digest.update(repr(list(labels)).encode())
     digests = [None] * world_size()
-    dist.all_gather_object(digests, (len(texts), digest.hexdigest()))
+    dist.all_gather_object(digests, (len(texts), texts_sha256(texts, labels)))
     if len(set(digests)) > 1:
         sizes = ", ".join(f"rank {i}: {n} texts" for i, (n, _) in enumerate(digests))
         raise ValueError(f"with data_parallel=True every process must call fit with the same texts and labels (each "
                          f"trains on its share of every batch); they differ here ({sizes}). Read the whole corpus in "
                          f"every process.")
+
+
+def written_by_rank_0(write, what):
+    """``write()``'s result: called in rank 0 alone, while the other processes wait to hear that it is done
+    (and raise ``RuntimeError`` naming ``what`` and rank 0's error when it failed). For the job's files,
+    which every process holds alike: only one writes them."""
+    if rank() == 0:
+        try:
+            written = write()
+        except BaseException as error:
+            from_rank_0(f"{type(error).__name__}: {error}")
+            raise
+        from_rank_0(None)
+        return written
+    failure = from_rank_0(None)
+    if failure is not None:
+        raise RuntimeError(f"rank 0 of the data-parallel job did not write {what}: {failure}")
+    return None
 
 
 def computed_in_shares(n_rows, compute):

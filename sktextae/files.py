@@ -29,6 +29,21 @@ def file_sha256(file):
     return digest.hexdigest()
 
 
+def texts_sha256(texts, labels=None):
+    """A SHA-256 (hex) of texts, each in UTF-8 after its length (lone surrogates kept as they are), and of
+    ``labels`` (an array, its dtype and shape too) when given: equal for equal data, whatever the container."""
+    digest = hashlib.sha256()
+    for text in texts:
+        data = text.encode("utf-8", "surrogatepass")
+        digest.update(len(data).to_bytes(8, "little") + data)
+    if labels is not None:
+        import numpy as np
+
+        labels = np.ascontiguousarray(labels)
+        digest.update(f"{labels.dtype.str}{labels.shape}".encode() + labels.tobytes())
+    return digest.hexdigest()
+
+
 def canonical_json(value):
     """``value`` as compact JSON with sorted keys (bytes): the same value always gives the same bytes."""
     return json.dumps(value, sort_keys=True, separators=(",", ":")).encode("ascii")

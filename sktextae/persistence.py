@@ -28,6 +28,7 @@ import warnings
 
 import torch
 
+from . import data_parallel as distributed_job
 from . import network
 from ._sklearn_private import get_param_names, output_config
 from ._version import __version__
@@ -68,7 +69,16 @@ def classes():
 
 
 def save(estimator, path, *, overwrite=False):
-    """Write a fitted estimator to the folder ``path``; see ``TextAutoencoder.save``."""
+    """Write a fitted estimator to the folder ``path``; see ``TextAutoencoder.save``. In the job that fitted
+    it with ``data_parallel=True``, rank 0 writes it, and the other processes return once it is written."""
+    if getattr(estimator, "data_parallel", False) and distributed_job.active():
+        written = distributed_job.written_by_rank_0(lambda: _save(estimator, path, overwrite=overwrite),
+                                                    f"the model to {str(path)!r}")
+        return pathlib.Path(path) if written is None else written
+    return _save(estimator, path, overwrite=overwrite)
+
+
+def _save(estimator, path, *, overwrite):
     from sklearn.utils.validation import check_is_fitted
 
     check_is_fitted(estimator)
