@@ -32,7 +32,7 @@ def short_sentences(n_texts):
 
 
 def chance(ae, texts):
-    refs, _ = encode(ae.tokenizer_, texts, max_length=ae.max_length)
+    refs, _ = encode(ae.tokenizer_, texts, max_length=ae.max_length_)
     counts = Counter(int(t) for r in refs for t in r)
     if ae.architecture == "bow":
         top = [t for t, _ in counts.most_common(ae.bag_size_)]

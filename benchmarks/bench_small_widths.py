@@ -245,10 +245,11 @@ def lsa_on_tokens(train, test, latent_dim, params):
     """LSA's training and test vectors over the tokens a model of ``params`` reads: its tokenizer trained
     on ``train`` the way ``fit`` trains it, each text cut to its ``max_length``."""
     model = TextAutoencoder(latent_dim, **{k: v for k, v in params.items() if k not in NETWORK_OPTIONS})
-    tokenizer = train_tokenizer(train, kind=model.tokenizer, vocab_size=model.vocab_size, lowercase=model.lowercase,
-                                max_length=model.max_length)
+    settings = network.text_settings(model.get_params(deep=False))  # "auto" resolved as fit resolves it
+    tokenizer = train_tokenizer(train, kind=settings["tokenizer"], vocab_size=settings["vocab_size"],
+                                lowercase=settings["lowercase"], max_length=settings["max_length"])
     size = tokenizer.get_vocab_size()
-    train_ids, test_ids = ([np.asarray(s) for s in encode(tokenizer, texts, max_length=model.max_length)[0]]
+    train_ids, test_ids = ([np.asarray(s) for s in encode(tokenizer, texts, max_length=settings["max_length"])[0]]
                            for texts in (train, test))
     tfidf, idf = token_statistics(train_ids, size)
     test_tfidf, _ = token_statistics(test_ids, size, idf=idf)

@@ -71,19 +71,26 @@ class TextAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _BaseTe
         (and its saved folder) no longer holds the pretrained model; the decoder is unchanged. The
         student trains for up to ``max_epochs`` with early stopping (``patience``) on the held-out
         texts. Not with ``decoder="pretrained"`` or ``compile=True``.
-    tokenizer : {"bpe", "word", "char"}, default="bpe"
+    tokenizer : {"auto", "bpe", "word", "char"}, default="auto"
         ``"bpe"``: byte-level BPE trained in ``fit`` (any text, lossless). ``"word"``: words and
-        punctuation. ``"char"``: one token per character.
-    vocab_size : int, default=4000
-        Largest vocabulary the tokenizer may learn, including 5 special tokens.
-    lowercase : bool, default=False
+        punctuation. ``"char"``: one token per character. ``"auto"``: ``"word"`` for the bag of words
+        (a bag-of-words encoder with the bag decoder), whose vectors are features, as scikit-learn's
+        ``TfidfVectorizer`` reads words; ``"bpe"`` for every other model, so that a sequence decoder can
+        spell any word back.
+    vocab_size : int or "auto", default="auto"
+        Largest vocabulary the tokenizer may learn, including 5 special tokens. ``"auto"``: 16000 for
+        the bag of words, 4000 otherwise.
+    lowercase : bool or "auto", default="auto"
         Lowercase every text before tokenizing it, as scikit-learn's ``TfidfVectorizer`` does by
         default. The fitted tokenizer does it, in ``fit``, ``transform`` and scoring alike and after
         pickling, so that "The" and "the" share a token: fewer, more frequent tokens, which can help
         the latent vectors as features. ``inverse_transform`` then returns lowercased text.
-    max_length : int, default=128
+        ``"auto"``: True for the bag of words, False otherwise.
+    max_length : int or "auto", default="auto"
         Most tokens read from a text; longer texts are cut, counted in ``n_truncated_`` and reported
         with a ``TruncationWarning``. Decoding writes at most ``decode_length_`` tokens (see below).
+        ``"auto"``: 4096 for the bag of words, which reads a long text whole at little cost, and 128
+        for every other model. The fitted value is ``max_length_``.
     embedding_dim : int or None, default=None
         Size of the token embeddings (the Transformer's model width). None: 128, or a pretrained
         encoder's own width.
@@ -221,8 +228,8 @@ class TextAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _BaseTe
     """
 
     def __init__(self, latent_dim=64, *, architecture="bow", encoder=None, decoder=None,
-                 freeze_encoder=True, encoder_lr=3e-5, static_encoder=False, tokenizer="bpe", vocab_size=4000,
-                 lowercase=False, max_length=128, embedding_dim=None, hidden_dim=256, num_layers=1, num_heads=4,
+                 freeze_encoder=True, encoder_lr=3e-5, static_encoder=False, tokenizer="auto", vocab_size="auto",
+                 lowercase="auto", max_length="auto", embedding_dim=None, hidden_dim=256, num_layers=1, num_heads=4,
                  dropout=0.1, noise="auto", noise_type="delete", variational=False, kl_annealing_epochs=5,
                  free_bits=0.1, word_dropout="auto", max_epochs=60, batch_size=32, inference_batch_size=256,
                  lr="auto", validation_fraction=0.1, patience=3, device="auto", compile=False, data_parallel=False,

@@ -135,8 +135,9 @@ def _tokenize(estimator, texts, pretrained, language_model, fit_checkpoints):
     if pretrained is not None:  # reuse, never refit: a copy, so that training here leaves it as it was
         vocabulary, max_length = copy.deepcopy(pretrained.vocabulary_), pretrained.max_length_
     elif language_model is not None:
-        vocabulary, max_length = None, estimator.max_length
+        vocabulary, max_length = None, network.text_settings(estimator.get_params(deep=False))["max_length"]
     else:
+        settings = network.text_settings(estimator.get_params(deep=False))
         tokenizer = None
         if fit_checkpoints is not None and fit_checkpoints.resume is not None:
             tokenizer = fit_checkpoints.resume.tokenizer  # the one the interrupted fit trained
@@ -144,13 +145,13 @@ def _tokenize(estimator, texts, pretrained, language_model, fit_checkpoints):
             tokenizer = Tokenizer.from_str(distributed_job.from_rank_0(None))  # the one rank 0 has
         else:
             if tokenizer is None:
-                tokenizer = train_tokenizer(texts, kind=estimator.tokenizer, vocab_size=estimator.vocab_size,
-                                            lowercase=estimator.lowercase, max_length=estimator.max_length)
+                tokenizer = train_tokenizer(texts, kind=settings["tokenizer"], vocab_size=settings["vocab_size"],
+                                            lowercase=settings["lowercase"], max_length=settings["max_length"])
             if estimator.data_parallel:
                 distributed_job.from_rank_0(tokenizer.to_str())
         if fit_checkpoints is not None:
             fit_checkpoints.tokenizer = tokenizer
-        vocabulary, max_length = Vocabulary(tokenizer), estimator.max_length
+        vocabulary, max_length = Vocabulary(tokenizer), settings["max_length"]
     tokenizer = language_model.tokenizer if vocabulary is None else vocabulary.tokenizer
     sequences, n_truncated = encode_texts(tokenizer, texts, max_length=max_length)
     if vocabulary is None:  # the decoder writes the pretrained tokens that the training texts hold
@@ -178,8 +179,9 @@ def check_fit(estimator, shapes, n_texts):
                 raise ValueError(f"{name}={params[name]!r} with a pretrained encoder: the model's own tokenizer is "
                                  f"used, not one trained in fit. Leave {name} at its default ({defaults[name]!r}).")
         specials = len(language_model.prefix) + len(language_model.suffix)
-        if params["max_length"] + specials > language_model.max_positions:
-            raise ValueError(f"max_length({params['max_length']}) plus the model's {specials} special tokens exceeds "
+        max_length = network.text_settings(params)["max_length"]
+        if max_length + specials > language_model.max_positions:
+            raise ValueError(f"max_length({max_length}) plus the model's {specials} special tokens exceeds "
                              f"the {language_model.max_positions} positions of {encoder!r}: set max_length <= "
                              f"{language_model.max_positions - specials}.")
     elif params["encoder"] is not None and params["encoder"] not in ENCODERS:
@@ -249,12 +251,16 @@ def train(estimator, sequences, labels=None, *, epochs, rng, pretrained=None, fi
         dataset = TokenDataset(sequences, labels)
         if network.encoder_is_frozen(net.module_):
             dataset.encoder_hidden = _frozen_encoder_outputs(estimator, sequences, noisy=order[n_valid:], rng=rng)
-        if starting and pretrained is None and resume is None and network.spec_of(net).pretrained:
-            _start_bottleneck_from_pca(estimator, dataset, order[n_valid:], rng=rng)
-        if starting and pretrained is None and resume is None and network.spec_of(net).encoder == "bow":
+        fresh = starting and pretrained is None and resume is None
+        from_scratch_bow = network.spec_of(net).encoder == "bow"
+        if fresh and from_scratch_bow:
             # From a random start a small model can map every text to nearly one vector, and early stopping
             # ends it there; LSA of the training texts starts it with them apart (bench_small_widths.py).
             start_from_lsa(network.autoencoder_of(net.module_).encoder, [sequences[i] for i in order[n_valid:]])
+        if fresh and (network.spec_of(net).pretrained or from_scratch_bow):
+            # A random projection to the latent would lose much of what the encoder starts with: keep its
+            # principal components.
+            _start_bottleneck_from_pca(estimator, dataset, order[n_valid:], rng=rng)
         train_set, valid = dataset.subset(order[n_valid:]), dataset.subset(order[:n_valid]) if n_valid else None
         net.set_params(train_split=predefined_split(valid) if valid is not None else None)
         writer = None
@@ -301,12 +307,12 @@ def _frozen_encoder_outputs(estimator, sequences, *, noisy, rng):
 
 
 def _start_bottleneck_from_pca(estimator, dataset, train_indices, *, rng, max_texts=4096):
-    """Start the bottleneck of a pretrained encoder as the PCA of its outputs on the training texts (up to
-    ``max_texts`` of them): the best linear summary of the pretrained vectors at this size, from which
-    training goes on. The principal components are mixed by a random rotation and scaled to a mean
-    variance of 1 per latent unit: distances between texts stay those of the principal subspace (so
-    clustering and similarity keep the pretrained geometry, which whitening would lose), while no unit
-    carries most of the variance. Read from the frozen encoder's cache, or computed once on a sample
+    """Start the bottleneck of a pretrained encoder (or of a bag of words started from LSA) as the PCA of its
+    outputs on the training texts (up to ``max_texts`` of them): the best linear summary of the encoder's
+    vectors at this size, from which training goes on. The principal components are mixed by a random
+    rotation and scaled to a mean variance of 1 per latent unit: distances between texts stay those of
+    the principal subspace (so clustering and similarity keep the encoder's geometry, which whitening
+    would lose), while no unit carries most of the variance. Read from the frozen encoder's cache, or computed once on a sample
     when the encoder is fine-tuned."""
     autoencoder = network.autoencoder_of(estimator.net_.module_)
     hidden = dataset.encoder_hidden

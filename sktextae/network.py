@@ -257,6 +257,23 @@ def embedding_dim(params):
     return pretrained_models.load(encoder).hidden_size if pretrained_models.is_pretrained(encoder) else 128
 
 
+# What "auto" gives the tokenizer and the cut of each text. A bag-of-words model trained from scratch
+# makes features: it reads a text as scikit-learn's TfidfVectorizer does, lowercased words (and
+# punctuation), enough of them to name a topic's rare ones, and the whole of a long text, which costs
+# it little (bench_default_lsa.py). Every other model reads byte-level BPE, which spells any text back,
+# cut at 128 tokens.
+BAG_OF_WORDS_TEXT = {"tokenizer": "word", "vocab_size": 16000, "lowercase": True, "max_length": 4096}
+SEQUENCE_TEXT = {"tokenizer": "bpe", "vocab_size": 4000, "lowercase": False, "max_length": 128}
+
+
+def text_settings(params):
+    """``tokenizer``, ``vocab_size``, ``lowercase`` and ``max_length`` of the parameters ``params``, each
+    ``"auto"`` resolved: ``BAG_OF_WORDS_TEXT`` for a bag-of-words encoder with a bag decoder, else
+    ``SEQUENCE_TEXT``."""
+    choice = BAG_OF_WORDS_TEXT if encoder_decoder(params) == ("bow", "bag") else SEQUENCE_TEXT
+    return {name: choice[name] if params[name] == "auto" else params[name] for name in choice}
+
+
 def spec_for(shapes, *, vocabulary, max_length, dropout, freeze_encoder, n_outputs=None):
     """The ``NetworkSpec`` that the parameters ``shapes`` (an estimator's ``get_params``, or those of the
     fitted model a supervised estimator starts from) choose for a vocabulary and ``max_length``."""

@@ -178,8 +178,8 @@ class TextAutoencoderClassifier(_SupervisedMixin, ClassNamePrefixFeaturesOutMixi
     _fitted_attributes = (*_BaseTextAutoencoder._fitted_attributes, "classes_", "n_labelled_")
 
     def __init__(self, latent_dim=64, *, architecture="bow", encoder=None, decoder=None,
-                 freeze_encoder=True, encoder_lr=3e-5, static_encoder=False, tokenizer="bpe", vocab_size=4000,
-                 lowercase=False, max_length=128, embedding_dim=None, hidden_dim=256, num_layers=1, num_heads=4,
+                 freeze_encoder=True, encoder_lr=3e-5, static_encoder=False, tokenizer="auto", vocab_size="auto",
+                 lowercase="auto", max_length="auto", embedding_dim=None, hidden_dim=256, num_layers=1, num_heads=4,
                  dropout=0.1, noise="auto", noise_type="delete", variational=False, kl_annealing_epochs=5,
                  free_bits=0.1, word_dropout="auto", max_epochs=60, batch_size=32, inference_batch_size=256,
                  lr="auto", validation_fraction=0.1, patience=3, device="auto", compile=False, data_parallel=False,
@@ -332,8 +332,8 @@ class TextAutoencoderRegressor(_SupervisedMixin, ClassNamePrefixFeaturesOutMixin
     _fitted_attributes = (*_BaseTextAutoencoder._fitted_attributes, "target_mean_", "target_scale_", "n_labelled_")
 
     def __init__(self, latent_dim=64, *, architecture="bow", encoder=None, decoder=None,
-                 freeze_encoder=True, encoder_lr=3e-5, static_encoder=False, tokenizer="bpe", vocab_size=4000,
-                 lowercase=False, max_length=128, embedding_dim=None, hidden_dim=256, num_layers=1, num_heads=4,
+                 freeze_encoder=True, encoder_lr=3e-5, static_encoder=False, tokenizer="auto", vocab_size="auto",
+                 lowercase="auto", max_length="auto", embedding_dim=None, hidden_dim=256, num_layers=1, num_heads=4,
                  dropout=0.1, noise="auto", noise_type="delete", variational=False, kl_annealing_epochs=5,
                  free_bits=0.1, word_dropout="auto", max_epochs=60, batch_size=32, inference_batch_size=256,
                  lr="auto", validation_fraction=0.1, patience=3, device="auto", compile=False, data_parallel=False,

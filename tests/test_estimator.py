@@ -29,7 +29,8 @@ from conftest import DATA_FREE_CHECKS, TEXTS, tiny_autoencoder
 import sktextae.estimator
 from sktextae import TextAutoencoder, TruncationWarning
 from sktextae.nn import ARCHITECTURES, ENCODERS, SCRATCH_DECODERS
-from sktextae.tokenization import decode
+import sktextae.network
+from sktextae.tokenization import decode, encode
 
 NEW_DOMAIN = [
     "Quasars emit enormous amounts of radiation from distant galaxies.",
@@ -581,13 +582,49 @@ def test_partial_fit_with_word_tokenizer_and_unknown_words(tiny, texts):
     assert np.isfinite(estimator.score_samples(NEW_DOMAIN)).all()
 
 
+# --------------------------------------------------------------------------- what "auto" reads
+
+@pytest.mark.parametrize("params, expected", [
+    ({}, {"tokenizer": "word", "vocab_size": 16000, "lowercase": True, "max_length": 4096}),
+    ({"architecture": "gru"}, {"tokenizer": "bpe", "vocab_size": 4000, "lowercase": False, "max_length": 128}),
+    # The bag of words with a sequence decoder must spell any word back: BPE.
+    ({"decoder": "gru"}, {"tokenizer": "bpe", "vocab_size": 4000, "lowercase": False, "max_length": 128}),
+    ({"tokenizer": "char", "vocab_size": 300, "lowercase": False, "max_length": 64},
+     {"tokenizer": "char", "vocab_size": 300, "lowercase": False, "max_length": 64}),
+])
+def test_auto_text_settings_follow_the_model(params, expected):
+    assert sktextae.network.text_settings(TextAutoencoder(**params).get_params()) == expected
+
+
+@pytest.mark.parametrize("architecture, lowercased, cut", [("bow", True, 4096), ("gru", False, 128)])
+def test_the_fitted_tokenizer_is_the_one_auto_chose(architecture, lowercased, cut, tiny, texts):
+    estimator = tiny(architecture=architecture, max_epochs=1).fit(texts)
+    assert estimator.get_params()["tokenizer"] == "auto"  # the parameter stays as given
+    assert estimator.max_length_ == cut
+    assert decode(estimator.tokenizer_, encode(estimator.tokenizer_, ["The Oven"], max_length=cut)[0])[0] == (
+        "the oven" if lowercased else "The Oven")
+    assert type(estimator.tokenizer_.model).__name__ == ("WordLevel" if architecture == "bow" else "BPE")
+
+
+def test_bag_of_words_bottleneck_starts_from_the_pca_of_its_encoder(tiny, texts):
+    # lr so small that the start is what transform gives: each latent unit has variance 1 on the
+    # training texts and the units are mixed principal components, so their covariance is a rotation of
+    # a diagonal one, whose eigenvalues decrease.
+    estimator = tiny(architecture="bow", max_epochs=1, lr=1e-12, validation_fraction=0.0, latent_dim=4).fit(texts)
+    Z = estimator.transform(texts)
+    assert Z.var(axis=0).mean() == pytest.approx(1.0, rel=0.05)
+    np.testing.assert_allclose(Z.mean(axis=0), 0.0, atol=0.05)
+    eigenvalues = np.linalg.eigvalsh(np.cov(Z, rowvar=False, bias=True))
+    assert eigenvalues.min() > 0.05 * eigenvalues.max()  # no unit is left at (near) zero variance
+
+
 # --------------------------------------------------------------------------- lowercase
 
 CASE_VARIANTS = ["Hello World", "hello world", "HELLO wORLD"]
 
 
 def test_lowercase_is_a_parameter(tiny):
-    assert TextAutoencoder().get_params()["lowercase"] is False
+    assert TextAutoencoder().get_params()["lowercase"] == "auto"
     estimator = tiny(lowercase=True)
     assert estimator.get_params()["lowercase"] is True
     assert clone(estimator).get_params()["lowercase"] is True
@@ -596,7 +633,8 @@ def test_lowercase_is_a_parameter(tiny):
 
 @pytest.mark.parametrize("architecture", ["gru", "bow"])
 def test_lowercase_gives_case_variants_the_same_outputs(architecture, tiny, texts, tmp_path):
-    estimator = tiny(architecture=architecture, lowercase=True).fit(texts)
+    # BPE spells the unseen "Hello" and "hello" apart, which a word tokenizer would map to one [UNK].
+    estimator = tiny(architecture=architecture, tokenizer="bpe", lowercase=True).fit(texts)
     Z = estimator.transform(CASE_VARIANTS)
     np.testing.assert_array_equal(Z[1:], np.repeat(Z[:1], 2, axis=0))
     scores = estimator.score_samples(CASE_VARIANTS)
@@ -604,7 +642,7 @@ def test_lowercase_gives_case_variants_the_same_outputs(architecture, tiny, text
     joblib.dump(estimator, tmp_path / "model.joblib")
     for restored in (pickle.loads(pickle.dumps(estimator)), joblib.load(tmp_path / "model.joblib")):
         np.testing.assert_array_equal(restored.transform(CASE_VARIANTS), Z)
-    cased = tiny(architecture=architecture).fit(texts)
+    cased = tiny(architecture=architecture, tokenizer="bpe", lowercase=False).fit(texts)
     Z = cased.transform(CASE_VARIANTS)
     assert not np.array_equal(Z[0], Z[1]) and not np.array_equal(Z[1], Z[2])
 
@@ -653,7 +691,8 @@ def test_early_stopping_stops_and_keeps_best_weights(architecture, compile, tiny
     _, validation = estimator.net_.train_split(None)
     assert len(validation) == round(0.2 * len(texts))
     held_out = decode(estimator.tokenizer_, validation.sequences)
-    assert set(held_out) <= set(texts)
+    # The bag of words reads lowercased words by default (tokenizer="auto").
+    assert set(held_out) <= ({text.lower() for text in texts} if architecture == "bow" else set(texts))
     assert -estimator.score(held_out) == pytest.approx(min(valid_loss), rel=1e-5)
 
 

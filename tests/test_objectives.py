@@ -79,7 +79,7 @@ def trained(request):
 
 def _encode_directly(estimator, texts):
     """``module_.encode`` on one batch of the texts, clean (no noise), as ``transform`` should see them."""
-    sequences, _ = encode(estimator.tokenizer_, texts, max_length=estimator.max_length)
+    sequences, _ = encode(estimator.tokenizer_, texts, max_length=estimator.max_length_)
     inputs, _ = Collator(sequence_targets=estimator.net_.module_.is_sequence_decoder)(sequences)
     module = estimator.net_.module_.eval()
     with torch.inference_mode():
@@ -260,8 +260,8 @@ def test_beam_search_is_never_less_probable_than_greedy(trained, sentences):
     module = trained.net_.module_.eval()
     with torch.inference_mode():
         latent = torch.from_numpy(trained.transform(texts))
-        greedy = decode_latent(module, latent, max_length=trained.max_length, strategy="greedy")
-        beam = decode_latent(module, latent, max_length=trained.max_length, strategy="beam", beam_size=4)
+        greedy = decode_latent(module, latent, max_length=trained.max_length_, strategy="greedy")
+        beam = decode_latent(module, latent, max_length=trained.max_length_, strategy="beam", beam_size=4)
         greedy_scores = sequence_log_prob(module, latent, greedy)
         beam_scores = sequence_log_prob(module, latent, beam)
     # Equal texts score exactly the same; for different ones the teacher-forced scores may differ from
