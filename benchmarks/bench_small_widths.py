@@ -65,6 +65,7 @@ VARIANTS = {
     "no-early-stop": {"patience": None, "max_epochs": 60},
     "hidden256": {"hidden_dim": 256},
     "embedding128": {"embedding_dim": 128},
+    "embedding256": {"embedding_dim": 256},
     "batchnorm": {"bottleneck": "batchnorm"},
     "idf-pool": {"pooling": "idf"},
     "idf-start": {"start": "idf"},

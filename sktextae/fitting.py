@@ -312,8 +312,8 @@ def _start_bottleneck_from_pca(estimator, dataset, train_indices, *, rng, max_te
     vectors at this size, from which training goes on. The principal components are mixed by a random
     rotation and scaled to a mean variance of 1 per latent unit: distances between texts stay those of
     the principal subspace (so clustering and similarity keep the encoder's geometry, which whitening
-    would lose), while no unit carries most of the variance. Read from the frozen encoder's cache, or computed once on a sample
-    when the encoder is fine-tuned."""
+    would lose), while no unit carries most of the variance. Read from the frozen encoder's cache, or
+    computed once on a sample when the encoder is trained."""
     autoencoder = network.autoencoder_of(estimator.net_.module_)
     hidden = dataset.encoder_hidden
     sample = train_indices
