@@ -175,7 +175,8 @@ def check_fit(estimator, shapes, n_texts):
                              f"model's. Leave embedding_dim=None.")
         defaults = network.shaping_defaults(type(shapes))
         for name in TOKENIZER_PARAMS:
-            if params[name] != defaults[name]:
+            # What "auto" gives such a model is accepted too: it was the default that earlier versions saved.
+            if params[name] not in (defaults[name], network.SEQUENCE_TEXT[name]):
                 raise ValueError(f"{name}={params[name]!r} with a pretrained encoder: the model's own tokenizer is "
                                  f"used, not one trained in fit. Leave {name} at its default ({defaults[name]!r}).")
         specials = len(language_model.prefix) + len(language_model.suffix)

@@ -24,7 +24,8 @@ from .registry import ESTIMATORS
 # 2 added fitted decode_length_; a folder of format 1 loads with decode_length_ = max_length_.
 # 3 added the network's static_encoder; a folder of format 1 or 2 loads with static_encoder false.
 # 4 added the parameter data_parallel; a folder of format 1 to 3 loads with data_parallel false.
-FORMAT_VERSION = 4
+# 5 allows "auto" for tokenizer, vocab_size, lowercase and max_length; earlier folders hold their values.
+FORMAT_VERSION = 5
 CONFIG, TOKENIZER, WEIGHTS, ENCODER_CONFIG = "config.json", "tokenizer.json", "model.safetensors", "encoder/config.json"
 
 

@@ -93,7 +93,7 @@ def two_processes(request, tmp_path_factory):
 
         bert = save_tiny_bert(tmp_path_factory.mktemp("tiny-bert-data-parallel"), TEXTS)
         params = {**PARAMS, "encoder": str(bert), "freeze_encoder": request.param == "frozen bert", "decoder": "gru",
-                  "max_length": 60, "embedding_dim": None, "vocab_size": 4000, "lr": 3e-3, "encoder_lr": 1e-3}
+                  "max_length": 60, "embedding_dim": None, "vocab_size": "auto", "lr": 3e-3, "encoder_lr": 1e-3}
     else:
         params = {**PARAMS, "architecture": request.param}
     ranks = run_job(tmp_path_factory.mktemp("job"), 2, params)

@@ -241,7 +241,7 @@ def test_callbacks_and_random_state_instance_are_dropped_with_a_note(tmp_path):
 
 def test_config_records_versions_and_hashes(saved):
     config = json.loads((saved[1] / "config.json").read_text())
-    assert config["format_version"] == persistence.FORMAT_VERSION == 4
+    assert config["format_version"] == persistence.FORMAT_VERSION == 5
     assert config["estimator"] == "TextAutoencoder"
     assert config["versions"]["sktextae"] == sktextae.__version__
     assert config["versions"]["torch"] == torch.__version__
@@ -267,6 +267,18 @@ def test_a_folder_of_format_3_loads_without_data_parallel(saved, copy_of):
     rehash(copy_of, as_format_3)
     loaded = sktextae.load(copy_of)
     assert loaded.data_parallel is False
+    assert_same_outputs(saved[0], loaded)
+
+
+def test_a_folder_of_format_4_keeps_its_tokenizer_settings(saved, copy_of):
+    # Before "auto", a folder held the values themselves; they load as given and a refit keeps them.
+    def as_format_4(config):
+        config.update(format_version=4)
+        config["params"].update(tokenizer="bpe", vocab_size=300, lowercase=False, max_length=128)
+
+    rehash(copy_of, as_format_4)
+    loaded = sktextae.load(copy_of)
+    assert (loaded.tokenizer, loaded.vocab_size, loaded.lowercase, loaded.max_length) == ("bpe", 300, False, 128)
     assert_same_outputs(saved[0], loaded)
 
 

@@ -244,10 +244,17 @@ def test_without_transformers_the_error_names_the_extra(bert, texts, monkeypatch
     ({"embedding_dim": 16}, r"embedding_dim\(16\) must equal the pretrained encoder's width \(32\)"),
     ({"tokenizer": "word"}, "the model's own tokenizer is used"),
     ({"lowercase": True}, "the model's own tokenizer is used"),
+    ({"vocab_size": 300}, "the model's own tokenizer is used"),
 ])
 def test_parameters_that_cannot_apply_to_a_pretrained_encoder_are_refused(bert, texts, params, message):
     with pytest.raises(ValueError, match=message):
         TextAutoencoder(encoder=bert, **{**TINY, **params}).fit(texts)
+
+
+def test_the_tokenizer_settings_earlier_versions_saved_are_accepted(bert, texts):
+    # Before "auto", a pretrained model's saved parameters held the defaults of the time.
+    params = {**TINY, "tokenizer": "bpe", "vocab_size": 4000, "lowercase": False, "max_length": 32}
+    assert TextAutoencoder(encoder=bert, **params).fit(texts).transform(texts).shape == (len(texts), TINY["latent_dim"])
 
 
 # --------------------------------------------------------------------------- all-MiniLM-L6-v2 (slow)
