@@ -323,7 +323,7 @@ DAMAGE = {
     "shapes disagree": (lambda f: rehash(f, lambda c: c["network"].update(latent_dim=9)), "model.safetensors",
                         "shape|\\(9"),
     "class os.system": (lambda f: rehash(f, lambda c: c.update(estimator="os.system")), "config.json", "os.system"),
-    "newer format": (lambda f: rehash(f, lambda c: c.update(format_version=5)), "config.json", "newer"),
+    "newer format": (lambda f: rehash(f, lambda c: c.update(format_version=6)), "config.json", "newer"),
     "extra weights file entry": (lambda f: rehash(f, lambda c: c["files"].update({"../x": "0" * 64})), "config.json",
                                  "files"),
 }
