@@ -132,12 +132,12 @@ def _longest(sequences):
 
 def _tokenize(estimator, texts, pretrained, language_model, fit_checkpoints):
     """The vocabulary, ``max_length`` and the texts' token sequences (and how many were cut)."""
+    settings = network.text_settings(estimator.get_params(deep=False))  # each "auto" resolved
     if pretrained is not None:  # reuse, never refit: a copy, so that training here leaves it as it was
         vocabulary, max_length = copy.deepcopy(pretrained.vocabulary_), pretrained.max_length_
     elif language_model is not None:
-        vocabulary, max_length = None, network.text_settings(estimator.get_params(deep=False))["max_length"]
+        vocabulary, max_length = None, settings["max_length"]
     else:
-        settings = network.text_settings(estimator.get_params(deep=False))
         tokenizer = None
         if fit_checkpoints is not None and fit_checkpoints.resume is not None:
             tokenizer = fit_checkpoints.resume.tokenizer  # the one the interrupted fit trained
@@ -173,14 +173,14 @@ def check_fit(estimator, shapes, n_texts):
             raise ValueError(f"embedding_dim({params['embedding_dim']}) must equal the pretrained encoder's width "
                              f"({language_model.hidden_size}): the decoder's token embeddings start from the "
                              f"model's. Leave embedding_dim=None.")
-        defaults = network.shaping_defaults(type(shapes))
+        settings = network.text_settings(params)
         for name in TOKENIZER_PARAMS:
-            # What "auto" gives such a model is accepted too: it was the default that earlier versions saved.
-            if params[name] not in (defaults[name], network.SEQUENCE_TEXT[name]):
+            # Only what "auto" gives such a model, which is also what earlier versions saved as the default.
+            if settings[name] != network.SEQUENCE_TEXT[name]:
                 raise ValueError(f"{name}={params[name]!r} with a pretrained encoder: the model's own tokenizer is "
-                                 f"used, not one trained in fit. Leave {name} at its default ({defaults[name]!r}).")
+                                 f"used, not one trained in fit. Leave {name} at its default ('auto').")
         specials = len(language_model.prefix) + len(language_model.suffix)
-        max_length = network.text_settings(params)["max_length"]
+        max_length = settings["max_length"]
         if max_length + specials > language_model.max_positions:
             raise ValueError(f"max_length({max_length}) plus the model's {specials} special tokens exceeds "
                              f"the {language_model.max_positions} positions of {encoder!r}: set max_length <= "
@@ -252,13 +252,12 @@ def train(estimator, sequences, labels=None, *, epochs, rng, pretrained=None, fi
         dataset = TokenDataset(sequences, labels)
         if network.encoder_is_frozen(net.module_):
             dataset.encoder_hidden = _frozen_encoder_outputs(estimator, sequences, noisy=order[n_valid:], rng=rng)
-        fresh = starting and pretrained is None and resume is None
-        from_scratch_bow = network.spec_of(net).encoder == "bow"
-        if fresh and from_scratch_bow:
+        fresh, spec = starting and pretrained is None and resume is None, network.spec_of(net)
+        if fresh and spec.encoder == "bow":
             # From a random start a small model can map every text to nearly one vector, and early stopping
             # ends it there; LSA of the training texts starts it with them apart (bench_small_widths.py).
             start_from_lsa(network.autoencoder_of(net.module_).encoder, [sequences[i] for i in order[n_valid:]])
-        if fresh and (network.spec_of(net).pretrained or from_scratch_bow):
+        if fresh and (spec.pretrained or spec.encoder == "bow"):
             # A random projection to the latent would lose much of what the encoder starts with: keep its
             # principal components.
             _start_bottleneck_from_pca(estimator, dataset, order[n_valid:], rng=rng)
