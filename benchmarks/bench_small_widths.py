@@ -8,7 +8,8 @@ collapsed model maps every text to nearly one vector, so the ratio falls towards
 probe (StandardScaler + LogisticRegression trained on the training vectors, scored on the test split).
 
 Some variants change the network, built here by patching the package for the length of one fit
-(``patched``), as candidate fixes to measure before any goes into the package:
+(``patched``), as candidate fixes to measure before any goes into the package. Except ``start="package"``,
+they patch the encoder they were written for, the mean of the token embeddings (``weighting="mean"``):
 
 - ``bottleneck="batchnorm"``: the deterministic bottleneck's output standardised per latent unit
   (``BatchNorm1d(affine=False)``: batch statistics in training, running ones in ``transform``), so
@@ -21,7 +22,8 @@ Some variants change the network, built here by patching the package for the len
   the whole table scaled so that a pooled text vector has a standard deviation of ``START_STD`` per
   unit across the training texts (or ``start_std``);
 - ``start="package"``: the same start as the package computes it, ``sktextae.nn.bow.start_from_lsa``
-  (torch's randomized SVD, no IDF pooling), from the texts of the fit's training split only;
+  (torch's randomized SVD), from the texts of the fit's training split only, on the package's encoder
+  (whose TF-IDF weighting postdates the results of 2026-12-06; they pooled by the mean);
 - ``start="idf"``: the random embeddings, each token's row scaled by its IDF (the plain mean of such
   rows is an IDF-weighted sum over the text's length: IDF pooling with nothing new to save);
 - ``min_epochs``: early stopping does not stop before that many epochs;
@@ -54,7 +56,7 @@ from sktextae.batching import EOS_ID
 from sktextae.nn.base import padding_mask
 from sktextae.nn.bottleneck import DeterministicBottleneck
 from sktextae.nn.bow import BagOfWordsEncoder, start_from_lsa
-from sktextae.tokenization import encode, train_tokenizer
+from sktextae.tokenization import SPECIAL_IDS, encode, train_tokenizer
 
 # The small configuration a grid search tries: latent 16, embeddings and hidden layer of 32, one layer.
 SMALL = {"embedding_dim": 32, "hidden_dim": 32, "num_layers": 1, "max_length": 48}
@@ -103,12 +105,20 @@ class StandardizedBottleneck(DeterministicBottleneck):
         return self.norm(self.project(hidden))
 
 
+class MeanEncoder(BagOfWordsEncoder):
+    """The bag-of-words encoder that the variants' starts were written for: the mean of its token embeddings
+    (``weighting="mean"``, the package's encoder before its TF-IDF one)."""
+
+    def __init__(self, **sizes):
+        super().__init__(**{**sizes, "weighting": "mean"})
+
+
 class IdfPoolingEncoder(BagOfWordsEncoder):
     """The bag-of-words encoder, its token embeddings pooled by a mean weighted by ``idf`` (a buffer that
     ``start_encoder`` fills from the training texts; 1 everywhere until then)."""
 
     def __init__(self, **sizes):
-        super().__init__(**sizes)
+        super().__init__(**{**sizes, "weighting": "mean"})
         self.register_buffer("idf", torch.ones(sizes["vocab_size"]))
 
     def forward(self, input_ids, lengths):
@@ -190,7 +200,7 @@ def patched(options, *, seed):
                 n_valid = fitting.n_validation(estimator.validation_fraction, len(sequences))
                 with torch.random.fork_rng():
                     torch.manual_seed(seed)
-                    start_from_lsa(encoder, [sequences[i] for i in order[n_valid:]])
+                    start_from_lsa(encoder, [sequences[i] for i in order[n_valid:]], ignored=SPECIAL_IDS)
             else:
                 start_encoder(encoder, sequences, start=options.get("start"), seed=seed,
                               start_std=options.get("start_std", START_STD))
@@ -202,6 +212,8 @@ def patched(options, *, seed):
 
     if options.get("pooling") == "idf":
         sktextae.nn.BagOfWordsEncoder = IdfPoolingEncoder
+    elif options and options.get("start") != "package":
+        sktextae.nn.BagOfWordsEncoder = MeanEncoder
     sktextae.nn.make_bottleneck, fitting.train = bottleneck, train
     try:
         yield

@@ -92,8 +92,8 @@ class TextAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _BaseTe
         ``"auto"``: 4096 for the bag of words, which reads a long text whole at little cost, and 128
         for every other model. The fitted value is ``max_length_``.
     embedding_dim : int or None, default=None
-        Size of the token embeddings (the Transformer's model width). None: 128, or a pretrained
-        encoder's own width.
+        Size of the token embeddings (the Transformer's model width). None: 128 (for the bag of
+        words, at least ``latent_dim``), or a pretrained encoder's own width.
     hidden_dim : int, default=256
         Recurrent state size, the Transformer's feed-forward width, or the bag-of-words MLP width.
     num_layers : int, default=1

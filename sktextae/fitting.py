@@ -25,7 +25,7 @@ from .inference import batched, encode_texts
 from .nn import ENCODERS, SCRATCH_DECODERS
 from .nn.bottleneck import start_from
 from .nn.bow import start_from_lsa
-from .tokenization import train_tokenizer
+from .tokenization import SPECIAL_IDS, train_tokenizer
 from .vocabulary import Vocabulary
 
 # The sizes a pretrained decoder takes from its checkpoint: they must stay at their defaults.
@@ -256,7 +256,8 @@ def train(estimator, sequences, labels=None, *, epochs, rng, pretrained=None, fi
         if fresh and spec.encoder == "bow":
             # From a random start a small model can map every text to nearly one vector, and early stopping
             # ends it there; LSA of the training texts starts it with them apart (bench_small_widths.py).
-            start_from_lsa(network.autoencoder_of(net.module_).encoder, [sequences[i] for i in order[n_valid:]])
+            start_from_lsa(network.autoencoder_of(net.module_).encoder, [sequences[i] for i in order[n_valid:]],
+                           ignored=SPECIAL_IDS)
         if fresh and (spec.pretrained or spec.encoder == "bow"):
             # A random projection to the latent would lose much of what the encoder starts with: keep its
             # principal components.
@@ -325,14 +326,18 @@ def _start_bottleneck_from_pca(estimator, dataset, train_indices, *, rng, max_te
                          batch_size=estimator.inference_batch_size)
     else:
         hidden = hidden[sample]
-    latent_dim = autoencoder.latent_dim
+    # A TF-IDF bag of words: from its projection alone (LSA's, at the start), the MLP's columns weighing 0.
+    columns = getattr(autoencoder.encoder, "projection", None) or slice(None)
+    latent_dim, width = autoencoder.latent_dim, hidden.shape[1]
+    hidden = hidden[:, columns]
     if len(hidden) <= latent_dim or hidden.shape[1] < latent_dim:
         return  # too few texts or too narrow a model for a PCA of that size: the random start stays
     pca = PCA(latent_dim, random_state=0).fit(hidden)
     rotation, _ = np.linalg.qr(rng.standard_normal((latent_dim, latent_dim)))  # (L, L), orthogonal
-    weight = rotation @ pca.components_ / np.sqrt(pca.explained_variance_.mean())  # (L, H)
-    start_from(autoencoder.bottleneck, weight=torch.from_numpy(weight.astype(np.float32)),
-               bias=torch.from_numpy((-weight @ pca.mean_).astype(np.float32)))
+    weight = np.zeros((latent_dim, width), dtype=np.float32)  # (L, H)
+    weight[:, columns] = rotation @ pca.components_ / np.sqrt(pca.explained_variance_.mean())
+    start_from(autoencoder.bottleneck, weight=torch.from_numpy(weight),
+               bias=torch.from_numpy((-weight[:, columns] @ pca.mean_).astype(np.float32)))
 
 
 def n_validation(validation_fraction, n_texts):

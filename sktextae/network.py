@@ -30,6 +30,7 @@ from .nn import (
     StaticEncoder,
     build_autoencoder,
 )
+from .nn.bow import WEIGHTINGS
 from .nn.pretrained import POOLING
 from .nn.supervised import SupervisedAutoencoder
 from .pretrained_checks import FLOAT_DTYPES, LOCAL_ATTENTION
@@ -57,6 +58,8 @@ class NetworkSpec:
     ``num_layers``, ``num_heads`` and ``dropout`` do not apply to it). ``static_encoder`` (with a
     pretrained encoder's name) says that a ``StaticEncoder`` of ``embedding_dim`` (the pretrained width)
     has replaced the pretrained model after fit: it reads the pretrained vocabulary, the model is gone.
+    ``bow_weighting`` is how a bag-of-words encoder weighs a text's tokens (``nn.bow.WEIGHTINGS``):
+    ``"tfidf"``, or ``"mean"`` in models saved before the TF-IDF encoder (other encoders ignore it).
     """
 
     encoder: str
@@ -74,6 +77,7 @@ class NetworkSpec:
     n_outputs: int | None = None
     freeze_encoder: bool = False
     static_encoder: bool = False
+    bow_weighting: str = "tfidf"
 
     @property
     def pretrained(self):
@@ -101,6 +105,8 @@ class NetworkSpec:
         for name in ("variational", "freeze_encoder", "static_encoder"):
             if not isinstance(data[name], bool):
                 raise ValueError(f"network {name} must be true or false, got {short(data[name])}")
+        if data["bow_weighting"] not in WEIGHTINGS:
+            raise ValueError(f"network bow_weighting must be one of {WEIGHTINGS}, got {short(data['bow_weighting'])}")
         dropout = data["dropout"]
         if not isinstance(dropout, (int, float)) or isinstance(dropout, bool) or not 0 <= dropout < 1:
             raise ValueError(f"network dropout must be a number in [0, 1), got {short(dropout)}")
@@ -193,7 +199,7 @@ def build_module(spec, *, decoder_tokens=None, saved_encoder=None):
         encoder=encoder, decoder=decoder, vocab_size=spec.vocab_size, decoder_vocab_size=spec.decoder_vocab_size,
         latent_dim=spec.latent_dim, embedding_dim=spec.embedding_dim, hidden_dim=spec.hidden_dim,
         num_layers=spec.num_layers, num_heads=spec.num_heads, dropout=spec.dropout, max_length=spec.max_length,
-        variational=spec.variational, decoder_embeddings=decoder_embeddings)
+        variational=spec.variational, decoder_embeddings=decoder_embeddings, bow_weighting=spec.bow_weighting)
     if spec.n_outputs is None:
         return module
     return SupervisedAutoencoder(autoencoder=module, n_outputs=spec.n_outputs, dropout=spec.dropout)
@@ -249,12 +255,20 @@ def encoder_decoder(params):
     return params["encoder"] or encoder, params["decoder"] or decoder
 
 
+# The token embedding width of embedding_dim=None for a from-scratch model, and for a bag of words at
+# least latent_dim: its projection, where training starts (LSA), is as wide as its embeddings.
+SCRATCH_EMBEDDING_DIM = 128
+
+
 def embedding_dim(params):
-    """The token embedding width: ``embedding_dim``, or the pretrained encoder's own width when None."""
+    """The token embedding width: ``embedding_dim``, or when None the pretrained encoder's own width, for a
+    bag of words the larger of ``SCRATCH_EMBEDDING_DIM`` and ``latent_dim``, else ``SCRATCH_EMBEDDING_DIM``."""
     if params["embedding_dim"] is not None:
         return params["embedding_dim"]
     encoder, _ = encoder_decoder(params)
-    return pretrained_models.load(encoder).hidden_size if pretrained_models.is_pretrained(encoder) else 128
+    if pretrained_models.is_pretrained(encoder):
+        return pretrained_models.load(encoder).hidden_size
+    return max(SCRATCH_EMBEDDING_DIM, params["latent_dim"]) if encoder == "bow" else SCRATCH_EMBEDDING_DIM
 
 
 # What "auto" gives the tokenizer and the cut of each text. A bag-of-words model trained from scratch

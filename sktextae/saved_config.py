@@ -25,7 +25,8 @@ from .registry import ESTIMATORS
 # 3 added the network's static_encoder; a folder of format 1 or 2 loads with static_encoder false.
 # 4 added the parameter data_parallel; a folder of format 1 to 3 loads with data_parallel false.
 # 5 allows "auto" for tokenizer, vocab_size, lowercase and max_length; earlier folders hold their values.
-FORMAT_VERSION = 5
+# 6 added the network's bow_weighting; a folder of format 1 to 5 loads with bow_weighting "mean".
+FORMAT_VERSION = 6
 CONFIG, TOKENIZER, WEIGHTS, ENCODER_CONFIG = "config.json", "tokenizer.json", "model.safetensors", "encoder/config.json"
 
 
@@ -296,6 +297,8 @@ def network_from_config(estimator, config, encoder_config, folder):
         head = {key: fields.pop(key, None) for key in _HEAD_KEYS}
         if config["format_version"] < 3 and isinstance(fields, dict):
             fields.setdefault("static_encoder", False)
+        if config["format_version"] < 6 and isinstance(fields, dict):  # the bag of words averaged its embeddings
+            fields.setdefault("bow_weighting", "mean")
         missing = [key for key in _HEAD_KEYS if key not in config["network"]]
         if missing:
             raise ValueError(f"network: missing fields {missing}")

@@ -215,28 +215,79 @@ def two_topics(n_texts, *, seed=0):
     return texts, topics
 
 
-def test_lsa_start_separates_topics_and_the_encoder_still_trains():
+def projections(encoder, texts):
+    """The encoder's projection of each text (its output's ``projection`` columns), as fit reads them."""
+    inputs, _ = Collator(sequence_targets=False)(texts)
+    with torch.no_grad():
+        return encoder.eval()(inputs["input_ids"], inputs["lengths"])[:, encoder.projection].numpy()
+
+
+def test_the_tfidf_encoder_weighs_tokens_as_tfidfvectorizer_and_ignores_padding():
+    from sklearn.feature_extraction.text import TfidfTransformer
+
+    torch.manual_seed(0)
+    encoder = build_module("bow", **TINY).encoder
+    assert (encoder.output_dim, encoder.projection) == (12 + 8, slice(12, 20))
+    texts = [np.array([5, 6, 6, 6, 7]), np.array([7, 8]), np.array([9, 9])]
+    counts = np.stack([np.bincount(text, minlength=VOCAB) for text in texts]).astype(float)
+    tfidf = TfidfTransformer(sublinear_tf=True).fit(counts)
+    with torch.no_grad():
+        encoder.idf.copy_(torch.as_tensor(tfidf.idf_, dtype=torch.float32))
+        encoder.idf[2] = 0.0  # the EOS the encoder reads after each text: ignored
+    inputs, _ = Collator(sequence_targets=False)(texts)
+    weights = encoder.token_weights(inputs["input_ids"], inputs["lengths"])  # (3, T)
+    per_token = torch.zeros(3, VOCAB).scatter_add(1, inputs["input_ids"], weights)  # (3, V)
+    np.testing.assert_allclose(per_token.numpy(), tfidf.transform(counts).toarray(), atol=1e-6)
+    # Padding changes nothing: each text alone gives the projection it gets in the batch.
+    together = projections(encoder, texts)
+    for i, text in enumerate(texts):
+        np.testing.assert_allclose(projections(encoder, [text])[0], together[i], atol=1e-6)
+
+
+def test_the_lsa_start_makes_the_projection_lsa_and_the_encoder_still_trains():
+    from sklearn.decomposition import TruncatedSVD
+    from sklearn.feature_extraction.text import TfidfTransformer
+
     torch.manual_seed(0)
     module = build_module("bow", **TINY)
     texts, topics = two_topics(60)
-    start_from_lsa(module.encoder, texts)
-    inputs, _ = Collator(sequence_targets=False)(texts)
-    pooled = masked_mean(module.encoder.embedding(inputs["input_ids"]), inputs["lengths"]).detach()  # (N, C)
-    # The second LSA component alone tells the topics apart (the first is the direction of the common
-    # token); no single unit of the random start does, on these texts.
-    second = pooled[:, 1].numpy()
-    side = second > (second[topics == 0].mean() + second[topics == 1].mean()) / 2
-    assert (side == (topics == 1)).all() or (side == (topics == 0)).all()
+    start_from_lsa(module.encoder, texts, ignored=(0, 1, 2, 3, 4))
+    counts = np.stack([np.bincount(text, minlength=VOCAB) for text in texts]).astype(float)
+    lsa = TruncatedSVD(2, algorithm="arpack").fit_transform(TfidfTransformer(sublinear_tf=True).fit_transform(counts))
+    projected = projections(module.encoder, texts)  # (N, 8): with the EOS the encoder reads, which weighs 0
+    # LSA's first two components, each up to its sign and the start's one scale.
+    scales = [np.dot(projected[:, k], lsa[:, k]) / np.dot(lsa[:, k], lsa[:, k]) for k in range(2)]
+    assert abs(abs(scales[0]) - abs(scales[1])) < 1e-3 * abs(scales[0])
+    np.testing.assert_allclose(projected[:, :2], lsa * scales, atol=1e-3 * abs(scales[0]))
+    # One component tells the topics apart (the other is the direction of the token they all hold).
+    def separates(unit):
+        side = unit > (unit[topics == 0].mean() + unit[topics == 1].mean()) / 2
+        return (side == (topics == 1)).all() or (side == (topics == 0)).all()
+
+    assert separates(projected[:, 0]) or separates(projected[:, 1])
     table = module.encoder.embedding.weight.detach()
-    assert (table[0] == 0).all()  # padding
-    assert (table[22:] == 0).all()  # tokens no text holds
-    # The mean embeddings (without the EOS the encoder adds) spread as LSA_START_STD says.
-    counts = [np.bincount(text, minlength=VOCAB) / len(text) for text in texts]
-    spread = (torch.as_tensor(np.stack(counts), dtype=torch.float32) @ table).std(0, correction=0).mean()
-    assert spread == pytest.approx(LSA_START_STD, rel=1e-3)
+    assert (table[0] == 0).all() and (table[22:] == 0).all()  # padding, and tokens no text holds
+    assert (module.encoder.idf[:5] == 0).all() and (module.encoder.idf[5:22] > 0).all()
+    assert projected.std(0).mean() == pytest.approx(LSA_START_STD, rel=1e-3)
+    module.train()
+    inputs, _ = Collator(sequence_targets=False)(texts)
     logits, _ = module(**inputs)
     logits.logsumexp(-1).sum().backward()
     assert module.encoder.embedding.weight.grad.abs().sum() > 0
+
+
+def test_the_mean_encoder_of_earlier_models_averages_its_embeddings():
+    torch.manual_seed(0)
+    module = build_autoencoder(encoder="bow", decoder="bag", bow_weighting="mean", **TINY)
+    encoder = module.encoder.eval()
+    assert (encoder.output_dim, encoder.projection) == (12, None) and "idf" not in encoder.state_dict()
+    inputs, _ = batch(False)
+    expected = encoder.mlp(masked_mean(encoder.embedding(inputs["input_ids"]), inputs["lengths"]))
+    torch.testing.assert_close(encoder(inputs["input_ids"], inputs["lengths"]), expected)
+    with pytest.raises(ValueError, match="TF-IDF encoder"):
+        start_from_lsa(encoder, two_topics(10)[0])
+    with pytest.raises(ValueError, match="weighting must be one of"):
+        build_autoencoder(encoder="bow", decoder="bag", bow_weighting="max", **TINY)
 
 
 def test_lsa_start_refuses_an_id_outside_the_vocabulary():

@@ -241,7 +241,7 @@ def test_callbacks_and_random_state_instance_are_dropped_with_a_note(tmp_path):
 
 def test_config_records_versions_and_hashes(saved):
     config = json.loads((saved[1] / "config.json").read_text())
-    assert config["format_version"] == persistence.FORMAT_VERSION == 5
+    assert config["format_version"] == persistence.FORMAT_VERSION == 6
     assert config["estimator"] == "TextAutoencoder"
     assert config["versions"]["sktextae"] == sktextae.__version__
     assert config["versions"]["torch"] == torch.__version__
@@ -280,6 +280,19 @@ def test_a_folder_of_format_4_keeps_its_tokenizer_settings(saved, copy_of):
     loaded = sktextae.load(copy_of)
     assert (loaded.tokenizer, loaded.vocab_size, loaded.lowercase, loaded.max_length) == ("bpe", 300, False, 128)
     assert_same_outputs(saved[0], loaded)
+
+
+def test_a_tfidf_bag_of_words_keeps_its_idf_and_a_folder_of_format_5_reads_as_the_mean_encoder(tmp_path):
+    model = TextAutoencoder(**{**FIT, "architecture": "bow"}).fit(list(TEXTS))
+    assert model.net_.module_.encoder.weighting == "tfidf"
+    folder = model.save(tmp_path / "model")
+    loaded = sktextae.load(folder)
+    torch.testing.assert_close(loaded.net_.module_.encoder.idf, model.net_.module_.encoder.idf)
+    assert_same_outputs(model, loaded)
+    # A folder of format 5 holds no bow_weighting: it is the mean encoder, which has no idf to read.
+    rehash(folder, lambda config: (config.update(format_version=5), config["network"].pop("bow_weighting")))
+    with pytest.raises(ModelFileError, match="idf"):
+        sktextae.load(folder)
 
 
 # ------------------------------------------------------------------------------------------- damage
@@ -323,7 +336,9 @@ DAMAGE = {
     "shapes disagree": (lambda f: rehash(f, lambda c: c["network"].update(latent_dim=9)), "model.safetensors",
                         "shape|\\(9"),
     "class os.system": (lambda f: rehash(f, lambda c: c.update(estimator="os.system")), "config.json", "os.system"),
-    "newer format": (lambda f: rehash(f, lambda c: c.update(format_version=6)), "config.json", "newer"),
+    "newer format": (lambda f: rehash(f, lambda c: c.update(format_version=7)), "config.json", "newer"),
+    "unknown bow weighting": (lambda f: rehash(f, lambda c: c["network"].update(bow_weighting="max")), "config.json",
+                              "bow_weighting must be one of"),
     "extra weights file entry": (lambda f: rehash(f, lambda c: c["files"].update({"../x": "0" * 64})), "config.json",
                                  "files"),
 }
