@@ -21,8 +21,8 @@ they patch the encoder they were written for, the mean of the token embeddings (
   tokens), each token's row scaled by its IDF (or not, with IDF pooling, which weighs it already),
   the whole table scaled so that a pooled text vector has a standard deviation of ``START_STD`` per
   unit across the training texts (or ``start_std``);
-- ``start="package"``: the same start as the package computes it, ``sktextae.nn.bow.start_from_lsa``
-  (torch's randomized SVD), from the texts of the fit's training split only, on the package's encoder
+- ``start="package"``: the same start as the package computes it, ``sktextae.fitting.start_from_lsa``,
+  from the texts of the fit's training split only, on the package's encoder
   (whose TF-IDF weighting postdates the results of 2026-12-06; they pooled by the mean);
 - ``start="idf"``: the random embeddings, each token's row scaled by its IDF (the plain mean of such
   rows is an IDF-weighted sum over the text's length: IDF pooling with nothing new to save);
@@ -55,8 +55,9 @@ from sktextae import TextAutoencoder, fitting, network
 from sktextae.batching import EOS_ID
 from sktextae.nn.base import padding_mask
 from sktextae.nn.bottleneck import DeterministicBottleneck
-from sktextae.nn.bow import BagOfWordsEncoder, start_from_lsa
-from sktextae.tokenization import SPECIAL_IDS, encode, train_tokenizer
+from sktextae.fitting import start_from_lsa
+from sktextae.nn.bow import BagOfWordsEncoder
+from sktextae.tokenization import encode, train_tokenizer
 
 # The small configuration a grid search tries: latent 16, embeddings and hidden layer of 32, one layer.
 SMALL = {"embedding_dim": 32, "hidden_dim": 32, "num_layers": 1, "max_length": 48}
@@ -200,7 +201,7 @@ def patched(options, *, seed):
                 n_valid = fitting.n_validation(estimator.validation_fraction, len(sequences))
                 with torch.random.fork_rng():
                     torch.manual_seed(seed)
-                    start_from_lsa(encoder, [sequences[i] for i in order[n_valid:]], ignored=SPECIAL_IDS)
+                    start_from_lsa(encoder, [sequences[i] for i in order[n_valid:]])
             else:
                 start_encoder(encoder, sequences, start=options.get("start"), seed=seed,
                               start_std=options.get("start_std", START_STD))

@@ -1,6 +1,6 @@
 """Fitting an estimator: the checks of its parameters' combinations, the tokenizer, the network, the
-frozen encoder's cache, the PCA start of a pretrained bottleneck, the validation split, and resuming
-from a checkpoint. The estimators' ``fit`` and ``partial_fit`` validate their input, then call
+frozen encoder's cache, the LSA start of a bag of words, the PCA start of a bottleneck, the validation
+split, and resuming from a checkpoint. The estimators' ``fit`` and ``partial_fit`` validate their input, then call
 ``fit_new`` or ``fit_more``, which set the fitted attributes.
 """
 
@@ -9,8 +9,10 @@ import dataclasses
 from numbers import Integral
 
 import numpy as np
+import scipy.sparse
 import torch
-from sklearn.decomposition import PCA
+from sklearn.decomposition import PCA, TruncatedSVD
+from sklearn.feature_extraction.text import TfidfTransformer
 from sklearn.utils import check_random_state
 from skorch.helper import predefined_split
 from tokenizers import Tokenizer
@@ -24,8 +26,8 @@ from .device import fork_rng_devices, is_cuda, resolve_device
 from .inference import batched, encode_texts
 from .nn import ENCODERS, SCRATCH_DECODERS
 from .nn.bottleneck import start_from
-from .nn.bow import start_from_lsa
-from .tokenization import SPECIAL_IDS, train_tokenizer
+from .nn.bow import LSA_START_STD
+from .tokenization import BOS_ID, EOS_ID, MASK_ID, PAD_ID, train_tokenizer
 from .vocabulary import Vocabulary
 
 # The sizes a pretrained decoder takes from its checkpoint: they must stay at their defaults.
@@ -256,8 +258,7 @@ def train(estimator, sequences, labels=None, *, epochs, rng, pretrained=None, fi
         if fresh and spec.encoder == "bow":
             # From a random start a small model can map every text to nearly one vector, and early stopping
             # ends it there; LSA of the training texts starts it with them apart (bench_small_widths.py).
-            start_from_lsa(network.autoencoder_of(net.module_).encoder, [sequences[i] for i in order[n_valid:]],
-                           ignored=SPECIAL_IDS)
+            start_from_lsa(network.autoencoder_of(net.module_).encoder, [sequences[i] for i in order[n_valid:]])
         if fresh and (spec.pretrained or spec.encoder == "bow"):
             # A random projection to the latent would lose much of what the encoder starts with: keep its
             # principal components.
@@ -281,6 +282,61 @@ def train(estimator, sequences, labels=None, *, epochs, rng, pretrained=None, fi
         net.raise_if_interrupted()  # skorch's partial_fit swallows a Ctrl-C: the caller's program stops
     if fit_checkpoints is not None:  # finished: nothing left to resume
         fit_checkpoints.remove()
+
+
+# What the bag of words' TF-IDF leaves out: the tokens that are no part of a text (padding, the BOS and EOS
+# around it, the mask of noise_type="mask"). An unknown word counts, as a word the vocabulary cannot name:
+# a test text's unknown words (rare, so weighed high) keep their share of its length.
+NOT_TEXT = (PAD_ID, BOS_ID, EOS_ID, MASK_ID)
+
+
+@torch.no_grad()
+def start_from_lsa(encoder, sequences, *, ignored=NOT_TEXT, max_texts=20000):
+    """Start a TF-IDF ``nn.BagOfWordsEncoder`` from LSA of its training texts: its projection becomes LSA's.
+
+    LSA here is scikit-learn's ``TfidfTransformer(sublinear_tf=True)`` (smooth IDF, L2-normalised rows)
+    of the texts' token counts over the encoder's own tokens, then ``TruncatedSVD`` of ``embedding_dim``
+    components (``random_state=0``; fitted on up to ``max_texts`` of the texts, a fixed sample, where
+    the IDF is of them all). The ``ignored`` ids (``NOT_TEXT``: the encoder reads an EOS after every
+    text) are left out, as ``TfidfVectorizer`` leaves out what is not a word. The encoder's
+    ``idf`` becomes those IDFs (0 for ignored ids and padding, which it then skips) and each token's
+    embedding its loadings on the components: the encoder's projection of a text is then the text's LSA
+    vector, where a random start is nearly the same vector for every text (from which a small model,
+    trained with early stopping, may never leave). Tokens that no text holds start at 0; the whole table
+    is scaled so that the projections of the texts spread by ``nn.bow.LSA_START_STD`` per unit. With
+    fewer texts than ``embedding_dim``, only as many columns as texts are filled; the others start at 0.
+    Nothing changes when the texts hold no token that counts.
+    """
+    if getattr(encoder, "weighting", None) != "tfidf":
+        raise ValueError(f"start_from_lsa starts a TF-IDF bag-of-words encoder, got {type(encoder).__name__} "
+                         f"with weighting={getattr(encoder, 'weighting', None)!r}.")
+    vocab_size, width = encoder.embedding.weight.shape
+    lengths = [len(sequence) for sequence in sequences]
+    if sum(lengths) == 0:
+        return
+    ids = np.concatenate([np.asarray(sequence, dtype=np.int64).reshape(-1) for sequence in sequences])  # (T,)
+    if ids.min() < 0 or ids.max() >= vocab_size:
+        raise ValueError(f"token ids must lie in [0, {vocab_size}) (the encoder's vocabulary), got "
+                         f"{int(ids.min())} to {int(ids.max())}.")
+    counted = np.ones(vocab_size)
+    counted[[*ignored, *([encoder.embedding.padding_idx] if encoder.embedding.padding_idx is not None else [])]] = 0
+    rows = np.repeat(np.arange(len(sequences)), lengths)
+    counts = scipy.sparse.csr_matrix((counted[ids], (rows, ids)), shape=(len(sequences), vocab_size))  # (N, V)
+    counts.eliminate_zeros()
+    if counts.nnz == 0:
+        return
+    transformer = TfidfTransformer(sublinear_tf=True)
+    tfidf = transformer.fit_transform(counts)  # (N, V), float64
+    encoder.idf.copy_(torch.from_numpy(transformer.idf_ * counted))
+    sample = tfidf
+    if tfidf.shape[0] > max_texts:
+        sample = tfidf[np.sort(np.random.default_rng(0).choice(tfidf.shape[0], size=max_texts, replace=False))]
+    rank = min(width, sample.shape[0], vocab_size - 1)
+    table = np.zeros((vocab_size, width))
+    held = np.bincount(counts.indices, minlength=vocab_size) > 0  # (V,): tokens that count, in some text
+    table[:, :rank] = TruncatedSVD(rank, random_state=0).fit(sample).components_.T * held[:, None]  # (V, rank)
+    spread = float(np.asarray(tfidf @ table).std(axis=0).mean())  # of the projections (N, C)
+    encoder.embedding.weight.copy_(torch.from_numpy(table * (LSA_START_STD / spread if spread > 0 else 1.0)))
 
 
 def _frozen_encoder_outputs(estimator, sequences, *, noisy, rng):

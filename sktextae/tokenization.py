@@ -31,7 +31,6 @@ from .validation import check_texts
 
 PAD_ID, BOS_ID, EOS_ID, UNK_ID, MASK_ID = 0, 1, 2, 3, 4
 SPECIAL_TOKENS = ["[PAD]", "[BOS]", "[EOS]", "[UNK]", "[MASK]"]
-SPECIAL_IDS = (PAD_ID, BOS_ID, EOS_ID, UNK_ID, MASK_ID)
 TOKENIZER_KINDS = ("bpe", "word", "char")
 UNK_TEXT = "\ufffd"
 _N_BYTES = 256

@@ -5,7 +5,8 @@ import torch
 from sktextae.batching import Collator
 from sktextae.nn import ARCHITECTURES, DECODERS, ENCODERS, SCRATCH_DECODERS, build_autoencoder, build_module, recurrent
 from sktextae.nn.base import masked_mean
-from sktextae.nn.bow import LSA_START_STD, start_from_lsa
+from sktextae.fitting import start_from_lsa
+from sktextae.nn.bow import LSA_START_STD
 from sktextae.tokenization import BOS_ID
 
 VOCAB = 30
@@ -251,7 +252,7 @@ def test_the_lsa_start_makes_the_projection_lsa_and_the_encoder_still_trains():
     torch.manual_seed(0)
     module = build_module("bow", **TINY)
     texts, topics = two_topics(60)
-    start_from_lsa(module.encoder, texts, ignored=(0, 1, 2, 3, 4))
+    start_from_lsa(module.encoder, texts)  # ignoring padding, BOS, EOS and the mask (ids 0, 1, 2 and 4)
     counts = np.stack([np.bincount(text, minlength=VOCAB) for text in texts]).astype(float)
     lsa = TruncatedSVD(2, algorithm="arpack").fit_transform(TfidfTransformer(sublinear_tf=True).fit_transform(counts))
     projected = projections(module.encoder, texts)  # (N, 8): with the EOS the encoder reads, which weighs 0
@@ -267,7 +268,8 @@ def test_the_lsa_start_makes_the_projection_lsa_and_the_encoder_still_trains():
     assert separates(projected[:, 0]) or separates(projected[:, 1])
     table = module.encoder.embedding.weight.detach()
     assert (table[0] == 0).all() and (table[22:] == 0).all()  # padding, and tokens no text holds
-    assert (module.encoder.idf[:5] == 0).all() and (module.encoder.idf[5:22] > 0).all()
+    assert (module.encoder.idf[[0, 1, 2, 4]] == 0).all() and (module.encoder.idf[5:22] > 0).all()
+    assert module.encoder.idf[3] == module.encoder.idf.max()  # an unknown word that no training text holds
     assert projected.std(0).mean() == pytest.approx(LSA_START_STD, rel=1e-3)
     module.train()
     inputs, _ = Collator(sequence_targets=False)(texts)
@@ -284,7 +286,7 @@ def test_the_mean_encoder_of_earlier_models_averages_its_embeddings():
     inputs, _ = batch(False)
     expected = encoder.mlp(masked_mean(encoder.embedding(inputs["input_ids"]), inputs["lengths"]))
     torch.testing.assert_close(encoder(inputs["input_ids"], inputs["lengths"]), expected)
-    with pytest.raises(ValueError, match="TF-IDF encoder"):
+    with pytest.raises(ValueError, match="TF-IDF bag-of-words encoder"):
         start_from_lsa(encoder, two_topics(10)[0])
     with pytest.raises(ValueError, match="weighting must be one of"):
         build_autoencoder(encoder="bow", decoder="bag", bow_weighting="max", **TINY)
@@ -292,7 +294,7 @@ def test_the_mean_encoder_of_earlier_models_averages_its_embeddings():
 
 def test_lsa_start_refuses_an_id_outside_the_vocabulary():
     module = build_module("bow", **TINY)
-    with pytest.raises(RuntimeError):
+    with pytest.raises(ValueError, match="encoder's vocabulary"):
         start_from_lsa(module.encoder, [np.array([5, VOCAB])])
 
 
