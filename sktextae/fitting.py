@@ -1,7 +1,7 @@
 """Fitting an estimator: the checks of its parameters' combinations, the tokenizer, the network, the
 frozen encoder's cache, the LSA start of a bag of words, the PCA start of a bottleneck, the validation
-split, and resuming from a checkpoint. The estimators' ``fit`` and ``partial_fit`` validate their input, then call
-``fit_new`` or ``fit_more``, which set the fitted attributes.
+split, and resuming from a checkpoint. The estimators' ``fit`` and ``partial_fit`` validate their
+input, then call ``fit_new`` or ``fit_more``, which set the fitted attributes.
 """
 
 import copy

@@ -618,6 +618,38 @@ def test_bag_of_words_bottleneck_starts_from_the_pca_of_its_encoder(tiny, texts)
     assert eigenvalues.min() > 0.05 * eigenvalues.max()  # no unit is left at (near) zero variance
 
 
+def test_a_new_bag_of_words_starts_as_lsa_of_its_training_texts(tiny, texts):
+    from sklearn.decomposition import PCA
+    from sklearn.feature_extraction.text import TfidfTransformer
+
+    # lr so small that the start is what transform gives. The projection is LSA of the texts' TF-IDF
+    # (128 components, more than the 40 texts: all of their span), the bottleneck its principal
+    # components and nothing of the MLP's columns, so the latent vectors are a linear map of the first
+    # principal components of the texts' TF-IDF vectors.
+    estimator = tiny(architecture="bow", max_epochs=1, lr=1e-12, validation_fraction=0.0, latent_dim=4,
+                     embedding_dim=None).fit(texts)
+    encoder = estimator.net_.module_.encoder
+    assert encoder.weighting == "tfidf" and encoder.embedding.weight.shape[1] == 128  # at least latent_dim
+    weight = estimator.net_.module_.bottleneck.mean_layer.weight.detach().numpy()  # (L, H + C)
+    assert np.abs(weight[:, :encoder.projection.start]).max() < 1e-9
+    counts = np.zeros((len(texts), estimator.tokenizer_.get_vocab_size()))
+    for row, sequence in enumerate(encode(estimator.tokenizer_, texts, max_length=estimator.max_length_)[0]):
+        np.add.at(counts[row], sequence, 1)
+    components = PCA(4).fit_transform(TfidfTransformer(sublinear_tf=True).fit_transform(counts).toarray())
+    Z = estimator.transform(texts)
+    design = np.c_[components, np.ones(len(texts))]  # (N, 5)
+    residual = Z - design @ np.linalg.lstsq(design, Z, rcond=None)[0]
+    assert (residual ** 2).sum() < 1e-6 * ((Z - Z.mean(0)) ** 2).sum()
+
+
+@pytest.mark.parametrize("latent_dim, width", [(16, 128), (256, 256)])
+def test_the_bag_of_words_embeddings_are_at_least_as_wide_as_the_latent(latent_dim, width):
+    params = TextAutoencoder(latent_dim).get_params()
+    assert sktextae.network.embedding_dim(params) == width
+    assert sktextae.network.embedding_dim({**params, "architecture": "gru"}) == 128
+    assert sktextae.network.embedding_dim({**params, "embedding_dim": 32}) == 32
+
+
 # --------------------------------------------------------------------------- lowercase
 
 CASE_VARIANTS = ["Hello World", "hello world", "HELLO wORLD"]
