@@ -7,6 +7,7 @@ import contextlib
 import os
 import sys
 import warnings
+import weakref
 
 import joblib
 import numpy as np
@@ -19,6 +20,7 @@ from .beam import SPECIAL_IDS
 from .decoding import OPTIONS as DECODING_OPTIONS
 from .decoding import decode_latent
 from .exceptions import TruncationWarning
+from .nn.static import folded
 from .tokenization import PAD_ID, encode
 from .training import token_log_probs
 
@@ -74,22 +76,44 @@ def batched(net, items, compute, *, batch_size, one_transfer=False, targets=True
     return out
 
 
+# A static model's folded table (see nn.static.folded), per module, with the weights it was folded from.
+_FOLDED = weakref.WeakKeyDictionary()
+
+
+def _folded_static(module):
+    """``nn.static.folded`` of a module's static encoder and its bottleneck's mean layer, kept while none of
+    their weights changes (the key holds each weight's storage and in-place version: training, loading or
+    moving the model gives another)."""
+    encoder, layer = module.encoder, module.bottleneck.mean_layer
+    tensors = (encoder.embedding.weight, encoder.log_weight.weight, layer.weight)
+    key = tuple((tensor.data_ptr(), tensor._version, tensor.dtype, tensor.device) for tensor in tensors)
+    cached = _FOLDED.get(module)
+    if cached is None or cached[0] != key:
+        cached = _FOLDED[module] = (key, *folded(encoder, layer))
+    return cached[1], cached[2]
+
+
 def static_latents(net, sequences, *, prefix, suffix, texts_per_call=8192):
-    """The latent vectors of a model whose encoder is a ``StaticEncoder``, from its ``forward_flat``: the
-    texts' ids end to end, ``texts_per_call`` texts at a time, with no padding, batching or collating,
-    which at a few microseconds a text would cost more than the encoder itself. -> (n, latent_dim)."""
+    """The latent vectors of a model whose encoder is a ``StaticEncoder``: the texts' ids end to end,
+    ``texts_per_call`` texts at a time, with no padding, batching or collating, which at a few microseconds
+    a text would cost more than the encoder itself, summed over the encoder and bottleneck folded into
+    one table of the latent's width (``nn.static.folded``). -> (n, latent_dim)."""
     module = net.module_  # an autoencoder, or a supervised one, which passes encoder and bottleneck through
-    shared = torch.as_tensor(np.concatenate([prefix, suffix]).astype(np.int64), device=net.device)
     out = []
     with inference_context(net):
+        table, weights = _folded_static(module)  # (V, L), (V, 1)
+        bias = module.bottleneck.mean_layer.bias  # (L,)
+        shared = torch.as_tensor(np.concatenate([prefix, suffix]).astype(np.int64), device=net.device)  # (S,)
+        # The ids every text holds besides its own (the special tokens around it): counted once for all.
+        shared_total, shared_norm = table[shared].sum(dim=0), weights[shared].sum()  # (L,), ()
         for start in range(0, len(sequences), texts_per_call):
             chunk = sequences[start:start + texts_per_call]
             lengths = np.fromiter((len(s) for s in chunk), dtype=np.int64, count=len(chunk))
-            ids = np.concatenate([*chunk, np.zeros(0, np.int64)])
-            offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
-            hidden = module.encoder.forward_flat(torch.from_numpy(ids).to(net.device),
-                                                 torch.from_numpy(offsets).to(net.device), shared)  # (B, C)
-            out.append(module.bottleneck.mean(hidden).float().cpu().numpy())
+            ids = torch.from_numpy(np.concatenate([*chunk, np.zeros(0, np.int64)])).to(net.device)  # (N,)
+            offsets = torch.from_numpy(np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)).to(net.device)
+            total = torch.nn.functional.embedding_bag(ids, table, offsets, mode="sum") + shared_total  # (B, L)
+            norm = torch.nn.functional.embedding_bag(ids, weights, offsets, mode="sum") + shared_norm  # (B, 1)
+            out.append((total / norm.clamp(min=1e-6) + bias).float().cpu().numpy())
     return np.concatenate(out) if out else None
 
 

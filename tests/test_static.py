@@ -223,11 +223,25 @@ def test_a_fine_tuned_teacher_leaves_no_weight_in_the_optimizer(bert, corpus, te
 
 
 def test_the_unpadded_path_gives_the_padded_paths_vectors(student, texts):
-    """transform reads a static encoder's texts end to end (forward_flat); the padded, batched forward
-    that training, scoring and ONNX export use gives the same vectors."""
+    """transform reads a static encoder's texts end to end, through the encoder and bottleneck folded into
+    one table (nn.static.folded); the padded, batched forward that training, scoring and ONNX export use
+    gives the same vectors."""
     module = student.net_.module_
     sequences, _ = student._encode(texts)
     padded = student._batched(sequences, lambda inputs, _: module.encode(inputs["input_ids"], inputs["lengths"]),
                               targets=False)
     np.testing.assert_allclose(student.transform(texts), padded, atol=1e-5, rtol=1e-5)
     np.testing.assert_allclose(student.transform(texts[:1]), padded[:1], atol=1e-5, rtol=1e-5)
+
+
+def test_the_folded_table_follows_the_weights(bert, corpus, texts):
+    model = TextAutoencoder(encoder=bert, **STATIC).fit(list(corpus))
+    before = model.transform(texts)
+    model.partial_fit(texts)  # trains the bottleneck that transform's table is folded with
+    module = model.net_.module_
+    sequences, _ = model._encode(texts)
+    padded = model._batched(sequences, lambda inputs, _: module.encode(inputs["input_ids"], inputs["lengths"]),
+                            targets=False)
+    after = model.transform(texts)
+    assert not np.allclose(after, before, atol=1e-4)
+    np.testing.assert_allclose(after, padded, atol=1e-5, rtol=1e-5)

@@ -36,18 +36,14 @@ class StaticEncoder(nn.Module):
                                                 per_sample_weights=weights, sparse=self.embedding.sparse)  # (B, C)
         return total / weights.sum(dim=1, keepdim=True).clamp(min=1e-6)  # (B, C)
 
-    def forward_flat(self, ids, offsets, shared=None):
-        """The same from the texts' ids end to end, unpadded: ``ids`` (N,) and ``offsets`` (B,), where
-        each text starts (as ``embedding_bag`` takes them), and ``shared`` (S,), ids that every text holds
-        besides (the model's special tokens around it), counted once for all -> (B, embedding_dim)."""
-        weights = self.log_weight(ids).squeeze(-1).exp()  # (N,)
-        total = nn.functional.embedding_bag(ids, self.embedding.weight, offsets, mode="sum",
-                                            per_sample_weights=weights)  # (B, C)
-        lengths = torch.diff(offsets, append=offsets.new_tensor([ids.shape[0]]))  # (B,)
-        text = torch.repeat_interleave(torch.arange(offsets.shape[0], device=ids.device), lengths)  # (N,)
-        norm = weights.new_zeros(offsets.shape[0]).index_add_(0, text, weights)  # (B,)
-        if shared is not None and shared.numel():
-            shared_weights = self.log_weight(shared).squeeze(-1).exp()  # (S,)
-            total = total + shared_weights @ self.embedding(shared)  # (B, C) + (C,)
-            norm = norm + shared_weights.sum()
-        return total / norm.clamp(min=1e-6)[:, None]
+
+@torch.no_grad()
+def folded(encoder, layer):
+    """A ``StaticEncoder`` and the linear ``layer`` after it as one table: each token's vector mapped
+    through the layer's weight and scaled by the token's weight, (V, out), and the weights, (V, 1). The
+    layer's output for a text is then the sum of its rows of the first over the sum of its rows of the
+    second, plus the layer's bias: the same map with the vectors gathered at the layer's (smaller) width,
+    as model2vec's static vectors are. Computed anew for every call; ``inference.static_latents`` keeps it
+    while the weights stay unchanged."""
+    weights = encoder.log_weight.weight.exp()  # (V, 1)
+    return weights * (encoder.embedding.weight @ layer.weight.T), weights  # (V, out), (V, 1)
