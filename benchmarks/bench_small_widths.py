@@ -114,12 +114,12 @@ class MeanEncoder(BagOfWordsEncoder):
         super().__init__(**{**sizes, "weighting": "mean"})
 
 
-class IdfPoolingEncoder(BagOfWordsEncoder):
-    """The bag-of-words encoder, its token embeddings pooled by a mean weighted by ``idf`` (a buffer that
+class IdfPoolingEncoder(MeanEncoder):
+    """The mean encoder, its token embeddings pooled by a mean weighted by ``idf`` (a buffer that
     ``start_encoder`` fills from the training texts; 1 everywhere until then)."""
 
     def __init__(self, **sizes):
-        super().__init__(**{**sizes, "weighting": "mean"})
+        super().__init__(**sizes)
         self.register_buffer("idf", torch.ones(sizes["vocab_size"]))
 
     def forward(self, input_ids, lengths):
