@@ -31,8 +31,8 @@ class TextAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _BaseTe
         ``"transformer"``: a self-attention encoder mean-pooled to the latent vector, and a causal
         Transformer decoder that sees the text only through it. ``"gru"``/``"lstm"``: a bidirectional
         recurrent encoder and a recurrent decoder conditioned on the latent vector. ``"bow"``: the text's
-        TF-IDF-weighted token embeddings (started from LSA of the training texts) and an MLP of them,
-        whose decoder predicts the text's bag of tokens (word order is lost).
+        TF-IDF-weighted word embeddings (punctuation ignored, started from LSA of the training texts) and
+        an MLP of them, whose decoder predicts the text's bag of tokens (word order is lost).
         The shorthand for a matching encoder and decoder; ``encoder=`` and ``decoder=`` override either.
         The default, with its denoising (``noise="auto"`` is 0.6 for it) and the default sizes, is
         the configuration measured to give the best from-scratch features for the least training
@@ -79,7 +79,7 @@ class TextAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _BaseTe
         ``TfidfVectorizer`` reads words; ``"bpe"`` for every other model, so that a sequence decoder can
         spell any word back.
     vocab_size : int or "auto", default="auto"
-        Largest vocabulary the tokenizer may learn, including 5 special tokens. ``"auto"``: 16000 for
+        Largest vocabulary the tokenizer may learn, including 5 special tokens. ``"auto"``: 32000 for
         the bag of words, 4000 otherwise.
     lowercase : bool or "auto", default="auto"
         Lowercase every text before tokenizing it, as scikit-learn's ``TfidfVectorizer`` does by

@@ -302,7 +302,9 @@ def start_from_lsa(encoder, sequences, *, ignored=NOT_TEXT, max_texts=20000):
     ``idf`` becomes those IDFs (0 for ignored ids and padding, which it then skips) and each token's
     embedding its loadings on the components: the encoder's projection of a text is then the text's LSA
     vector, where a random start is nearly the same vector for every text (from which a small model,
-    trained with early stopping, may never leave). Tokens that no text holds start at 0; the whole table
+    trained with early stopping, may never leave). Where the encoder has ``terms``, each token counts as
+    its term, as the encoder counts it. Tokens that no text holds start at 0, and so do those the encoder
+    reads as another or as nothing (a sequence decoder that shares the table learns them); the whole table
     is scaled so that the projections of the texts spread by ``nn.bow.LSA_START_STD`` per unit. With
     fewer texts than ``embedding_dim``, only as many columns as texts are filled; the others start at 0.
     Nothing changes when the texts hold no token that counts.
@@ -318,6 +320,8 @@ def start_from_lsa(encoder, sequences, *, ignored=NOT_TEXT, max_texts=20000):
     if ids.min() < 0 or ids.max() >= vocab_size:
         raise ValueError(f"token ids must lie in [0, {vocab_size}) (the encoder's vocabulary), got "
                          f"{int(ids.min())} to {int(ids.max())}.")
+    if encoder.terms is not None:  # what the encoder counts: each token as its term
+        ids = encoder.terms.cpu().numpy()[ids]
     counted = np.ones(vocab_size)
     counted[[*ignored, *([encoder.embedding.padding_idx] if encoder.embedding.padding_idx is not None else [])]] = 0
     rows = np.repeat(np.arange(len(sequences)), lengths)

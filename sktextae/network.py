@@ -30,7 +30,7 @@ from .nn import (
     StaticEncoder,
     build_autoencoder,
 )
-from .nn.bow import WEIGHTINGS
+from .nn.bow import COUNTS, WEIGHTINGS
 from .nn.pretrained import POOLING
 from .nn.supervised import SupervisedAutoencoder
 from .pretrained_checks import FLOAT_DTYPES, LOCAL_ATTENTION
@@ -59,7 +59,9 @@ class NetworkSpec:
     pretrained encoder's name) says that a ``StaticEncoder`` of ``embedding_dim`` (the pretrained width)
     has replaced the pretrained model after fit: it reads the pretrained vocabulary, the model is gone.
     ``bow_weighting`` is how a bag-of-words encoder weighs a text's tokens (``nn.bow.WEIGHTINGS``):
-    ``"tfidf"``, or ``"mean"`` in models saved before the TF-IDF encoder (other encoders ignore it).
+    ``"tfidf"``, or ``"mean"`` in models saved before the TF-IDF encoder (other encoders ignore it);
+    ``bow_counts`` what a TF-IDF bag of words counts (``nn.bow.COUNTS``): ``"words"`` (the terms of
+    ``Vocabulary.bag_terms``), or ``"tokens"`` in models saved before it.
     """
 
     encoder: str
@@ -78,6 +80,7 @@ class NetworkSpec:
     freeze_encoder: bool = False
     static_encoder: bool = False
     bow_weighting: str = "tfidf"
+    bow_counts: str = "words"
 
     @property
     def pretrained(self):
@@ -107,6 +110,11 @@ class NetworkSpec:
                 raise ValueError(f"network {name} must be true or false, got {short(data[name])}")
         if data["bow_weighting"] not in WEIGHTINGS:
             raise ValueError(f"network bow_weighting must be one of {WEIGHTINGS}, got {short(data['bow_weighting'])}")
+        if data["bow_counts"] not in COUNTS:
+            raise ValueError(f"network bow_counts must be one of {COUNTS}, got {short(data['bow_counts'])}")
+        if data["bow_counts"] != "tokens" and data["bow_weighting"] != "tfidf":
+            raise ValueError(f"network bow_counts {short(data['bow_counts'])} needs bow_weighting 'tfidf' (the mean "
+                             f"of the embeddings counts every token), got {short(data['bow_weighting'])}")
         dropout = data["dropout"]
         if not isinstance(dropout, (int, float)) or isinstance(dropout, bool) or not 0 <= dropout < 1:
             raise ValueError(f"network dropout must be a number in [0, 1), got {short(dropout)}")
@@ -172,7 +180,7 @@ def saved_encoder_fields(encoder):
 
 # ---------------------------------------------------------------------------------------------- modules
 
-def build_module(spec, *, decoder_tokens=None, saved_encoder=None):
+def build_module(spec, *, decoder_tokens=None, bow_terms=None, saved_encoder=None):
     """The network that ``spec`` describes, with fresh weights: an ``nn.Autoencoder``, wrapped in an
     ``nn.SupervisedAutoencoder`` when ``spec.n_outputs`` is set.
 
@@ -183,6 +191,8 @@ def build_module(spec, *, decoder_tokens=None, saved_encoder=None):
     built from the same config, its layers copied from the loaded checkpoint (from a folder), or left
     random for the saved weights to replace (from ``saved_encoder``). With ``spec.static_encoder``, a
     frozen ``StaticEncoder`` stands in the pretrained encoder's place, its weights left for the caller.
+    A bag of words counts ``bow_terms`` (``bag_terms``; None only where no text will pass through, as in
+    a check of the weights' shapes).
     """
     encoder, decoder, decoder_embeddings = spec.encoder, spec.decoder, None
     if spec.static_encoder:  # the pretrained model is gone: every weight comes from the saved file
@@ -199,10 +209,19 @@ def build_module(spec, *, decoder_tokens=None, saved_encoder=None):
         encoder=encoder, decoder=decoder, vocab_size=spec.vocab_size, decoder_vocab_size=spec.decoder_vocab_size,
         latent_dim=spec.latent_dim, embedding_dim=spec.embedding_dim, hidden_dim=spec.hidden_dim,
         num_layers=spec.num_layers, num_heads=spec.num_heads, dropout=spec.dropout, max_length=spec.max_length,
-        variational=spec.variational, decoder_embeddings=decoder_embeddings, bow_weighting=spec.bow_weighting)
+        variational=spec.variational, decoder_embeddings=decoder_embeddings, bow_weighting=spec.bow_weighting,
+        bow_terms=bow_terms)
     if spec.n_outputs is None:
         return module
     return SupervisedAutoencoder(autoencoder=module, n_outputs=spec.n_outputs, dropout=spec.dropout)
+
+
+def bag_terms(spec, vocabulary):
+    """The ``terms`` of the bag-of-words encoder of ``spec`` (``Vocabulary.bag_terms``) when it counts words,
+    else None. Computed from the tokenizer each time the network is built: they are no weight of the model."""
+    if spec.encoder != "bow" or spec.bow_counts != "words":
+        return None
+    return vocabulary.bag_terms()
 
 
 def _pretrained_encoder(spec, saved):
@@ -276,7 +295,7 @@ def embedding_dim(params):
 # punctuation), enough of them to name a topic's rare ones, and the whole of a long text, which costs
 # it little (bench_default_lsa.py). Every other model reads byte-level BPE, which spells any text back,
 # cut at 128 tokens.
-BAG_OF_WORDS_TEXT = {"tokenizer": "word", "vocab_size": 16000, "lowercase": True, "max_length": 4096}
+BAG_OF_WORDS_TEXT = {"tokenizer": "word", "vocab_size": 32000, "lowercase": True, "max_length": 4096}
 SEQUENCE_TEXT = {"tokenizer": "bpe", "vocab_size": 4000, "lowercase": False, "max_length": 128}
 
 
@@ -345,7 +364,8 @@ def build_net(spec, params, *, device, vocabulary, decoder_tokens=None, task=Non
     a seeded torch random state. A pretrained encoder is named by its folder (or ``saved_encoder``)
     rather than held, so that the net does not pickle the model twice.
     """
-    module = functools.partial(build_module, spec, decoder_tokens=decoder_tokens, saved_encoder=saved_encoder)
+    module = functools.partial(build_module, spec, decoder_tokens=decoder_tokens, bow_terms=bag_terms(spec, vocabulary),
+                               saved_encoder=saved_encoder)
     on_cuda = is_cuda(device)
     options = {"optimizer__fused": True} if on_cuda else {}
     if spec.pretrained and not spec.freeze_encoder:
@@ -427,4 +447,4 @@ def short(value):
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-__all__ = ["ENCODERS", "NetworkSpec", "SavedEncoder", "autoencoder_of", "build_module", "build_net", "spec_for"]
+__all__ = ["ENCODERS", "NetworkSpec", "SavedEncoder", "autoencoder_of", "bag_terms", "build_module", "build_net", "spec_for"]

@@ -26,7 +26,8 @@ from .registry import ESTIMATORS
 # 4 added the parameter data_parallel; a folder of format 1 to 3 loads with data_parallel false.
 # 5 allows "auto" for tokenizer, vocab_size, lowercase and max_length; earlier folders hold their values.
 # 6 added the network's bow_weighting; a folder of format 1 to 5 loads with bow_weighting "mean".
-FORMAT_VERSION = 6
+# 7 added the network's bow_counts; a folder of format 1 to 6 loads with bow_counts "tokens".
+FORMAT_VERSION = 7
 CONFIG, TOKENIZER, WEIGHTS, ENCODER_CONFIG = "config.json", "tokenizer.json", "model.safetensors", "encoder/config.json"
 
 
@@ -299,6 +300,8 @@ def network_from_config(estimator, config, encoder_config, folder):
             fields.setdefault("static_encoder", False)
         if config["format_version"] < 6 and isinstance(fields, dict):  # the bag of words averaged its embeddings
             fields.setdefault("bow_weighting", "mean")
+        if config["format_version"] < 7 and isinstance(fields, dict):  # the bag of words counted every token
+            fields.setdefault("bow_counts", "tokens")
         missing = [key for key in _HEAD_KEYS if key not in config["network"]]
         if missing:
             raise ValueError(f"network: missing fields {missing}")

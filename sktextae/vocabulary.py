@@ -9,11 +9,14 @@ token of the pretrained vocabulary that the training texts hold. A token outside
 """
 
 import copy
+import re
 
 import numpy as np
 
 from .batching import Collator
-from .tokenization import EOS_ID, MASK_ID, SPECIAL_TOKENS, UNK_ID, UNK_TEXT, as_decoded_case, decode
+from .tokenization import EOS_ID, MASK_ID, PAD_ID, SPECIAL_TOKENS, UNK_ID, UNK_TEXT, as_decoded_case, decode
+
+_WORD = re.compile(r"\w")  # a letter or digit (of any script) or "_": what makes a token part of a word
 
 
 class Vocabulary:
@@ -54,6 +57,26 @@ class Vocabulary:
     @property
     def decoder_size(self):
         return self.encoder_size if self.decoder_tokens is None else len(self.decoder_tokens)
+
+    def bag_terms(self):
+        """(V,) the tokenizer id that each token counts as in a bag of words (``nn.BagOfWordsEncoder``'s
+        ``terms``), so that it counts words, as ``TfidfVectorizer`` does: tokens whose text differs only by
+        whitespace (a word with and without the space before it: ``"▁word"`` after a space, ``"word"`` after
+        a line break or a bracket) count as one, the first of them in the vocabulary; a token with no letter
+        or digit (punctuation, whitespace) counts as nothing (``PAD_ID``), and so do the special tokens but
+        UNK, which counts as an unknown word. A token's text is the tokenizer's decoding of it alone."""
+        if self.decoder_tokens is not None:
+            raise ValueError("bag_terms is for a tokenizer trained by sktextae; a pretrained model's encoder is no "
+                             "bag of words.")
+        size = self.encoder_size
+        texts = self.tokenizer.decode_batch([[token] for token in range(size)], skip_special_tokens=False)
+        first, terms = {}, np.full(size, PAD_ID, dtype=np.int64)
+        for token in range(len(SPECIAL_TOKENS), size):
+            text = texts[token].strip()
+            if _WORD.search(text):
+                terms[token] = first.setdefault(text, token)
+        terms[UNK_ID] = UNK_ID
+        return terms
 
     def collator(self, **options):
         """A ``batching.Collator`` that puts these ids around the texts (``options``: noise and the like)."""

@@ -292,6 +292,22 @@ def test_the_mean_encoder_of_earlier_models_averages_its_embeddings():
         build_autoencoder(encoder="bow", decoder="bag", bow_weighting="max", **TINY)
 
 
+def test_tokens_of_one_term_count_together_and_a_token_of_term_0_counts_as_nothing():
+    torch.manual_seed(0)
+    terms = np.arange(VOCAB)
+    terms[6], terms[8] = 5, 0  # 6 is another form of 5; 8 is a mark that counts as nothing
+    encoder = build_module("bow", **TINY, bow_terms=terms).encoder.eval()
+    assert "terms" not in encoder.state_dict()
+    start_from_lsa(encoder, two_topics(60)[0])
+    assert (encoder.embedding.weight[[6, 8]] == 0).all()  # never read: the start leaves them at 0
+    as_terms, as_tokens = projections(encoder, [np.array([5, 6, 7, 8])]), projections(encoder, [np.array([5, 5, 7])])
+    np.testing.assert_allclose(as_terms, as_tokens, atol=1e-6)
+    with pytest.raises(ValueError, match="terms must be"):
+        build_module("bow", **TINY, bow_terms=np.full(VOCAB, VOCAB))
+    with pytest.raises(ValueError, match="terms must be"):
+        build_autoencoder(encoder="bow", decoder="bag", bow_weighting="mean", bow_terms=terms, **TINY)
+
+
 def test_lsa_start_refuses_an_id_outside_the_vocabulary():
     module = build_module("bow", **TINY)
     with pytest.raises(ValueError, match="encoder's vocabulary"):

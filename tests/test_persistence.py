@@ -22,6 +22,7 @@ import sktextae
 from sktextae import (ModelFileError, ModelVersionWarning, TextAutoencoder, TextAutoencoderClassifier,
                       TextAutoencoderRegressor)
 from sktextae import persistence, saved_config
+from sktextae.tokenization import SPECIAL_TOKENS
 from conftest import LABELS, TEXTS, TINY_PARAMS
 
 FIT = {**TINY_PARAMS, "max_epochs": 1}
@@ -241,7 +242,7 @@ def test_callbacks_and_random_state_instance_are_dropped_with_a_note(tmp_path):
 
 def test_config_records_versions_and_hashes(saved):
     config = json.loads((saved[1] / "config.json").read_text())
-    assert config["format_version"] == persistence.FORMAT_VERSION == 6
+    assert config["format_version"] == persistence.FORMAT_VERSION == 7
     assert config["estimator"] == "TextAutoencoder"
     assert config["versions"]["sktextae"] == sktextae.__version__
     assert config["versions"]["torch"] == torch.__version__
@@ -290,9 +291,32 @@ def test_a_tfidf_bag_of_words_keeps_its_idf_and_a_folder_of_format_5_reads_as_th
     torch.testing.assert_close(loaded.net_.module_.encoder.idf, model.net_.module_.encoder.idf)
     assert_same_outputs(model, loaded)
     # A folder of format 5 holds no bow_weighting: it is the mean encoder, which has no idf to read.
-    rehash(folder, lambda config: (config.update(format_version=5), config["network"].pop("bow_weighting")))
+    old = tmp_path / "format5"
+    shutil.copytree(folder, old)
+    rehash(old, lambda config: (config.update(format_version=5), [config["network"].pop(key)
+                                                                   for key in ("bow_weighting", "bow_counts")]))
     with pytest.raises(ModelFileError, match="idf"):
-        sktextae.load(folder)
+        sktextae.load(old)
+
+
+def test_a_bag_of_words_counts_words_and_a_folder_of_format_6_counts_every_token(tmp_path):
+    texts = [f"{text}\n({text.split()[-1]})!" for text in TEXTS]  # words after a line break or a bracket, and marks
+    model = TextAutoencoder(**{**FIT, "architecture": "bow", "tokenizer": "word", "vocab_size": "auto"}).fit(texts)
+    encoder = model.net_.module_.encoder
+    np.testing.assert_array_equal(encoder.terms.numpy(), model.vocabulary_.bag_terms())
+    assert "terms" not in encoder.state_dict()  # no weight: the tokenizer gives it
+    assert (encoder.terms == 0).sum() > len(SPECIAL_TOKENS) - 1  # the marks count as nothing
+    assert len(set(encoder.terms.tolist())) < len(encoder.terms) - (encoder.terms == 0).sum() + 1  # a word, twice
+    folder = model.save(tmp_path / "model")
+    assert json.loads((folder / "config.json").read_text())["network"]["bow_counts"] == "words"
+    loaded = sktextae.load(folder)
+    torch.testing.assert_close(loaded.net_.module_.encoder.terms, encoder.terms)
+    assert_same_outputs(model, loaded)
+    # Format 6 counted every token: the same weights load as that encoder, which reads the texts otherwise.
+    rehash(folder, lambda config: (config.update(format_version=6), config["network"].pop("bow_counts")))
+    old = sktextae.load(folder)
+    assert old.net_.module_.encoder.terms is None
+    assert not np.allclose(old.transform(texts), model.transform(texts))
 
 
 # ------------------------------------------------------------------------------------------- damage
@@ -336,9 +360,14 @@ DAMAGE = {
     "shapes disagree": (lambda f: rehash(f, lambda c: c["network"].update(latent_dim=9)), "model.safetensors",
                         "shape|\\(9"),
     "class os.system": (lambda f: rehash(f, lambda c: c.update(estimator="os.system")), "config.json", "os.system"),
-    "newer format": (lambda f: rehash(f, lambda c: c.update(format_version=7)), "config.json", "newer"),
+    "newer format": (lambda f: rehash(f, lambda c: c.update(format_version=saved_config.FORMAT_VERSION + 1)),
+                     "config.json", "newer"),
     "unknown bow weighting": (lambda f: rehash(f, lambda c: c["network"].update(bow_weighting="max")), "config.json",
                               "bow_weighting must be one of"),
+    "unknown bow counts": (lambda f: rehash(f, lambda c: c["network"].update(bow_counts="letters")), "config.json",
+                           "bow_counts must be one of"),
+    "words of the mean bow": (lambda f: rehash(f, lambda c: c["network"].update(bow_weighting="mean")), "config.json",
+                              "needs bow_weighting 'tfidf'"),
     "extra weights file entry": (lambda f: rehash(f, lambda c: c["files"].update({"../x": "0" * 64})), "config.json",
                                  "files"),
 }

@@ -685,3 +685,18 @@ def test_training_on_a_50_mb_line_stays_bounded():
     assert report["growth_mib"] < 300, report
     assert report["same_as_trained_on_the_cut_line"] == {"bpe": True, "word": True, "char": True}
     assert not report["zebra"]  # the end of the line was never read
+
+
+@pytest.mark.parametrize("kind", ["word", "bpe", "char"])
+def test_a_bag_of_words_counts_a_word_as_one_term_and_marks_as_nothing(kind):
+    from sktextae.vocabulary import Vocabulary
+
+    texts = ["The cat sat.\nCat food (cat) -- the end!", "the cat"]
+    tokenizer = train_tokenizer(texts, kind=kind, vocab_size=300 if kind == "bpe" else 60, lowercase=True)
+    terms = Vocabulary(tokenizer).bag_terms()
+    ids = [encode(tokenizer, [text], max_length=64)[0][0] for text in ("cat", " cat", "(cat", "\ncat")]
+    assert len({tuple(terms[i][terms[i] != PAD_ID]) for i in ids}) == 1  # one term, wherever the word stands
+    for mark in (".", "!", " --", "\n"):
+        assert (terms[encode(tokenizer, [mark], max_length=8)[0][0]] == PAD_ID).all()
+    assert terms[UNK_ID] == UNK_ID and (terms[[PAD_ID, BOS_ID, EOS_ID, MASK_ID]] == PAD_ID).all()
+    assert (terms[terms] == terms).all()  # a term counts as itself

@@ -14,6 +14,9 @@ LSA_START_STD = 1.0
 # How the encoder weighs a text's tokens: "tfidf", or "mean" (the mean of their embeddings, which models
 # saved by sktextae before the TF-IDF encoder hold).
 WEIGHTINGS = ("tfidf", "mean")
+# What a TF-IDF encoder counts: "words" (the tokens of each word, as ``terms`` maps them: the vocabulary's
+# ``bag_terms``), or "tokens" (every token, as models saved by sktextae before it count them).
+COUNTS = ("words", "tokens")
 
 
 def _mlp(*, in_dim, hidden_dim, num_layers, dropout):
@@ -34,15 +37,26 @@ class BagOfWordsEncoder(nn.Module):
     ``projection`` is the slice of its columns), so that a layer reading it can start from the
     projection alone and training adds what the MLP finds.
 
+    ``terms``, a (V,) tensor of ids (TF-IDF only), names the token each token counts as: the encoder reads
+    ``terms[input_ids]`` where it reads ids, so tokens of one term share its count, IDF and embedding, and a
+    token whose term is 0 (padding) counts as nothing. It is no weight of the model: the vocabulary gives
+    it (``Vocabulary.bag_terms``) whenever the model is built. None counts every token as itself.
+
     ``weighting="mean"``: the MLP of the mean of the token embeddings (``output_dim = hidden_dim``), the
     encoder of models saved by earlier versions.
     """
 
-    def __init__(self, *, vocab_size, embedding_dim, hidden_dim, num_layers, dropout, weighting="tfidf"):
+    def __init__(self, *, vocab_size, embedding_dim, hidden_dim, num_layers, dropout, weighting="tfidf", terms=None):
         super().__init__()
         if weighting not in WEIGHTINGS:
             raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {weighting!r}.")
         self.weighting = weighting
+        if terms is not None:
+            terms = torch.as_tensor(terms, dtype=torch.long, device="cpu")
+            if weighting != "tfidf" or terms.shape != (vocab_size,) or not bool(((terms >= 0) & (terms < vocab_size)).all()):
+                raise ValueError(f"terms must be a ({vocab_size},) tensor of ids in [0, {vocab_size}) for a TF-IDF "
+                                 f"encoder, got shape {tuple(terms.shape)} with weighting={weighting!r}.")
+        self.register_buffer("terms", terms, persistent=False)  # (V,) or None
         self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=0)
         self.mlp = _mlp(in_dim=embedding_dim, hidden_dim=hidden_dim, num_layers=num_layers, dropout=dropout)
         if weighting == "mean":
@@ -67,6 +81,8 @@ class BagOfWordsEncoder(nn.Module):
     def forward(self, input_ids, lengths):
         if self.weighting == "mean":
             return self.mlp(masked_mean(self.embedding(input_ids), lengths))  # (B, H)
+        if self.terms is not None:
+            input_ids = self.terms[input_ids]  # (B, T)
         weights = self.token_weights(input_ids, lengths).to(self.embedding.weight.dtype)  # (B, T)
         projection = (weights[..., None] * self.embedding(input_ids)).sum(dim=1)  # (B, C)
         return torch.cat([self.mlp(projection), projection], dim=-1)  # (B, H + C)
