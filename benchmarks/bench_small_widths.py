@@ -64,6 +64,7 @@ SMALL = {"embedding_dim": 32, "hidden_dim": 32, "num_layers": 1, "max_length": 4
 VARIANTS = {
     "default": {},
     "noise0": {"noise": 0.0},
+    "noise0.3": {"noise": 0.3},
     "lr1e-3": {"lr": 1e-3},
     "no-early-stop": {"patience": None, "max_epochs": 60},
     "hidden256": {"hidden_dim": 256},
