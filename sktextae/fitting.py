@@ -254,15 +254,22 @@ def train(estimator, sequences, labels=None, *, epochs, rng, pretrained=None, fi
         dataset = TokenDataset(sequences, labels)
         if network.encoder_is_frozen(net.module_):
             dataset.encoder_hidden = _frozen_encoder_outputs(estimator, sequences, noisy=order[n_valid:], rng=rng)
-        fresh, spec = starting and pretrained is None and resume is None, network.spec_of(net)
-        if fresh and spec.encoder == "bow":
+        spec = network.spec_of(net)
+        fresh = starting and pretrained is None and resume is None
+        # A bag of words starts from LSA also where it resumes (the checkpoint's weights then replace the
+        # start's): an autoencoder's fit is held near that start throughout (anchor_).
+        lsa = starting and pretrained is None and spec.encoder == "bow"
+        if lsa:
             # From a random start a small model can map every text to nearly one vector, and early stopping
             # ends it there; LSA of the training texts starts it with them apart (bench_small_widths.py).
             start_from_lsa(network.autoencoder_of(net.module_).encoder, [sequences[i] for i in order[n_valid:]])
-        if fresh and (spec.pretrained or spec.encoder == "bow"):
+        if lsa or (fresh and spec.pretrained):
             # A random projection to the latent would lose much of what the encoder starts with: keep its
             # principal components.
             _start_bottleneck_from_pca(estimator, dataset, order[n_valid:], rng=rng)
+        if lsa and labels is None:
+            # Trained freely, the reconstruction can lose what LSA's start held on some data (bench_default_lsa.py).
+            net.anchor_ = _start_anchor(network.autoencoder_of(net.module_))
         train_set, valid = dataset.subset(order[n_valid:]), dataset.subset(order[:n_valid]) if n_valid else None
         net.set_params(train_split=predefined_split(valid) if valid is not None else None)
         writer = None
@@ -276,6 +283,7 @@ def train(estimator, sequences, labels=None, *, epochs, rng, pretrained=None, fi
             net.partial_fit(train_set)
         finally:
             net.max_epochs = epochs
+            net.anchor_ = None  # this fit's own: a later partial_fit trains on from wherever this one ends
             net.leave_data_parallel()  # where training raised before its end
             if writer is not None:
                 writer.stop()
@@ -398,6 +406,13 @@ def _start_bottleneck_from_pca(estimator, dataset, train_indices, *, rng, max_te
     weight[:, columns] = rotation @ pca.components_ / np.sqrt(pca.explained_variance_.mean())
     start_from(autoencoder.bottleneck, weight=torch.from_numpy(weight),
                bias=torch.from_numpy((-weight[:, columns] @ pca.mean_).astype(np.float32)))
+
+
+def _start_anchor(autoencoder):
+    """The encoder's and the bottleneck's trainable weights, each with a copy of its value now (the start):
+    ``AutoencoderNet.anchor_``."""
+    return [(weight, weight.detach().clone()) for name, weight in autoencoder.named_parameters()
+            if name.startswith(("encoder.", "bottleneck.")) and weight.requires_grad]
 
 
 def n_validation(validation_fraction, n_texts):

@@ -28,6 +28,11 @@ from .tokenization import PAD_ID
 
 logger = logging.getLogger("sktextae")
 
+# The weight of the penalty that holds a fit near its start (``AutoencoderNet.anchor_``): per unit of the
+# squared distance, beside the reconstruction loss per token. Measured with the bag of words' LSA start,
+# which training without it moved away from on some data (bench_default_lsa.py).
+ANCHOR_WEIGHT = 0.01
+
 
 def token_log_probs(logits, target_ids):
     """Log-probability of each target token, 0 at padding: (B, T) for both decoder kinds.
@@ -85,6 +90,9 @@ class AutoencoderNet(NeuralNet):
         training or validation pass, rather than by a callback's deliberate stop such as
         ``EarlyStopping``'s. skorch's ``partial_fit`` swallows both; ``raise_if_interrupted`` raises
         the former again.
+    anchor_ : list of (torch.nn.Parameter, torch.Tensor) or None
+        Weights and the values they started from, set by ``fitting.train`` for the length of one fit:
+        the training loss adds ``ANCHOR_WEIGHT`` times their squared distance from those values.
 
     A training pass whose loss is NaN or infinite on any batch, or that leaves non-finite weights,
     raises ``NonFiniteLossError`` at its end, out of ``partial_fit`` (skorch does not catch it), with
@@ -118,6 +126,7 @@ class AutoencoderNet(NeuralNet):
         self.noise_rng_ = (np.random.default_rng([self.shuffle_seed, distributed_job.rank()]) if self.data_parallel
                            else self.shuffle_rng_)
         self.interrupted_ = False
+        self.anchor_ = None
         return super().initialize()
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):
@@ -185,12 +194,14 @@ class AutoencoderNet(NeuralNet):
         # the module, and whose state (AdamW's moments) is twice the weights' size and of no use to a model
         # that is only used; and the last fit's held-out texts (train_split, with a frozen encoder's outputs
         # for them), which would make a model sent to workers grow with its training set.
-        if "optimizer_" not in self.__dict__ and self.train_split is None and "parallel_module_" not in self.__dict__:
+        if ("optimizer_" not in self.__dict__ and self.train_split is None and "parallel_module_" not in self.__dict__
+                and not self.__dict__.get("anchor_")):
             return super().__getstate__()
         weights_only = object.__new__(type(self))
         weights_only.__dict__.update(self.__dict__)
         weights_only.__dict__.pop("optimizer_", None)
         weights_only.__dict__.pop("parallel_module_", None)
+        weights_only.anchor_ = None  # a fit's own, whose start values would double the weights' size
         weights_only.train_split = None  # a fit sets its own
         return super(AutoencoderNet, weights_only).__getstate__()
 
@@ -315,6 +326,9 @@ class AutoencoderNet(NeuralNet):
     def get_loss(self, y_pred, y_true, X=None, training=False):
         logits, kl, *head = y_pred  # kl: (B, latent_dim) per unit, or None; head: supervised outputs
         loss = self._reconstruction_loss(logits, kl, y_true, training=training)
+        if training and getattr(self, "anchor_", None):
+            # The L2-SP penalty (Li et al. 2018): training stays near a start worth keeping.
+            loss = loss + ANCHOR_WEIGHT * sum((weight - start).pow(2).sum() for weight, start in self.anchor_)
         if not head:
             return loss
         labels = X["labels"].to(self.device, non_blocking=True)

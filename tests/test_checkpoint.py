@@ -171,6 +171,8 @@ RESUMED_FITS = {
     "early stopping": (TextAutoencoder, {**PARAMS, "max_epochs": 12, "patience": 2, "lr": 0.1}),
     "variational": (TextAutoencoder, {**PARAMS, "variational": True, "kl_annealing_epochs": 3}),
     "classifier": (TextAutoencoderClassifier, PARAMS),
+    # Held near its LSA start throughout: the resumed fit must hold the same start.
+    "bag of words": (TextAutoencoder, {**PARAMS, "architecture": "bow", "lr": 0.03}),
 }
 
 

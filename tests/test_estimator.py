@@ -30,6 +30,7 @@ import sktextae.estimator
 from sktextae import TextAutoencoder, TruncationWarning
 from sktextae.nn import ARCHITECTURES, ENCODERS, SCRATCH_DECODERS
 import sktextae.network
+import sktextae.training
 from sktextae.tokenization import decode, encode
 
 NEW_DOMAIN = [
@@ -642,6 +643,55 @@ def test_a_new_bag_of_words_starts_as_lsa_of_its_training_texts(tiny, texts):
     design = np.c_[components, np.ones(len(texts))]  # (N, 5)
     residual = Z - design @ np.linalg.lstsq(design, Z, rcond=None)[0]
     assert (residual ** 2).sum() < 1e-6 * ((Z - Z.mean(0)) ** 2).sum()
+
+
+class AnchorSeen(Callback):
+    """What ``net.anchor_`` holds at the start of training: (the weights' names, their start values)."""
+
+    def on_train_begin(self, net, **kwargs):
+        named = {id(weight): name for name, weight in net.module_.named_parameters()}
+        self.seen = None if net.anchor_ is None else {named[id(weight)]: start.clone() for weight, start in net.anchor_}
+
+
+def test_a_bag_of_words_autoencoder_is_held_near_its_lsa_start(tiny, texts, monkeypatch):
+    def fit(**overrides):
+        params = {"architecture": "bow", "lr": 0.05, "max_epochs": 4, "callbacks": [("seen", AnchorSeen())]}
+        estimator = tiny(**{**params, **overrides}).fit(texts)
+        return estimator, dict(estimator.net_.callbacks_)["seen"].seen
+
+    start, _ = fit(lr=1e-12, max_epochs=1)
+    held, anchor = fit()
+    # The anchor is the encoder's and the bottleneck's weights as the LSA and PCA starts left them.
+    assert {name.split(".")[0] for name in anchor} == {"encoder", "bottleneck"}
+    assert "encoder.embedding.weight" in anchor and "bottleneck.project.weight" in anchor
+    for name, weight in start.net_.module_.named_parameters():
+        if name in anchor:
+            torch.testing.assert_close(anchor[name], weight.detach(), atol=1e-6, rtol=0, msg=name)
+    assert held.net_.anchor_ is None  # the fit's own: neither kept nor pickled
+    assert pickle.loads(pickle.dumps(held)).net_.anchor_ is None
+
+    monkeypatch.setattr(sktextae.training, "ANCHOR_WEIGHT", 0.0)
+    free, _ = fit()
+
+    def distance(estimator):
+        weights = dict(estimator.net_.module_.named_parameters())
+        return sum(float((weights[name].detach() - value).pow(2).sum()) for name, value in anchor.items())
+
+    assert distance(held) < 0.5 * distance(free)
+
+
+@pytest.mark.parametrize("architecture", ["gru", "bow"])
+def test_only_a_bag_of_words_autoencoder_is_anchored(architecture, tiny, texts, labels):
+    from sktextae import TextAutoencoderClassifier
+
+    def seen(estimator):
+        return dict(estimator.net_.callbacks_)["seen"].seen
+
+    assert (seen(tiny(architecture=architecture, callbacks=[("seen", AnchorSeen())]).fit(texts)) is not None) == (
+        architecture == "bow")
+    classifier = TextAutoencoderClassifier(**{**tiny().get_params(), "architecture": architecture,
+                                              "callbacks": [("seen", AnchorSeen())]}).fit(texts, labels)
+    assert seen(classifier) is None  # a supervised fit is not held: its labels decide
 
 
 @pytest.mark.parametrize("latent_dim, width", [(16, 128), (256, 256)])

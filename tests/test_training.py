@@ -11,12 +11,15 @@ import pytest
 import torch
 from skorch import NeuralNet
 from skorch.callbacks import Callback
+from skorch.dataset import unpack_data
 from skorch.history import History
 
 from conftest import TINY_PARAMS
 from sktextae import TextAutoencoderClassifier
+from sktextae.batching import TokenDataset
 from sktextae.callbacks import SyncFreeProgressBar
-from sktextae.training import AutoencoderNet, _batch_values_to_floats
+from sktextae.tokenization import encode
+from sktextae.training import ANCHOR_WEIGHT, AutoencoderNet, _batch_values_to_floats
 
 # Tensor methods that read a value from the device (a host-device synchronisation on CUDA).
 _READS = ("item", "tolist", "cpu", "__float__", "__int__", "__bool__", "__format__", "__repr__")
@@ -180,3 +183,21 @@ class TestCuda:
             TextAutoencoderClassifier(**params).fit(texts, labels)
         finally:
             torch.cuda.set_sync_debug_mode("default")
+
+
+def test_the_anchor_adds_its_penalty_to_the_training_loss_only(tiny, texts):
+    estimator = tiny(architecture="bow", max_epochs=1).fit(texts)
+    net, weight = estimator.net_, estimator.net_.module_.encoder.embedding.weight
+    net.module_.eval()  # no dropout: the same outputs at every call
+    dataset = TokenDataset(encode(estimator.tokenizer_, texts, max_length=estimator.max_length_)[0])
+    X, y = unpack_data(next(iter(net.get_iterator(dataset))))
+
+    def losses():
+        with torch.no_grad():
+            return {training: float(net.get_loss(net.infer(X), y, X=X, training=training)) for training in (True, False)}
+
+    plain = losses()
+    net.anchor_ = [(weight, weight.detach() + 0.5)]  # a squared distance of 0.25 per entry
+    anchored = losses()
+    assert anchored[False] == plain[False]
+    assert anchored[True] == pytest.approx(plain[True] + ANCHOR_WEIGHT * 0.25 * weight.numel(), rel=1e-5)
