@@ -31,7 +31,7 @@ logger = logging.getLogger("sktextae")
 # The weight of the penalty that holds a fit near its start (``AutoencoderNet.anchor_``): per unit of the
 # squared distance, beside the reconstruction loss per token. Measured with the bag of words' LSA start,
 # which training without it moved away from on some data (bench_default_lsa.py).
-ANCHOR_WEIGHT = 0.01
+ANCHOR_WEIGHT = 0.001
 
 
 def token_log_probs(logits, target_ids):
