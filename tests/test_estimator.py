@@ -677,7 +677,7 @@ def test_a_bag_of_words_autoencoder_is_held_near_its_lsa_start(tiny, texts, monk
         weights = dict(estimator.net_.module_.named_parameters())
         return sum(float((weights[name].detach() - value).pow(2).sum()) for name, value in anchor.items())
 
-    assert distance(held) < 0.5 * distance(free)
+    assert distance(held) < 0.8 * distance(free)  # the same fit without the penalty: 1
 
 
 @pytest.mark.parametrize("architecture", ["gru", "bow"])
