@@ -326,13 +326,13 @@ class AutoencoderNet(NeuralNet):
     def get_loss(self, y_pred, y_true, X=None, training=False):
         logits, kl, *head = y_pred  # kl: (B, latent_dim) per unit, or None; head: supervised outputs
         loss = self._reconstruction_loss(logits, kl, y_true, training=training)
+        if head:
+            labels = X["labels"].to(self.device, non_blocking=True)
+            loss = self.reconstruction_weight * loss + self._supervised_loss(head[0].float(), labels)
         if training and getattr(self, "anchor_", None):
             # The L2-SP penalty (Li et al. 2018): training stays near a start worth keeping.
             loss = loss + ANCHOR_WEIGHT * sum((weight - start).pow(2).sum() for weight, start in self.anchor_)
-        if not head:
-            return loss
-        labels = X["labels"].to(self.device, non_blocking=True)
-        return self.reconstruction_weight * loss + self._supervised_loss(head[0].float(), labels)
+        return loss
 
     def _supervised_loss(self, outputs, labels):
         if self.task == "classification":
