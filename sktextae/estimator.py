@@ -349,7 +349,9 @@ class TextAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _BaseTe
         ``X``; call it in a loop for more. A pickled model holds no optimizer state: after
         unpickling, training goes on with fresh AdamW moments. ``checkpoint_dir`` is not used here:
         ``partial_fit`` neither resumes from a checkpoint nor writes one. A non-finite loss raises
-        ``NonFiniteLossError`` as in ``fit``, the weights of before the call kept.
+        ``NonFiniteLossError`` as in ``fit``, the weights of before the call kept. A fitted bag of
+        words trains on here without the penalty that held ``fit`` near its LSA start: adapting to new
+        texts is what the call is for.
 
         Parameters
         ----------

@@ -678,6 +678,8 @@ def test_a_bag_of_words_autoencoder_is_held_near_its_lsa_start(tiny, texts, monk
         return sum(float((weights[name].detach() - value).pow(2).sum()) for name, value in anchor.items())
 
     assert distance(held) < 0.8 * distance(free)  # the same fit without the penalty: 1
+    held.partial_fit(texts)  # adapting a fitted model: not held
+    assert dict(held.net_.callbacks_)["seen"].seen is None
 
 
 @pytest.mark.parametrize("architecture", ["gru", "bow"])
