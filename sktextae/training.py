@@ -331,7 +331,9 @@ class AutoencoderNet(NeuralNet):
             loss = self.reconstruction_weight * loss + self._supervised_loss(head[0].float(), labels)
         if training and getattr(self, "anchor_", None):
             # The L2-SP penalty (Li et al. 2018): training stays near a start worth keeping.
-            loss = loss + ANCHOR_WEIGHT * sum((weight - start).pow(2).sum() for weight, start in self.anchor_)
+            # mse_loss keeps no (V, C) difference alive until the backward pass, as (weight - start).pow(2) would.
+            loss = loss + ANCHOR_WEIGHT * sum(torch.nn.functional.mse_loss(weight, start, reduction="sum")
+                                              for weight, start in self.anchor_)
         return loss
 
     def _supervised_loss(self, outputs, labels):

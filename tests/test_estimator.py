@@ -27,7 +27,7 @@ from skorch.callbacks import Callback, EpochTimer
 
 from conftest import DATA_FREE_CHECKS, TEXTS, tiny_autoencoder
 import sktextae.estimator
-from sktextae import TextAutoencoder, TruncationWarning
+from sktextae import TextAutoencoder, TextAutoencoderClassifier, TruncationWarning
 from sktextae.nn import ARCHITECTURES, ENCODERS, SCRATCH_DECODERS
 import sktextae.network
 import sktextae.training
@@ -684,8 +684,6 @@ def test_a_bag_of_words_autoencoder_is_held_near_its_lsa_start(tiny, texts, monk
 
 @pytest.mark.parametrize("architecture", ["gru", "bow"])
 def test_only_a_bag_of_words_autoencoder_is_anchored(architecture, tiny, texts, labels):
-    from sktextae import TextAutoencoderClassifier
-
     def seen(estimator):
         return dict(estimator.net_.callbacks_)["seen"].seen
 
