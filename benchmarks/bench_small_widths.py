@@ -70,6 +70,7 @@ VARIANTS = {
     "hidden256": {"hidden_dim": 256},
     "embedding128": {"embedding_dim": 128},
     "embedding256": {"embedding_dim": 256},
+    "embedding512": {"embedding_dim": 512},
     "batchnorm": {"bottleneck": "batchnorm"},
     "idf-pool": {"pooling": "idf"},
     "idf-start": {"start": "idf"},
