@@ -2,27 +2,34 @@
 
 1. Search: a 12-candidate ``GridSearchCV`` (``--grid``: latent_dim x lr x noise) with ``--cv`` folds on
    ``--n-train`` TREC training texts, ``--max-epochs`` epochs per fit, run serially in this process
-   (torch's default threads, one per core) and then under ``joblib.parallel_backend("dask")`` on a
-   ``LocalCluster`` of ``--workers`` single-threaded worker processes. Reports both wall times (the
-   cluster's start left out, given apart), their ratio, and whether the two searches agree
-   (``best_params_`` equal, ``mean_test_score`` within 1e-6).
+   twice (with torch's default threads, one per core, and with one thread, the work one worker does)
+   and then under ``joblib.parallel_backend("dask")`` on a ``LocalCluster`` of ``--workers``
+   single-threaded worker processes. Reports the wall times (the cluster's start left out, given
+   apart), their ratios to the one-thread search, and whether the searches agree (``best_params_``
+   equal, ``mean_test_score`` within 1e-6).
 2. Encoding: the serial search's best model encodes ``--n-encode`` texts (TREC's training texts,
-   repeated), in this process (``transform``), with ``sktextae.parallel.encode_dask`` on 1 and on
-   ``--workers`` workers (a Bag of ``--partitions`` partitions), and with Ray Data
-   (``map_batches(RayEncoder, concurrency=n)``) when Ray is installed. Reports texts/s and whether
-   the vectors equal ``transform``'s.
+   repeated), in this process (``transform``, with one thread and with torch's default), with
+   ``sktextae.parallel.encode_dask`` on 1 and on ``--workers`` workers (a Bag of ``--partitions``
+   partitions), and with Ray Data (``map_batches(RayEncoder, concurrency=n)``) when Ray is installed.
+   Reports texts/s, each worker's peak resident memory (the largest of the workers'; ``ru_maxrss`` of
+   the worker's process, read on the worker), and whether the vectors equal ``transform``'s.
 
-On 2 cores the defaults take about 10 minutes in all. The results go to
-``results/<output>.{json,md}``.
+Every process, this one and the workers (which inherit its environment), tokenizes with one thread of
+the tokenizers' Rust pool (``RAYON_NUM_THREADS=1`` unless set), so that a worker's share is one core.
+On 2 cores the defaults take about 20 minutes in all. The results go to ``results/<output>.{json,md}``.
 
     python benchmarks/bench_distributed.py [--data ../shared/data] [--n-train 2000] [--cv 3]
-        [--max-epochs 3] [--architecture gru] [--workers 2] [--n-encode 20000] [--partitions 16]
+        [--max-epochs 3] [--architecture gru] [--workers 2] [--n-encode 100000] [--partitions 16]
         [--no-ray] [--output distributed_cpu]
 """
 
 import argparse
+import os
+import resource
 import time
 import warnings
+
+os.environ.setdefault("RAYON_NUM_THREADS", "1")  # the tokenizers' thread pool: read once, at its first use
 
 import joblib
 import numpy as np
@@ -46,7 +53,7 @@ def parse_args(argv=None):
     parser.add_argument("--architecture", default="gru")
     parser.add_argument("--hidden-dim", type=int, default=128)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--n-encode", type=int, default=20000, help="texts to encode (TREC's, repeated)")
+    parser.add_argument("--n-encode", type=int, default=100000, help="texts to encode (TREC's, repeated)")
     parser.add_argument("--partitions", type=int, default=16)
     parser.add_argument("--no-ray", action="store_true", help="leave Ray out even where it is installed")
     parser.add_argument("--output", default="distributed_cpu")
@@ -65,6 +72,19 @@ def search(args, texts, backend=None):
         with joblib.parallel_backend(backend):
             grid_search.fit(texts)
     return grid_search, time.perf_counter() - start
+
+
+def peak_rss_mb():
+    """This process's peak resident memory so far, in MB (Linux reports ``ru_maxrss`` in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class PeakRayEncoder(RayEncoder):
+    """``RayEncoder`` that adds its actor's peak resident memory to each batch (column ``peak_rss_mb``)."""
+
+    def __call__(self, batch):
+        batch = super().__call__(batch)
+        return {**batch, "peak_rss_mb": np.full(len(batch[self.output_column]), peak_rss_mb())}
 
 
 def same_search(a, b):
@@ -87,7 +107,8 @@ def encode_on_dask(model, texts, *, n_workers, partitions):
     try:
         start = time.perf_counter()
         latent = encode_dask(model, dask.bag.from_sequence(texts, npartitions=partitions), client=client).compute()
-        return latent, time.perf_counter() - start, startup
+        seconds = time.perf_counter() - start
+        return latent, seconds, startup, max(client.run(peak_rss_mb).values())
     finally:
         client.close()
         cluster.close()
@@ -103,11 +124,11 @@ def encode_on_ray(model, texts, *, n_workers, partitions):
         dataset = ray.data.from_items([{"id": i, "text": text} for i, text in enumerate(texts)],
                                       override_num_blocks=partitions)
         start = time.perf_counter()
-        rows = dataset.map_batches(RayEncoder, fn_constructor_args=(model,), concurrency=n_workers,
+        rows = dataset.map_batches(PeakRayEncoder, fn_constructor_args=(model,), concurrency=n_workers,
                                    batch_size=model.inference_batch_size).take_all()
         seconds = time.perf_counter() - start
         rows.sort(key=lambda row: row["id"])
-        return np.stack([row["latent"] for row in rows]), seconds, startup
+        return np.stack([row["latent"] for row in rows]), seconds, startup, max(row["peak_rss_mb"] for row in rows)
     finally:
         ray.shutdown()
 
@@ -120,9 +141,15 @@ def main(argv=None):
     rows = []
 
     serial, serial_seconds = search(args, train)
-    rows.append(_results.stamp(dict(task="search", engine="in-process", workers=1, torch_threads=threads,
-                                    seconds=serial_seconds, startup_seconds=0.0, speedup=1.0, same_results=True,
-                                    best_params=str(serial.best_params_))))
+    torch.set_num_threads(1)
+    try:
+        one_thread, one_thread_seconds = search(args, train)
+    finally:
+        torch.set_num_threads(threads)
+    for n_threads, result, seconds in ((threads, serial, serial_seconds), (1, one_thread, one_thread_seconds)):
+        rows.append(_results.stamp(dict(task="search", engine="in-process", workers=1, torch_threads=n_threads,
+                                        seconds=seconds, startup_seconds=0.0, speedup=one_thread_seconds / seconds,
+                                        same_results=same_search(serial, result), best_params=str(result.best_params_))))
     cluster, client, startup = dask_cluster(args.workers)
     try:
         distributed, seconds = search(args, train, backend="dask")
@@ -130,19 +157,25 @@ def main(argv=None):
         client.close()
         cluster.close()
     rows.append(_results.stamp(dict(task="search", engine="dask", workers=args.workers, torch_threads=1,
-                                    seconds=seconds, startup_seconds=startup, speedup=serial_seconds / seconds,
+                                    seconds=seconds, startup_seconds=startup, speedup=one_thread_seconds / seconds,
                                     same_results=same_search(serial, distributed),
                                     best_params=str(distributed.best_params_))))
 
     model = serial.best_estimator_
     all_train, _ = _data.load_split(args.data, "trec", "train")
     texts = (all_train * -(-args.n_encode // len(all_train)))[:args.n_encode]
-    start = time.perf_counter()
-    expected = model.transform(texts)
-    in_process = time.perf_counter() - start
-    rows.append(_results.stamp(dict(task="encode", engine="in-process", workers=1, torch_threads=threads,
-                                    seconds=in_process, startup_seconds=0.0, texts_per_s=len(texts) / in_process,
-                                    speedup=1.0, same_results=True)))
+    timings = {}
+    for n_threads in (1, threads):
+        torch.set_num_threads(n_threads)
+        start = time.perf_counter()
+        expected = model.transform(texts)
+        timings[n_threads] = time.perf_counter() - start
+    torch.set_num_threads(threads)
+    in_process = timings[1]
+    for n_threads, seconds in timings.items():
+        rows.append(_results.stamp(dict(task="encode", engine="in-process", workers=1, torch_threads=n_threads,
+                                        seconds=seconds, startup_seconds=0.0, texts_per_s=len(texts) / seconds,
+                                        speedup=in_process / seconds, same_results=True)))
     engines = [("dask", encode_on_dask)]
     if not args.no_ray:
         try:
@@ -152,20 +185,23 @@ def main(argv=None):
             pass
     for engine, encode in engines:
         for n_workers in sorted({1, args.workers}):
-            latent, seconds, startup = encode(model, texts, n_workers=n_workers, partitions=args.partitions)
+            latent, seconds, startup, peak = encode(model, texts, n_workers=n_workers, partitions=args.partitions)
             rows.append(_results.stamp(dict(
                 task="encode", engine=engine, workers=n_workers, torch_threads=1, seconds=seconds,
                 startup_seconds=startup, texts_per_s=len(texts) / seconds, speedup=in_process / seconds,
+                worker_peak_mb=peak,
                 same_results=bool(np.allclose(latent, expected, rtol=1e-5, atol=1e-6)))))
 
     notes = [f"Search: {len(serial.cv_results_['params'])} candidates x {args.cv} folds on {len(train)} TREC "
              f"training texts, architecture={args.architecture}, hidden_dim={args.hidden_dim}, "
-             f"max_epochs={args.max_epochs}; the in-process search uses torch's {threads} threads, each worker 1. "
+             f"max_epochs={args.max_epochs}; in process with torch's {threads} threads and with 1, each worker with 1; "
+             f"the tokenizers' pool at {os.environ['RAYON_NUM_THREADS']} thread(s) in every process. "
              f"Encoding: {len(texts)} texts, {args.partitions} partitions (Dask) or blocks (Ray). `speedup` is the "
-             f"in-process time over the row's; `startup_seconds` (the cluster's start) is not in `seconds`.",
+             f"one-thread in-process time over the row's; `startup_seconds` (the cluster's start) is not in "
+             f"`seconds`; `worker_peak_mb` is the largest peak resident memory of the row's workers.",
              "Measured on a shared machine: compare rows of one run only."]
     _results.write(args.output, rows, ["task", "engine", "workers", "torch_threads", "seconds", "startup_seconds",
-                                       "texts_per_s", "speedup", "same_results", "best_params"],
+                                       "texts_per_s", "speedup", "worker_peak_mb", "same_results", "best_params"],
                    title="Searching and encoding on a Dask or Ray cluster of this machine", notes=notes)
 
 
