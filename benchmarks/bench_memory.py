@@ -11,12 +11,19 @@ the validation loss as by default, ``patience=None``) and reports:
   the peak less the baseline, what fitting added;
 - ``end_rss_mb``: its resident memory after ``fit`` returned (what the allocator kept);
 - ``fit_seconds``: the wall time of the whole ``fit`` (tokenizer, network and the epoch);
+- ``vocab_size`` and ``parameters``: the fitted model's vocabulary (which a small corpus may not fill)
+  and its number of weights;
 - read after every training batch: ``n_batches``; ``longest_batch``, the most positions a batch was
   padded to, and ``first_longest_at``, the first batch that long; ``peak_by_batch``, the batch by whose
   end the process had reached its final peak (within 5 MB; empty when the peak came after the training
   pass, in the validation pass); ``rss_tenth_mb`` and ``rss_last_mb``, the resident memory held after
   the batch a tenth of the way through the epoch and after the last one (what the epoch accumulated
-  between batches, as opposed to the transient peak inside one).
+  between batches, as opposed to the transient peak inside one); ``largest_batch``, the most padded
+  positions (texts times positions) a training batch held, ``peak_at_largest_mb``, the peak by the end
+  of the first batch that large, and ``growth_after_largest_mb``, how far the peak rose after it, to
+  the end of ``fit``. The largest batch sets the transient a step needs; what the peak gains after it
+  is what the number of batches adds (a small corpus may never fill a batch of its longest texts, so
+  its peak is lower for that reason alone).
 
 The texts are ``_data.unlabelled_corpus(data, exclude="trec", max_texts=N)``: sentences and phrases of
 4 to 40 words from SST-2, 20 Newsgroups and AG News, deduplicated and shuffled (about 159k of them);
@@ -57,7 +64,8 @@ import _results
 RESULT = "RESULT "  # prefix of the JSON line a measuring process prints
 COLUMNS = ["version", "architecture", "texts", "malloc", "n_texts", "peak_rss_mb", "fit_rss_mb", "baseline_rss_mb", "end_rss_mb",
            "fit_seconds", "max_length", "batch_size", "n_batches", "longest_batch", "first_longest_at", "peak_by_batch",
-           "rss_tenth_mb", "rss_last_mb", "device"]
+           "rss_tenth_mb", "rss_last_mb", "largest_batch", "peak_at_largest_mb", "growth_after_largest_mb",
+           "vocab_size", "parameters", "device"]
 TITLE = "Training memory on the CPU: peak RSS of a one-epoch fit as the corpus grows"
 
 
@@ -93,6 +101,8 @@ def measure(architecture, texts, *, max_length, batch_size, latent_dim):
     row["end_rss_mb"] = _rss_mb()
     row["fit_rss_mb"] = row["peak_rss_mb"] - row["baseline_rss_mb"]
     row["train_loss"] = float(model.net_.history[-1, "train_loss"])
+    row["vocab_size"] = model.vocabulary_.encoder_size  # the model grows with it, up to its vocab_size
+    row["parameters"] = sum(weight.numel() for weight in model.net_.module_.parameters())
     row.update(dict(model.net_.callbacks_)["trace"].summary(row["peak_rss_mb"]))
     return row
 
@@ -115,7 +125,7 @@ class _Trace:
         return base.__new__(kind)
 
     def initialize(self):
-        self.rss_, self.peaks_, self.lengths_ = [], [], []
+        self.rss_, self.peaks_, self.lengths_, self.sizes_ = [], [], [], []
         return self
 
     def on_batch_end(self, net, batch=None, training=False, **kwargs):
@@ -123,6 +133,7 @@ class _Trace:
             self.rss_.append(_rss_mb())
             self.peaks_.append(_peak_rss_mb())
             self.lengths_.append(int(batch[0]["input_ids"].shape[1]))
+            self.sizes_.append(int(batch[0]["input_ids"].numel()))
 
     def summary(self, final_peak):
         n = len(self.rss_)
@@ -130,10 +141,13 @@ class _Trace:
             return {}
         tenth = max(1, n // 10)
         longest = max(self.lengths_)
+        at_largest = self.peaks_[self.sizes_.index(max(self.sizes_))]
         return {"n_batches": n, "longest_batch": longest, "first_longest_at": self.lengths_.index(longest) + 1,
                 "peak_by_batch": next(i + 1 for i, peak in enumerate(self.peaks_) if peak >= final_peak - 5)
                 if self.peaks_[-1] >= final_peak - 5 else None,
-                "rss_tenth_mb": self.rss_[tenth - 1], "rss_last_mb": self.rss_[-1]}
+                "rss_tenth_mb": self.rss_[tenth - 1], "rss_last_mb": self.rss_[-1],
+                "largest_batch": max(self.sizes_), "peak_at_largest_mb": at_largest,
+                "growth_after_largest_mb": final_peak - at_largest}
 
 
 def run_one(architecture, n_texts, texts_file, args):
@@ -168,6 +182,10 @@ def summary(rows, notes):
         per_1k = (last["peak_rss_mb"] - first["peak_rss_mb"]) / (last["n_texts"] - first["n_texts"]) * 1000
         lines.append(f"- {version}, {architecture}: peak {first['peak_rss_mb']} MB at {first['n_texts']} texts -> "
                      f"{last['peak_rss_mb']} MB at {last['n_texts']} ({per_1k:+.1f} MB per 1k more texts)")
+        if all(row.get("growth_after_largest_mb") is not None for row in group):
+            lines.append("  - the peak's rise after the largest batch first ran: " + ", ".join(
+                f"{row['growth_after_largest_mb']:+} MB at {row['n_texts']} texts (largest batch "
+                f"{row['largest_batch']} positions, peak by then {row['peak_at_largest_mb']} MB)" for row in group))
     commands = {}
     for row in rows:
         commands.setdefault(_label(row), (row["date"], row["command"]))
@@ -236,13 +254,9 @@ def main():
         print(f"Only {len(texts)} texts: sizes {short} skipped.", flush=True)
         notes.append(f"Only {len(texts)} texts in the corpus: sizes {short} were skipped.")
         sizes = [n for n in sizes if n <= len(texts)]
-    path = _results.RESULTS / f"{args.output}.json"
-    # Rows of other versions stay, so that before and after sit in one table.
     texts_label = args.dataset or "unlabelled"
     malloc = "default" if args.malloc_mmap_threshold is None else str(args.malloc_mmap_threshold)
-    rows = [{"texts": "unlabelled", "malloc": "default", **row} for row in
-            (json.loads(path.read_text()) if path.exists() else [])]
-    rows = [row for row in rows if (row["version"], row["texts"], row["malloc"]) != (args.version, texts_label, malloc)]
+    measured = []
     with tempfile.NamedTemporaryFile("w", suffix=".json") as texts_file:
         json.dump(texts, texts_file)
         texts_file.flush()
@@ -252,12 +266,28 @@ def main():
                 row = run_one(architecture, n_texts, texts_file.name, args)
                 if row is None:
                     continue
-                rows.append(_results.stamp({"version": args.version, "texts": texts_label, "malloc": malloc,
-                                            **_rounded(row)}))
-                print(f"{_label(rows[-1])}, {architecture} at {n_texts} texts: peak {row['peak_rss_mb']:.0f} MB "
+                measured.append(_results.stamp({"version": args.version, "texts": texts_label, "malloc": malloc,
+                                                **_rounded(row)}))
+                print(f"{_label(measured[-1])}, {architecture} at {n_texts} texts: peak {row['peak_rss_mb']:.0f} MB "
                       f"(baseline {row['baseline_rss_mb']:.0f}), fit {row['fit_seconds']:.0f} s", flush=True)
+                rows = _merged(args.output, measured)
                 _results.write(args.output, rows, COLUMNS, title=TITLE, notes=summary(rows, notes), quiet=True)
+    rows = _merged(args.output, measured)
     _results.write(args.output, rows, COLUMNS, title=TITLE, notes=summary(rows, notes))
+
+
+def _merged(output, measured):
+    """The rows already in ``results/<output>.json`` (read now, so that runs side by side keep each
+    other's), less those this run measured again, then this run's: before and after in one table."""
+    path = _results.RESULTS / f"{output}.json"
+    rows = [{"texts": "unlabelled", "malloc": "default", **row} for row in
+            (json.loads(path.read_text()) if path.exists() else [])]
+    keys = {_key(row) for row in measured}
+    return [row for row in rows if _key(row) not in keys] + list(measured)
+
+
+def _key(row):
+    return row["version"], row["texts"], row["malloc"], row["architecture"], row["n_texts"]
 
 
 if __name__ == "__main__":
