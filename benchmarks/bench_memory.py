@@ -188,8 +188,8 @@ def summary(rows, notes):
                 f"{row['largest_batch']} positions, peak by then {row['peak_at_largest_mb']} MB)" for row in group))
     commands = {}
     for row in rows:
-        commands.setdefault(_label(row), (row["date"], row["command"]))
-    lines += ["", "Runs:", ""] + [f"- {label} ({date}): `{command}`" for label, (date, command) in commands.items()]
+        commands.setdefault((_label(row), row["command"]), row["date"])
+    lines += ["", "Runs:", ""] + [f"- {label} ({date}): `{command}`" for (label, command), date in commands.items()]
     return lines + [""] + list(notes)
 
 
