@@ -313,7 +313,7 @@ def start_from_lsa(encoder, sequences, *, ignored=NOT_TEXT, max_texts=20000):
     trained with early stopping, may never leave). Where the encoder has ``terms``, each token counts as
     its term, as the encoder counts it. Tokens that no text holds start at 0, and so do those the encoder
     reads as another or as nothing (a sequence decoder that shares the table learns them); the whole table
-    is scaled so that the projections of the texts spread by ``nn.bow.LSA_START_STD`` per unit. With
+    is scaled so that the projections of the texts (of the sample) spread by ``nn.bow.LSA_START_STD`` per unit. With
     fewer texts than ``embedding_dim``, only as many columns as texts are filled; the others start at 0.
     Nothing changes when the texts hold no token that counts.
     """
@@ -347,7 +347,8 @@ def start_from_lsa(encoder, sequences, *, ignored=NOT_TEXT, max_texts=20000):
     table = np.zeros((vocab_size, width))
     held = np.bincount(counts.indices, minlength=vocab_size) > 0  # (V,): tokens that count, in some text
     table[:, :rank] = TruncatedSVD(rank, random_state=0).fit(sample).components_.T * held[:, None]  # (V, rank)
-    spread = float(np.asarray(tfidf @ table).std(axis=0).mean())  # of the projections (N, C)
+    # The sample's projections (at most (max_texts, C)): the whole corpus' would take memory in proportion to it.
+    spread = float(np.asarray(sample @ table).std(axis=0).mean())
     encoder.embedding.weight.copy_(torch.from_numpy(table * (LSA_START_STD / spread if spread > 0 else 1.0)))
 
 

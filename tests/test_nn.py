@@ -308,6 +308,17 @@ def test_tokens_of_one_term_count_together_and_a_token_of_term_0_counts_as_nothi
         build_autoencoder(encoder="bow", decoder="bag", bow_weighting="mean", bow_terms=terms, **TINY)
 
 
+def test_lsa_start_past_max_texts_fits_and_scales_on_its_fixed_sample():
+    torch.manual_seed(0)
+    module = build_module("bow", **TINY)
+    texts, _ = two_topics(60)
+    start_from_lsa(module.encoder, texts, max_texts=30)
+    sample = np.sort(np.random.default_rng(0).choice(len(texts), size=30, replace=False))
+    # The scale is read off the sample's projections, whose memory does not grow with the corpus.
+    assert projections(module.encoder, [texts[i] for i in sample]).std(0).mean() == pytest.approx(LSA_START_STD, rel=1e-3)
+    assert projections(module.encoder, texts).std(0).mean() != pytest.approx(LSA_START_STD, rel=1e-3)
+
+
 def test_lsa_start_refuses_an_id_outside_the_vocabulary():
     module = build_module("bow", **TINY)
     with pytest.raises(ValueError, match="encoder's vocabulary"):
