@@ -79,8 +79,8 @@ def edited(folder, change):
 def test_folders_saved_by_the_previous_code_load_unchanged(name, tmp_path):
     expected = json.loads((FIXTURES / f"{name}.expected.json").read_text())
     model = sktextae.load(FIXTURES / name)
-    # Equal up to float32 rounding: the last bit of a sum can move with the libraries' builds (it did, by
-    # 1.2e-7, between two installs of the same requirements), while a changed model moves it by far more.
+    # Equal up to float32 rounding: the last bit of a sum can move with the machine's CPU kernels or the
+    # libraries' builds (it did, by 1.2e-7, between two CI runs of the same code); a changed model moves more.
     np.testing.assert_allclose(model.transform(expected["texts"]), np.array(expected["transform"], np.float32),
                                rtol=1e-5, atol=1e-6)
     if "predict" in expected:
