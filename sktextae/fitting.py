@@ -313,8 +313,8 @@ def start_from_lsa(encoder, sequences, *, ignored=NOT_TEXT, max_texts=20000):
     trained with early stopping, may never leave). Where the encoder has ``terms``, each token counts as
     its term, as the encoder counts it. Tokens that no text holds start at 0, and so do those the encoder
     reads as another or as nothing (a sequence decoder that shares the table learns them); the whole table
-    is scaled so that the projections of the texts (of the sample) spread by ``nn.bow.LSA_START_STD`` per unit. With
-    fewer texts than ``embedding_dim``, only as many columns as texts are filled; the others start at 0.
+    is scaled so that the projections of the sample's texts spread by ``nn.bow.LSA_START_STD`` per unit.
+    With fewer texts than ``embedding_dim``, only as many columns as texts are filled; the others start at 0.
     Nothing changes when the texts hold no token that counts.
     """
     if getattr(encoder, "weighting", None) != "tfidf":
