@@ -12,7 +12,15 @@
    ``sktextae.parallel.encode_dask`` on 1 and on ``--workers`` workers (a Bag of ``--partitions``
    partitions), and with Ray Data (``map_batches(RayEncoder, concurrency=n)``) when Ray is installed.
    Reports texts/s, each worker's peak resident memory (the largest of the workers'; ``ru_maxrss`` of
-   the worker's process, read on the worker), and whether the vectors equal ``transform``'s.
+   the worker's process, read on the worker), whether the vectors equal ``transform``'s, and where the
+   engine's time went: ``busy_seconds``, the time the workers spent encoding, summed over them (Dask's
+   task stream: the compute time of its encoding tasks; Ray: each batch's call of the encoder, timed
+   in the actor), and ``engine_seconds``, the wall time less the busy time shared out over the workers
+   (``seconds - busy_seconds / workers``): moving texts and vectors, scheduling, workers left idle.
+
+``--tasks encode`` leaves the search out and encodes with the model the search picks by default
+(``SEARCHED``, refitted on the same texts, as the search refits it); ``--hidden-dim`` then gives a
+heavier encoder (more work per text for the same bytes moved).
 
 Every process, this one and the workers (which inherit its environment), tokenizes with one thread of
 the tokenizers' Rust pool (``RAYON_NUM_THREADS=1`` unless set), so that a worker's share is one core.
@@ -20,7 +28,7 @@ On 2 cores the defaults take about 20 minutes in all. The results go to ``result
 
     python benchmarks/bench_distributed.py [--data ../shared/data] [--n-train 2000] [--cv 3]
         [--max-epochs 3] [--architecture gru] [--workers 2] [--n-encode 100000] [--partitions 16]
-        [--no-ray] [--output distributed_cpu]
+        [--no-ray] [--tasks search,encode] [--output distributed_cpu]
 """
 
 import argparse
@@ -34,7 +42,7 @@ os.environ.setdefault("RAYON_NUM_THREADS", "1")  # the tokenizers' thread pool: 
 import joblib
 import numpy as np
 import torch
-from sklearn.model_selection import GridSearchCV
+from sklearn.model_selection import GridSearchCV, ParameterGrid
 
 import _data
 import _results
@@ -42,6 +50,7 @@ from sktextae import TextAutoencoder, TruncationWarning
 from sktextae.parallel import RayEncoder, encode_dask
 
 GRID = {"latent_dim": [16, 32, 64], "lr": [1e-3, 3e-3], "noise": [0.0, 0.1]}  # 12 candidates
+SEARCHED = {"latent_dim": 32, "lr": 3e-3, "noise": 0.0}  # what the search picks with the defaults (distributed_cpu.md)
 
 
 def parse_args(argv=None):
@@ -56,14 +65,19 @@ def parse_args(argv=None):
     parser.add_argument("--n-encode", type=int, default=100000, help="texts to encode (TREC's, repeated)")
     parser.add_argument("--partitions", type=int, default=16)
     parser.add_argument("--no-ray", action="store_true", help="leave Ray out even where it is installed")
+    parser.add_argument("--tasks", default="search,encode", help="search, encode or both")
     parser.add_argument("--output", default="distributed_cpu")
     return parser.parse_args(argv)
 
 
+def estimator(args, **params):
+    return TextAutoencoder(architecture=args.architecture, hidden_dim=args.hidden_dim, max_epochs=args.max_epochs,
+                           validation_fraction=0, patience=None, random_state=0, device="cpu", **params)
+
+
 def search(args, texts, backend=None):
     grid_search = GridSearchCV(
-        TextAutoencoder(architecture=args.architecture, hidden_dim=args.hidden_dim, max_epochs=args.max_epochs,
-                        validation_fraction=0, patience=None, random_state=0, device="cpu"),
+        estimator(args),
         GRID, cv=args.cv, n_jobs=None if backend is None else -1, error_score="raise")
     start = time.perf_counter()
     if backend is None:
@@ -80,11 +94,15 @@ def peak_rss_mb():
 
 
 class PeakRayEncoder(RayEncoder):
-    """``RayEncoder`` that adds its actor's peak resident memory to each batch (column ``peak_rss_mb``)."""
+    """``RayEncoder`` that adds to each batch its actor's peak resident memory (column ``peak_rss_mb``) and
+    the seconds the call took, shared out over the batch's rows (column ``busy_s``)."""
 
     def __call__(self, batch):
+        start = time.perf_counter()
         batch = super().__call__(batch)
-        return {**batch, "peak_rss_mb": np.full(len(batch[self.output_column]), peak_rss_mb())}
+        n = len(batch[self.output_column])
+        return {**batch, "peak_rss_mb": np.full(n, peak_rss_mb()),
+                "busy_s": np.full(n, (time.perf_counter() - start) / max(n, 1))}
 
 
 def same_search(a, b):
@@ -102,13 +120,18 @@ def dask_cluster(n_workers):
 
 def encode_on_dask(model, texts, *, n_workers, partitions):
     import dask.bag
+    from dask.distributed import get_task_stream
 
     cluster, client, startup = dask_cluster(n_workers)
     try:
-        start = time.perf_counter()
-        latent = encode_dask(model, dask.bag.from_sequence(texts, npartitions=partitions), client=client).compute()
-        seconds = time.perf_counter() - start
-        return latent, seconds, startup, max(client.run(peak_rss_mb).values())
+        client.get_task_stream()  # starts the scheduler's record: the first task is then in it too
+        with get_task_stream(client) as stream:
+            start = time.perf_counter()
+            latent = encode_dask(model, dask.bag.from_sequence(texts, npartitions=partitions), client=client).compute()
+            seconds = time.perf_counter() - start
+        busy = sum(period["stop"] - period["start"] for task in stream.data if "encode" in str(task["key"])
+                   for period in task["startstops"] if period["action"] == "compute")
+        return latent, seconds, startup, max(client.run(peak_rss_mb).values()), busy
     finally:
         client.close()
         cluster.close()
@@ -128,7 +151,8 @@ def encode_on_ray(model, texts, *, n_workers, partitions):
                                    batch_size=model.inference_batch_size).take_all()
         seconds = time.perf_counter() - start
         rows.sort(key=lambda row: row["id"])
-        return np.stack([row["latent"] for row in rows]), seconds, startup, max(row["peak_rss_mb"] for row in rows)
+        return (np.stack([row["latent"] for row in rows]), seconds, startup, max(row["peak_rss_mb"] for row in rows),
+                sum(row["busy_s"] for row in rows))
     finally:
         ray.shutdown()
 
@@ -140,28 +164,33 @@ def main(argv=None):
     threads = torch.get_num_threads()
     rows = []
 
-    serial, serial_seconds = search(args, train)
-    torch.set_num_threads(1)
-    try:
-        one_thread, one_thread_seconds = search(args, train)
-    finally:
-        torch.set_num_threads(threads)
-    for n_threads, result, seconds in ((threads, serial, serial_seconds), (1, one_thread, one_thread_seconds)):
-        rows.append(_results.stamp(dict(task="search", engine="in-process", workers=1, torch_threads=n_threads,
-                                        seconds=seconds, startup_seconds=0.0, speedup=one_thread_seconds / seconds,
-                                        same_results=same_search(serial, result), best_params=str(result.best_params_))))
-    cluster, client, startup = dask_cluster(args.workers)
-    try:
-        distributed, seconds = search(args, train, backend="dask")
-    finally:
-        client.close()
-        cluster.close()
-    rows.append(_results.stamp(dict(task="search", engine="dask", workers=args.workers, torch_threads=1,
-                                    seconds=seconds, startup_seconds=startup, speedup=one_thread_seconds / seconds,
-                                    same_results=same_search(serial, distributed),
-                                    best_params=str(distributed.best_params_))))
+    tasks = set(args.tasks.split(","))
+    if "search" in tasks:
+        serial, serial_seconds = search(args, train)
+        torch.set_num_threads(1)
+        try:
+            one_thread, one_thread_seconds = search(args, train)
+        finally:
+            torch.set_num_threads(threads)
+        for n_threads, result, seconds in ((threads, serial, serial_seconds), (1, one_thread, one_thread_seconds)):
+            rows.append(_results.stamp(dict(task="search", engine="in-process", workers=1, torch_threads=n_threads,
+                                            seconds=seconds, startup_seconds=0.0, speedup=one_thread_seconds / seconds,
+                                            same_results=same_search(serial, result), best_params=str(result.best_params_))))
+        cluster, client, startup = dask_cluster(args.workers)
+        try:
+            distributed, seconds = search(args, train, backend="dask")
+        finally:
+            client.close()
+            cluster.close()
+        rows.append(_results.stamp(dict(task="search", engine="dask", workers=args.workers, torch_threads=1,
+                                        seconds=seconds, startup_seconds=startup, speedup=one_thread_seconds / seconds,
+                                        same_results=same_search(serial, distributed),
+                                        best_params=str(distributed.best_params_))))
 
-    model = serial.best_estimator_
+    if "encode" not in tasks:
+        write(args, rows, train, threads, 0)
+        return
+    model = serial.best_estimator_ if "search" in tasks else estimator(args, **SEARCHED).fit(train)
     all_train, _ = _data.load_split(args.data, "trec", "train")
     texts = (all_train * -(-args.n_encode // len(all_train)))[:args.n_encode]
     timings = {}
@@ -185,23 +214,30 @@ def main(argv=None):
             pass
     for engine, encode in engines:
         for n_workers in sorted({1, args.workers}):
-            latent, seconds, startup, peak = encode(model, texts, n_workers=n_workers, partitions=args.partitions)
+            latent, seconds, startup, peak, busy = encode(model, texts, n_workers=n_workers,
+                                                          partitions=args.partitions)
             rows.append(_results.stamp(dict(
                 task="encode", engine=engine, workers=n_workers, torch_threads=1, seconds=seconds,
                 startup_seconds=startup, texts_per_s=len(texts) / seconds, speedup=in_process / seconds,
-                worker_peak_mb=peak,
+                worker_peak_mb=peak, busy_seconds=busy, engine_seconds=seconds - busy / n_workers,
                 same_results=bool(np.allclose(latent, expected, rtol=1e-5, atol=1e-6)))))
+    write(args, rows, train, threads, len(texts))
 
-    notes = [f"Search: {len(serial.cv_results_['params'])} candidates x {args.cv} folds on {len(train)} TREC "
-             f"training texts, architecture={args.architecture}, hidden_dim={args.hidden_dim}, "
-             f"max_epochs={args.max_epochs}; in process with torch's {threads} threads and with 1, each worker with 1; "
+
+def write(args, rows, train, threads, n_encoded):
+    notes = [f"Model: architecture={args.architecture}, hidden_dim={args.hidden_dim}, max_epochs={args.max_epochs}, "
+             f"fitted on {len(train)} TREC training texts; search: {len(ParameterGrid(GRID))} candidates x "
+             f"{args.cv} folds, in process with torch's {threads} threads and with 1, each worker with 1; "
              f"the tokenizers' pool at {os.environ['RAYON_NUM_THREADS']} thread(s) in every process. "
-             f"Encoding: {len(texts)} texts, {args.partitions} partitions (Dask) or blocks (Ray). `speedup` is the "
+             f"Encoding: {n_encoded} texts, {args.partitions} partitions (Dask) or blocks (Ray). `speedup` is the "
              f"one-thread in-process time over the row's; `startup_seconds` (the cluster's start) is not in "
-             f"`seconds`; `worker_peak_mb` is the largest peak resident memory of the row's workers.",
+             f"`seconds`; `worker_peak_mb` is the largest peak resident memory of the row's workers; "
+             f"`busy_seconds` is the workers' time in the encoder, summed over them, and `engine_seconds` is "
+             f"`seconds - busy_seconds / workers`.",
              "Measured on a shared machine: compare rows of one run only."]
     _results.write(args.output, rows, ["task", "engine", "workers", "torch_threads", "seconds", "startup_seconds",
-                                       "texts_per_s", "speedup", "worker_peak_mb", "same_results", "best_params"],
+                                       "texts_per_s", "speedup", "worker_peak_mb", "busy_seconds", "engine_seconds",
+                                       "same_results", "best_params"],
                    title="Searching and encoding on a Dask or Ray cluster of this machine", notes=notes)
 
 
