@@ -10,7 +10,8 @@
 2. Encoding: the serial search's best model encodes ``--n-encode`` texts (TREC's training texts,
    repeated), in this process (``transform``, with one thread and with torch's default), with
    ``sktextae.parallel.encode_dask`` on 1 and on ``--workers`` workers (a Bag of ``--partitions``
-   partitions), and with Ray Data (``map_batches(RayEncoder, concurrency=n)``) when Ray is installed.
+   partitions), and with Ray Data (``map_batches(RayEncoder, concurrency=n)``, batches of
+   ``--ray-batch-size`` texts) when Ray is installed; ``--engines`` picks the engines.
    Reports texts/s, each worker's peak resident memory (the largest of the workers'; ``ru_maxrss`` of
    the worker's process, read on the worker), whether the vectors equal ``transform``'s, and where the
    engine's time went: ``busy_seconds``, the time the workers spent encoding, summed over them (Dask's
@@ -28,10 +29,11 @@ On 2 cores the defaults take about 20 minutes in all. The results go to ``result
 
     python benchmarks/bench_distributed.py [--data ../shared/data] [--n-train 2000] [--cv 3]
         [--max-epochs 3] [--architecture gru] [--workers 2] [--n-encode 100000] [--partitions 16]
-        [--no-ray] [--tasks search,encode] [--output distributed_cpu]
+        [--engines dask,ray] [--tasks search,encode] [--ray-batch-size N] [--output distributed_cpu]
 """
 
 import argparse
+import functools
 import os
 import resource
 import time
@@ -64,8 +66,10 @@ def parse_args(argv=None):
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--n-encode", type=int, default=100000, help="texts to encode (TREC's, repeated)")
     parser.add_argument("--partitions", type=int, default=16)
-    parser.add_argument("--no-ray", action="store_true", help="leave Ray out even where it is installed")
+    parser.add_argument("--engines", default="dask,ray", help="the engines that encode (Ray only where installed)")
     parser.add_argument("--tasks", default="search,encode", help="search, encode or both")
+    parser.add_argument("--ray-batch-size", type=int, help="texts per map_batches call (default: the model's "
+                                                            "inference_batch_size)")
     parser.add_argument("--output", default="distributed_cpu")
     return parser.parse_args(argv)
 
@@ -105,6 +109,15 @@ class PeakRayEncoder(RayEncoder):
                 "busy_s": np.full(n, (time.perf_counter() - start) / max(n, 1))}
 
 
+def _pieces(texts, sizes):
+    """``texts`` cut into consecutive pieces of ``sizes[0]``, each of those into pieces of ``sizes[1]``, ..."""
+    if not sizes:
+        yield texts
+        return
+    for start in range(0, len(texts), sizes[0]):
+        yield from _pieces(texts[start:start + sizes[0]], sizes[1:])
+
+
 def same_search(a, b):
     return (a.best_params_ == b.best_params_
             and np.allclose(a.cv_results_["mean_test_score"], b.cv_results_["mean_test_score"], rtol=1e-6, atol=0))
@@ -137,7 +150,7 @@ def encode_on_dask(model, texts, *, n_workers, partitions):
         cluster.close()
 
 
-def encode_on_ray(model, texts, *, n_workers, partitions):
+def encode_on_ray(model, texts, *, n_workers, partitions, batch_size=None):
     import ray
 
     start = time.perf_counter()
@@ -148,7 +161,7 @@ def encode_on_ray(model, texts, *, n_workers, partitions):
                                       override_num_blocks=partitions)
         start = time.perf_counter()
         rows = dataset.map_batches(PeakRayEncoder, fn_constructor_args=(model,), concurrency=n_workers,
-                                   batch_size=model.inference_batch_size).take_all()
+                                   batch_size=batch_size or model.inference_batch_size).take_all()
         seconds = time.perf_counter() - start
         rows.sort(key=lambda row: row["id"])
         return (np.stack([row["latent"] for row in rows]), seconds, startup, max(row["peak_rss_mb"] for row in rows),
@@ -193,23 +206,40 @@ def main(argv=None):
     model = serial.best_estimator_ if "search" in tasks else estimator(args, **SEARCHED).fit(train)
     all_train, _ = _data.load_split(args.data, "trec", "train")
     texts = (all_train * -(-args.n_encode // len(all_train)))[:args.n_encode]
-    timings = {}
+    timings, outputs = {}, {}
     for n_threads in (1, threads):
         torch.set_num_threads(n_threads)
         start = time.perf_counter()
-        expected = model.transform(texts)
+        outputs[n_threads] = model.transform(texts)
         timings[n_threads] = time.perf_counter() - start
+    # The engines' workers run one thread each: their vectors are compared with one thread's, whose sums
+    # are split the same way (more threads split a matrix product's sums otherwise, which moves the last bits).
+    expected = outputs[1]
+    # The same texts in the pieces each engine hands its workers, encoded one after another in this process
+    # with one thread: what encoding them piece by piece costs (each piece is batched by length on its own).
+    block = -(-len(texts) // args.partitions)
+    pieces = {"in-process, as Dask's partitions": [block],
+              "in-process, as Ray's batches": [block, args.ray_batch_size or model.inference_batch_size]}
+    torch.set_num_threads(1)
+    for engine, sizes in pieces.items():
+        start = time.perf_counter()
+        latent = np.concatenate([model.transform(piece) for piece in _pieces(texts, sizes)])
+        timings[engine] = time.perf_counter() - start
+        outputs[engine] = latent
     torch.set_num_threads(threads)
     in_process = timings[1]
-    for n_threads, seconds in timings.items():
-        rows.append(_results.stamp(dict(task="encode", engine="in-process", workers=1, torch_threads=n_threads,
-                                        seconds=seconds, startup_seconds=0.0, texts_per_s=len(texts) / seconds,
-                                        speedup=in_process / seconds, same_results=True)))
-    engines = [("dask", encode_on_dask)]
-    if not args.no_ray:
+    for key, seconds in timings.items():
+        rows.append(_results.stamp(dict(
+            task="encode", engine="in-process" if isinstance(key, int) else key, workers=1,
+            torch_threads=key if isinstance(key, int) else 1, seconds=seconds, startup_seconds=0.0,
+            texts_per_s=len(texts) / seconds, speedup=in_process / seconds,
+            max_difference=float(np.abs(outputs[key] - expected).max()),
+            same_results=bool(np.allclose(outputs[key], expected, rtol=1e-5, atol=1e-6)))))
+    engines = [("dask", encode_on_dask)] if "dask" in args.engines.split(",") else []
+    if "ray" in args.engines.split(","):
         try:
             import ray.data  # noqa: F401
-            engines.append(("ray", encode_on_ray))
+            engines.append(("ray", functools.partial(encode_on_ray, batch_size=args.ray_batch_size)))
         except ImportError:
             pass
     for engine, encode in engines:
@@ -220,6 +250,7 @@ def main(argv=None):
                 task="encode", engine=engine, workers=n_workers, torch_threads=1, seconds=seconds,
                 startup_seconds=startup, texts_per_s=len(texts) / seconds, speedup=in_process / seconds,
                 worker_peak_mb=peak, busy_seconds=busy, engine_seconds=seconds - busy / n_workers,
+                max_difference=float(np.abs(latent - expected).max()),
                 same_results=bool(np.allclose(latent, expected, rtol=1e-5, atol=1e-6)))))
     write(args, rows, train, threads, len(texts))
 
@@ -229,15 +260,19 @@ def write(args, rows, train, threads, n_encoded):
              f"fitted on {len(train)} TREC training texts; search: {len(ParameterGrid(GRID))} candidates x "
              f"{args.cv} folds, in process with torch's {threads} threads and with 1, each worker with 1; "
              f"the tokenizers' pool at {os.environ['RAYON_NUM_THREADS']} thread(s) in every process. "
-             f"Encoding: {n_encoded} texts, {args.partitions} partitions (Dask) or blocks (Ray). `speedup` is the "
+             f"Encoding: {n_encoded} texts, {args.partitions} partitions (Dask) or blocks (Ray), Ray's batches of "
+             f"{args.ray_batch_size or 'inference_batch_size'} texts. `speedup` is the "
              f"one-thread in-process time over the row's; `startup_seconds` (the cluster's start) is not in "
              f"`seconds`; `worker_peak_mb` is the largest peak resident memory of the row's workers; "
              f"`busy_seconds` is the workers' time in the encoder, summed over them, and `engine_seconds` is "
-             f"`seconds - busy_seconds / workers`.",
+             f"`seconds - busy_seconds / workers`. The rows `in-process, as ...` encode the same pieces as the "
+             f"engine's workers, one after another, in this process with one thread. `same_results`: every vector "
+             f"within rtol 1e-5, atol 1e-6 of one thread's `transform` in process; `max_difference`, the largest "
+             f"absolute difference from it.",
              "Measured on a shared machine: compare rows of one run only."]
     _results.write(args.output, rows, ["task", "engine", "workers", "torch_threads", "seconds", "startup_seconds",
                                        "texts_per_s", "speedup", "worker_peak_mb", "busy_seconds", "engine_seconds",
-                                       "same_results", "best_params"],
+                                       "same_results", "max_difference", "best_params"],
                    title="Searching and encoding on a Dask or Ray cluster of this machine", notes=notes)
 
 

@@ -13,6 +13,9 @@ the validation loss as by default, ``patience=None``) and reports:
 - ``fit_seconds``: the wall time of the whole ``fit`` (tokenizer, network and the epoch);
 - ``vocab_size`` and ``parameters``: the fitted model's vocabulary (which a small corpus may not fill)
   and its number of weights;
+- ``texts_mb``: what the texts themselves take (``sys.getsizeof`` of each and of their list), and
+  ``ids_mb``: what their token ids take as the package holds them for a fit (encoded again after
+  ``fit``, as ``fit`` encodes them): the part of the memory that any fit holds in proportion to the corpus;
 - read after every training batch: ``n_batches``; ``longest_batch``, the most positions a batch was
   padded to, and ``first_longest_at``, the first batch that long; ``peak_by_batch``, the batch by whose
   end the process had reached its final peak (within 5 MB; empty when the peak came after the training
@@ -32,7 +35,7 @@ training texts instead, in a fixed shuffled order, the whole set repeated as oft
 ``bench_speed.py`` does). The parent process reads them once and hands each measuring process its
 first N through a file, so that reading the datasets adds nothing to the peaks. ``--version`` labels
 the rows (``before``/``after`` a change to the package): rows of other versions already in the results
-file are kept, so one table holds both, side by side.
+file are kept, so one table holds both, side by side. A measuring process reads only its own texts.
 
 ``--malloc-mmap-threshold BYTES`` sets glibc's ``MALLOC_MMAP_THRESHOLD_`` in the measuring processes
 alone (column ``malloc``): every buffer of that size or more is then mapped on its own and handed back
@@ -65,7 +68,7 @@ RESULT = "RESULT "  # prefix of the JSON line a measuring process prints
 COLUMNS = ["version", "architecture", "texts", "malloc", "n_texts", "peak_rss_mb", "fit_rss_mb", "baseline_rss_mb", "end_rss_mb",
            "fit_seconds", "max_length", "batch_size", "n_batches", "longest_batch", "first_longest_at", "peak_by_batch",
            "rss_tenth_mb", "rss_last_mb", "largest_batch", "peak_at_largest_mb", "growth_after_largest_mb",
-           "vocab_size", "parameters", "device"]
+           "vocab_size", "parameters", "texts_mb", "ids_mb", "device"]
 TITLE = "Training memory on the CPU: peak RSS of a one-epoch fit as the corpus grows"
 
 
@@ -104,7 +107,16 @@ def measure(architecture, texts, *, max_length, batch_size, latent_dim):
     row["vocab_size"] = model.vocabulary_.encoder_size  # the model grows with it, up to its vocab_size
     row["parameters"] = sum(weight.numel() for weight in model.net_.module_.parameters())
     row.update(dict(model.net_.callbacks_)["trace"].summary(row["peak_rss_mb"]))
+    row["texts_mb"] = (sys.getsizeof(texts) + sum(sys.getsizeof(text) for text in texts)) / 2**20
+    row["ids_mb"] = _held_mb(model._encode(texts, warn=False)[0])
     return row
+
+
+def _held_mb(ids):
+    """The memory of a corpus' token ids: one flat array and its offsets, or one array per text and their list."""
+    if hasattr(ids, "values"):  # sktextae.token_ids.TokenIds
+        return (ids.values.nbytes + ids.starts.nbytes + ids.stops.nbytes) / 2**20
+    return (sys.getsizeof(ids) + sum(sys.getsizeof(array) for array in ids)) / 2**20
 
 
 def _trace_callback_base():
@@ -213,7 +225,7 @@ def corpus(data, dataset, n_texts):
 
 
 def _rounded(row):
-    return {key: (round(value, 1) if key == "fit_seconds" else round(value, 4) if key == "train_loss"
+    return {key: (round(value, 1) if key in ("fit_seconds", "texts_mb", "ids_mb") else round(value, 4) if key == "train_loss"
                   else int(round(value))) if isinstance(value, float) else value
             for key, value in row.items()}
 
@@ -239,8 +251,8 @@ def main():
     args = parser.parse_args()
 
     if args.one:  # the measuring process: one JSON line on stdout
-        with open(args.texts) as file:
-            texts = json.load(file)[:args.n_texts]
+        with open(args.texts) as file:  # one JSON string per line: only this process' texts are read
+            texts = [json.loads(line) for line, _ in zip(file, range(args.n_texts))]
         row = measure(args.one, texts, max_length=args.max_length, batch_size=args.batch_size,
                       latent_dim=args.latent_dim)
         print(RESULT + json.dumps(row), flush=True)
@@ -257,8 +269,8 @@ def main():
     texts_label = args.dataset or "unlabelled"
     malloc = "default" if args.malloc_mmap_threshold is None else str(args.malloc_mmap_threshold)
     measured = []
-    with tempfile.NamedTemporaryFile("w", suffix=".json") as texts_file:
-        json.dump(texts, texts_file)
+    with tempfile.NamedTemporaryFile("w", suffix=".jsonl") as texts_file:
+        texts_file.writelines(json.dumps(text) + "\n" for text in texts)
         texts_file.flush()
         del texts
         for architecture in args.architectures.split(","):
