@@ -10,8 +10,10 @@
 2. Encoding: the serial search's best model encodes ``--n-encode`` texts (TREC's training texts,
    repeated), in this process (``transform``, with one thread and with torch's default), with
    ``sktextae.parallel.encode_dask`` on 1 and on ``--workers`` workers (a Bag of ``--partitions``
-   partitions), and with Ray Data (``map_batches(RayEncoder, concurrency=n)``, batches of
-   ``--ray-batch-size`` texts) when Ray is installed; ``--engines`` picks the engines.
+   partitions; its workers once as Dask starts them, with ``MALLOC_TRIM_THRESHOLD_=65536`` for glibc,
+   and once without it, ``dask.config``'s ``distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_``
+   set to None), and with Ray Data (``map_batches(RayEncoder, concurrency=n)``, batches of each of
+   ``--ray-batch-sizes`` texts) when Ray is installed; ``--engines`` picks the engines.
    Reports texts/s, each worker's peak resident memory (the largest of the workers'; ``ru_maxrss`` of
    the worker's process, read on the worker), whether the vectors equal ``transform``'s, and where the
    engine's time went: ``busy_seconds``, the time the workers spent encoding, summed over them (Dask's
@@ -29,7 +31,7 @@ On 2 cores the defaults take about 20 minutes in all. The results go to ``result
 
     python benchmarks/bench_distributed.py [--data ../shared/data] [--n-train 2000] [--cv 3]
         [--max-epochs 3] [--architecture gru] [--workers 2] [--n-encode 100000] [--partitions 16]
-        [--engines dask,ray] [--tasks search,encode] [--ray-batch-size N] [--output distributed_cpu]
+        [--engines dask,ray] [--tasks search,encode] [--ray-batch-sizes 256,4096] [--output distributed_cpu]
 """
 
 import argparse
@@ -68,8 +70,7 @@ def parse_args(argv=None):
     parser.add_argument("--partitions", type=int, default=16)
     parser.add_argument("--engines", default="dask,ray", help="the engines that encode (Ray only where installed)")
     parser.add_argument("--tasks", default="search,encode", help="search, encode or both")
-    parser.add_argument("--ray-batch-size", type=int, help="texts per map_batches call (default: the model's "
-                                                            "inference_batch_size)")
+    parser.add_argument("--ray-batch-sizes", default="256,4096", help="texts per map_batches call, one run each")
     parser.add_argument("--output", default="distributed_cpu")
     return parser.parse_args(argv)
 
@@ -131,12 +132,30 @@ def dask_cluster(n_workers):
     return cluster, Client(cluster), time.perf_counter() - start
 
 
-def encode_on_dask(model, texts, *, n_workers, partitions):
+def _trim_threshold():
+    return os.environ.get("MALLOC_TRIM_THRESHOLD_")
+
+
+def encode_on_dask(model, texts, *, n_workers, partitions, trim_threshold=True):
+    import dask
     import dask.bag
     from dask.distributed import get_task_stream
 
-    cluster, client, startup = dask_cluster(n_workers)
+    # None unsets a variable of the workers' environment (distributed.nanny._get_env_variables).
+    unset = {} if trim_threshold else {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
+    # Dask's nanny sets its variables in this process too, before it starts a worker; a variable set here
+    # outweighs the configuration, and workers inherit it: take it out for the workers' start.
+    inherited = None if trim_threshold else os.environ.pop("MALLOC_TRIM_THRESHOLD_", None)
     try:
+        with dask.config.set(unset):
+            cluster, client, startup = dask_cluster(n_workers)
+    finally:
+        if inherited is not None:
+            os.environ["MALLOC_TRIM_THRESHOLD_"] = inherited
+    try:
+        settings = set(client.run(_trim_threshold).values())
+        if settings != ({"65536"} if trim_threshold else {None}):
+            raise RuntimeError(f"the workers' MALLOC_TRIM_THRESHOLD_ is {settings}: Dask's default changed")
         client.get_task_stream()  # starts the scheduler's record: the first task is then in it too
         with get_task_stream(client) as stream:
             start = time.perf_counter()
@@ -218,8 +237,9 @@ def main(argv=None):
     # The same texts in the pieces each engine hands its workers, encoded one after another in this process
     # with one thread: what encoding them piece by piece costs (each piece is batched by length on its own).
     block = -(-len(texts) // args.partitions)
+    ray_batch_sizes = [int(size) for size in args.ray_batch_sizes.split(",")]
     pieces = {"in-process, as Dask's partitions": [block],
-              "in-process, as Ray's batches": [block, args.ray_batch_size or model.inference_batch_size]}
+              **{f"in-process, as Ray's batches of {size}": [block, size] for size in ray_batch_sizes}}
     torch.set_num_threads(1)
     for engine, sizes in pieces.items():
         start = time.perf_counter()
@@ -235,11 +255,15 @@ def main(argv=None):
             texts_per_s=len(texts) / seconds, speedup=in_process / seconds,
             max_difference=float(np.abs(outputs[key] - expected).max()),
             same_results=bool(np.allclose(outputs[key], expected, rtol=1e-5, atol=1e-6)))))
-    engines = [("dask", encode_on_dask)] if "dask" in args.engines.split(",") else []
+    engines = []
+    if "dask" in args.engines.split(","):
+        engines += [("dask", encode_on_dask), ("dask, MALLOC_TRIM_THRESHOLD_ unset",
+                                                functools.partial(encode_on_dask, trim_threshold=False))]
     if "ray" in args.engines.split(","):
         try:
             import ray.data  # noqa: F401
-            engines.append(("ray", functools.partial(encode_on_ray, batch_size=args.ray_batch_size)))
+            engines += [(f"ray, batches of {size}", functools.partial(encode_on_ray, batch_size=size))
+                        for size in ray_batch_sizes]
         except ImportError:
             pass
     for engine, encode in engines:
@@ -260,8 +284,7 @@ def write(args, rows, train, threads, n_encoded):
              f"fitted on {len(train)} TREC training texts; search: {len(ParameterGrid(GRID))} candidates x "
              f"{args.cv} folds, in process with torch's {threads} threads and with 1, each worker with 1; "
              f"the tokenizers' pool at {os.environ['RAYON_NUM_THREADS']} thread(s) in every process. "
-             f"Encoding: {n_encoded} texts, {args.partitions} partitions (Dask) or blocks (Ray), Ray's batches of "
-             f"{args.ray_batch_size or 'inference_batch_size'} texts. `speedup` is the "
+             f"Encoding: {n_encoded} texts, {args.partitions} partitions (Dask) or blocks (Ray). `speedup` is the "
              f"one-thread in-process time over the row's; `startup_seconds` (the cluster's start) is not in "
              f"`seconds`; `worker_peak_mb` is the largest peak resident memory of the row's workers; "
              f"`busy_seconds` is the workers' time in the encoder, summed over them, and `engine_seconds` is "
