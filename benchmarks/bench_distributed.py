@@ -143,15 +143,20 @@ def encode_on_dask(model, texts, *, n_workers, partitions, trim_threshold=True):
 
     # None unsets a variable of the workers' environment (distributed.nanny._get_env_variables).
     unset = {} if trim_threshold else {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
-    # Dask's nanny sets its variables in this process too, before it starts a worker; a variable set here
-    # outweighs the configuration, and workers inherit it: take it out for the workers' start.
-    inherited = None if trim_threshold else os.environ.pop("MALLOC_TRIM_THRESHOLD_", None)
+    # Dask's nanny sets its variables in this process too, before it starts a worker, and leaves them set: a
+    # variable set here outweighs the configuration, and every process started from here later (Ray's too)
+    # inherits it. This process's own setting is restored once the workers have started.
+    own = os.environ.get("MALLOC_TRIM_THRESHOLD_")
+    if not trim_threshold:
+        os.environ.pop("MALLOC_TRIM_THRESHOLD_", None)
     try:
         with dask.config.set(unset):
             cluster, client, startup = dask_cluster(n_workers)
     finally:
-        if inherited is not None:
-            os.environ["MALLOC_TRIM_THRESHOLD_"] = inherited
+        if own is None:
+            os.environ.pop("MALLOC_TRIM_THRESHOLD_", None)
+        else:
+            os.environ["MALLOC_TRIM_THRESHOLD_"] = own
     try:
         settings = set(client.run(_trim_threshold).values())
         if settings != ({"65536"} if trim_threshold else {None}):
@@ -171,6 +176,9 @@ def encode_on_dask(model, texts, *, n_workers, partitions, trim_threshold=True):
 
 def encode_on_ray(model, texts, *, n_workers, partitions, batch_size=None):
     import ray
+
+    if "MALLOC_TRIM_THRESHOLD_" in os.environ:  # set by hand or left by Dask: Ray's workers would inherit it
+        raise RuntimeError("MALLOC_TRIM_THRESHOLD_ is set in this process: Ray's workers would start with it.")
 
     start = time.perf_counter()
     ray.init(num_cpus=n_workers, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
