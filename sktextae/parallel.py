@@ -51,7 +51,7 @@ def encode_dask(model, texts, *, client=None):
     >>> from dask.distributed import Client  # doctest: +SKIP
     >>> client = Client(n_workers=2, threads_per_worker=1)  # or Client("tcp://scheduler:8786")  # doctest: +SKIP
     >>> texts = dask.bag.from_sequence(corpus, npartitions=8)  # doctest: +SKIP
-    >>> Z = encode_dask(model, texts).compute()  # equal to model.transform(corpus)  # doctest: +SKIP
+    >>> Z = encode_dask(model, texts).compute()  # model.transform(corpus), up to float rounding  # doctest: +SKIP
     """
     try:
         import dask.array as da
@@ -116,7 +116,10 @@ class RayEncoder:
 
         ds = ray.data.read_parquet("texts.parquet")
         ds = ds.map_batches(RayEncoder, fn_constructor_args=("model-folder",), concurrency=2,
-                            batch_size=256)
+                            batch_size=4096)
+
+    Each call batches its texts by length (see ``transform``): thousands of texts per call pad less
+    than a few hundred of mixed lengths.
 
     Each batch keeps its columns and gains ``output_column``: a (batch_size, n_features) float32
     tensor column for Ray's default ``batch_format="numpy"`` (a dict of arrays), or a column of 1-D
