@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from .token_ids import TokenIds
 from .tokenization import BOS_ID, EOS_ID, MASK_ID, PAD_ID, UNK_ID
 
 NOISE_TYPES = ("delete", "mask")
@@ -28,7 +29,7 @@ ROUNDING_BITS = 3
 
 
 class TokenDataset(Dataset):
-    """Token sequences (1-D int arrays), their lengths, and optionally per-sequence extras.
+    """Token sequences (1-D int arrays, held as ``TokenIds``), their lengths, and optionally per-sequence extras.
 
     ``labels``: class indices with -1 for unlabelled, or float targets with NaN for unlabelled.
     ``encoder_hidden``: (n, H) float32, each text's encoder output computed beforehand (a frozen
@@ -37,9 +38,9 @@ class TokenDataset(Dataset):
     """
 
     def __init__(self, sequences, labels=None, encoder_hidden=None):
-        self.sequences = list(sequences)
+        self.sequences = TokenIds.of(sequences)
         self.labels, self.encoder_hidden = labels, encoder_hidden
-        self.lengths = np.fromiter((len(s) for s in self.sequences), dtype=np.int64, count=len(self.sequences))
+        self.lengths = self.sequences.lengths
 
     def __len__(self):
         return len(self.sequences)
@@ -55,8 +56,8 @@ class TokenDataset(Dataset):
         return item
 
     def subset(self, indices):
-        """The items at ``indices`` (an int array), as a new dataset."""
-        return TokenDataset([self.sequences[i] for i in indices],
+        """The items at ``indices`` (an int array), as a new dataset that shares this one's ids."""
+        return TokenDataset(self.sequences[indices],
                             None if self.labels is None else self.labels[indices],
                             None if self.encoder_hidden is None else self.encoder_hidden[indices])
 

@@ -29,6 +29,7 @@ from .batching import pad
 from .device import fork_rng_devices
 from .inference import batched
 from .nn import StaticEncoder
+from .token_ids import TokenIds
 
 logger = logging.getLogger("sktextae")
 
@@ -152,9 +153,9 @@ def _train_student(estimator, student, sequences, targets, *, n_valid, rng):
     """Fit ``student`` to ``targets`` with ``n_valid`` texts held out for early stopping (``patience``),
     for at most ``max_epochs``."""
     vocabulary = estimator.vocabulary_
-    order = rng.permutation(len(sequences))
-    train = _Targets([sequences[i] for i in order[n_valid:]], targets[order[n_valid:]])
-    valid = _Targets([sequences[i] for i in order[:n_valid]], targets[order[:n_valid]]) if n_valid else None
+    sequences, order = TokenIds.of(sequences), rng.permutation(len(sequences))
+    train = _Targets(sequences[order[n_valid:]], targets[order[n_valid:]])
+    valid = _Targets(sequences[order[:n_valid]], targets[order[:n_valid]]) if n_valid else None
     callbacks = []
     if valid is not None and estimator.patience is not None:
         callbacks.append(("early_stopping", EarlyStopping(patience=estimator.patience, load_best=True,

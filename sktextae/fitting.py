@@ -27,6 +27,7 @@ from .inference import batched, encode_texts
 from .nn import ENCODERS, SCRATCH_DECODERS
 from .nn.bottleneck import start_from
 from .nn.bow import LSA_START_STD
+from .token_ids import TokenIds
 from .tokenization import BOS_ID, EOS_ID, MASK_ID, PAD_ID, train_tokenizer
 from .vocabulary import Vocabulary
 
@@ -262,7 +263,7 @@ def train(estimator, sequences, labels=None, *, epochs, rng, pretrained=None, fi
         if lsa:
             # From a random start a small model can map every text to nearly one vector, and early stopping
             # ends it there; LSA of the training texts starts it with them apart (bench_small_widths.py).
-            start_from_lsa(network.autoencoder_of(net.module_).encoder, [sequences[i] for i in order[n_valid:]])
+            start_from_lsa(network.autoencoder_of(net.module_).encoder, TokenIds.of(sequences)[order[n_valid:]])
         if lsa or (fresh and spec.pretrained):
             # A random projection to the latent would lose much of what the encoder starts with: keep its
             # principal components.
@@ -321,10 +322,11 @@ def start_from_lsa(encoder, sequences, *, ignored=NOT_TEXT, max_texts=20000):
         raise ValueError(f"start_from_lsa starts a TF-IDF bag-of-words encoder, got {type(encoder).__name__} "
                          f"with weighting={getattr(encoder, 'weighting', None)!r}.")
     vocab_size, width = encoder.embedding.weight.shape
-    lengths = [len(sequence) for sequence in sequences]
-    if sum(lengths) == 0:
+    sequences = TokenIds.of(sequences)
+    lengths = sequences.lengths
+    if lengths.sum() == 0:
         return
-    ids = np.concatenate([np.asarray(sequence, dtype=np.int64).reshape(-1) for sequence in sequences])  # (T,)
+    ids = sequences.flat()  # (T,)
     if ids.min() < 0 or ids.max() >= vocab_size:
         raise ValueError(f"token ids must lie in [0, {vocab_size}) (the encoder's vocabulary), got "
                          f"{int(ids.min())} to {int(ids.max())}.")
@@ -332,20 +334,23 @@ def start_from_lsa(encoder, sequences, *, ignored=NOT_TEXT, max_texts=20000):
         ids = encoder.terms.cpu().numpy()[ids]
     counted = np.ones(vocab_size)
     counted[[*ignored, *([encoder.embedding.padding_idx] if encoder.embedding.padding_idx is not None else [])]] = 0
-    rows = np.repeat(np.arange(len(sequences)), lengths)
-    counts = scipy.sparse.csr_matrix((counted[ids], (rows, ids)), shape=(len(sequences), vocab_size))  # (N, V)
+    # Built row by row as it is laid out (duplicates summed in place): a (row, id) pair per token would take
+    # three times the memory, in proportion to the corpus.
+    # A copy of the ids: scipy sorts them in place, and they may be the texts' own (TokenIds.flat).
+    counts = scipy.sparse.csr_matrix((counted[ids], np.array(ids, dtype=np.int32),
+                                      np.concatenate([[0], np.cumsum(lengths)])), shape=(len(sequences), vocab_size))
+    counts.sum_duplicates()
     counts.eliminate_zeros()
     if counts.nnz == 0:
         return
-    transformer = TfidfTransformer(sublinear_tf=True)
-    tfidf = transformer.fit_transform(counts)  # (N, V), float64
+    transformer = TfidfTransformer(sublinear_tf=True).fit(counts)  # the IDF of all the texts
     encoder.idf.copy_(torch.from_numpy(transformer.idf_ * counted))
-    sample = tfidf
-    if tfidf.shape[0] > max_texts:
-        sample = tfidf[np.sort(np.random.default_rng(0).choice(tfidf.shape[0], size=max_texts, replace=False))]
+    held = np.bincount(counts.indices, minlength=vocab_size) > 0  # (V,): tokens that count, in some text
+    if counts.shape[0] > max_texts:
+        counts = counts[np.sort(np.random.default_rng(0).choice(counts.shape[0], size=max_texts, replace=False))]
+    sample = transformer.transform(counts)  # (at most max_texts, V), float64
     rank = min(width, sample.shape[0], vocab_size - 1)
     table = np.zeros((vocab_size, width))
-    held = np.bincount(counts.indices, minlength=vocab_size) > 0  # (V,): tokens that count, in some text
     table[:, :rank] = TruncatedSVD(rank, random_state=0).fit(sample).components_.T * held[:, None]  # (V, rank)
     # The sample's projections (at most (max_texts, C)): the whole corpus' would take memory in proportion to it.
     spread = float(np.asarray(sample @ table).std(axis=0).mean())
@@ -390,7 +395,7 @@ def _start_bottleneck_from_pca(estimator, dataset, train_indices, *, rng, max_te
     if len(train_indices):
         sample = np.sort(rng.choice(train_indices, size=min(len(train_indices), max_texts), replace=False))
     if hidden is None:
-        hidden = batched(estimator.net_, [dataset.sequences[i] for i in sample],
+        hidden = batched(estimator.net_, dataset.sequences[sample],
                          lambda inputs, _: autoencoder.encoder(inputs["input_ids"], inputs["lengths"]),
                          batch_size=estimator.inference_batch_size)
     else:

@@ -1,10 +1,9 @@
 """Train, apply and invert the tokenizers that turn raw text into integer ids.
 
-Three kinds of Hugging Face ``tokenizers.Tokenizer`` are built, all with
-:data:`SPECIAL_TOKENS` at the same fixed ids and no BOS/EOS added on encoding. None
-alters the text (no Unicode normalization, no lowercasing) unless trained with
-``lowercase=True``: its normalizer then lowercases every text before tokenizing it, in
-training and in every later encoding (a pickled tokenizer included), and decoding gives
+Three kinds of Hugging Face ``tokenizers.Tokenizer`` are built, all with :data:`SPECIAL_TOKENS` at the
+same fixed ids and no BOS/EOS added on encoding. None alters the text (no Unicode normalization, no
+lowercasing) unless trained with ``lowercase=True``: its normalizer then lowercases every text before
+tokenizing it, in training and in every later encoding (a pickled tokenizer included), and decoding gives
 back the lowercased text (:func:`as_decoded_case` turns texts into that case). The kinds:
 
 - ``"bpe"``: byte-level BPE (GPT-2 style). Every byte is in the vocabulary, so
@@ -16,17 +15,19 @@ back the lowercased text (:func:`as_decoded_case` turns texts into that case). T
   own. Out-of-vocabulary words become ``[UNK]``.
 - ``"char"``: one token per Unicode code point. Unseen characters become ``[UNK]``.
 
-Decoding renders ``[UNK]`` as :data:`UNK_TEXT`, U+FFFD (the replacement character),
-and always gives valid text: with ``"bpe"``, bytes that form no valid UTF-8 character
-(a model may generate any byte sequence) are dropped rather than rendered as U+FFFD.
+Decoding renders ``[UNK]`` as :data:`UNK_TEXT`, U+FFFD (the replacement character), and always gives
+valid text: with ``"bpe"``, bytes that form no valid UTF-8 character (a model may generate any byte
+sequence) are dropped rather than rendered as U+FFFD.
 """
 
+import itertools
 import re
 from numbers import Integral
 
 import numpy as np
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
+from .token_ids import ID_DTYPE, TokenIds
 from .validation import check_texts
 
 PAD_ID, BOS_ID, EOS_ID, UNK_ID, MASK_ID = 0, 1, 2, 3, 4
@@ -50,8 +51,6 @@ def _byte_level_alphabet():
 # str.translate() table from a byte-level character to the character of its byte's code point,
 # so that .encode("latin-1") then gives the bytes.
 _BYTES_OF_BYTE_LEVEL = {ord(char): byte for byte, char in _byte_level_alphabet().items()}
-
-
 _ENCODE_CHUNK = 16384  # texts per encode_batch call
 # Tokenizing takes about 100-450 bytes of memory per character (offsets and alignments kept for each
 # byte and token), so no text is tokenized whole: encode() and train_tokenizer() read at most this many
@@ -263,8 +262,8 @@ def encode(tokenizer, texts, *, max_length):
 
     Returns
     -------
-    ids : list of numpy.ndarray
-        One 1-D ``int64`` array per text (empty for an empty text).
+    ids : TokenIds
+        One 1-D ``int32`` array per text (empty for an empty text), held end to end in one array.
     n_truncated : int
         How many texts were longer than ``max_length`` tokens and were cut. A text cut
         to a prefix of characters counts too, even if the prefix gives fewer tokens (see above).
@@ -276,13 +275,13 @@ def encode(tokenizer, texts, *, max_length):
     tokenizer.encode_special_tokens = True
     budget = _character_budget(tokenizer, max_length)
     largest = max(budget, _MAX_CHARACTERS)
-    sequences, n_truncated = [], 0
+    pieces, lengths, n_truncated = [], [], 0
     for chunk in _chunks(texts, budget):
         cuts = [_cut(text, budget) for text in chunk]
         # In chunks: an Encoding holds far more than its ids (offsets, token strings, masks), so a whole
         # corpus' Encodings at once would dwarf the ids kept.
         # Without character offsets (faster): only a text cut inside a word needs them, encoded again.
-        encodings = tokenizer.encode_batch_fast([prefix for prefix, _ in cuts], add_special_tokens=False)
+        kept, encodings = [], tokenizer.encode_batch_fast([prefix for prefix, _ in cuts], add_special_tokens=False)
         for text, (prefix, clean), encoding in zip(chunk, cuts, encodings):
             cut = len(prefix) < len(text)
             if cut and not clean:
@@ -292,8 +291,11 @@ def encode(tokenizer, texts, *, max_length):
                 cut = len(prefix) < len(text)
             ids = encoding.ids
             n_truncated += cut or len(ids) > max_length
-            sequences.append(np.asarray(ids[:max_length], dtype=np.int64))
-    return sequences, n_truncated
+            kept.append(ids[:max_length])
+        lengths += map(len, kept)
+        pieces.append(np.fromiter(itertools.chain.from_iterable(kept), dtype=ID_DTYPE))  # the chunk's, end to end
+    stops = np.cumsum(np.asarray(lengths, dtype=np.int64))
+    return TokenIds(np.concatenate([np.zeros(0, ID_DTYPE), *pieces]), stops - lengths, stops), n_truncated
 
 
 def _check_max_length(max_length):

@@ -7,6 +7,7 @@ from sktextae.nn import ARCHITECTURES, DECODERS, ENCODERS, SCRATCH_DECODERS, bui
 from sktextae.nn.base import masked_mean
 from sktextae.fitting import start_from_lsa
 from sktextae.nn.bow import LSA_START_STD
+from sktextae.token_ids import TokenIds
 from sktextae.tokenization import BOS_ID
 
 VOCAB = 30
@@ -317,6 +318,21 @@ def test_lsa_start_past_max_texts_fits_and_scales_on_its_fixed_sample():
     # The scale is read off the sample's projections, whose memory does not grow with the corpus.
     assert projections(module.encoder, [texts[i] for i in sample]).std(0).mean() == pytest.approx(LSA_START_STD, rel=1e-3)
     assert projections(module.encoder, texts).std(0).mean() != pytest.approx(LSA_START_STD, rel=1e-3)
+
+
+def test_lsa_start_reads_token_ids_in_one_array_as_a_list_and_leaves_them_unchanged():
+    texts, _ = two_topics(60)
+    ids, order = TokenIds.of(texts), np.random.default_rng(0).permutation(60)
+    held = ids.values.copy()
+    starts = []
+    for sequences in ([texts[i] for i in order], ids[order]):
+        torch.manual_seed(0)
+        module = build_module("bow", **TINY)
+        start_from_lsa(module.encoder, sequences, max_texts=40)
+        starts.append((module.encoder.embedding.weight.detach().clone(), module.encoder.idf.clone()))
+    for first, second in zip(*starts):
+        torch.testing.assert_close(first, second, rtol=0, atol=0)
+    np.testing.assert_array_equal(ids.values, held)  # scipy sorts the ids it is given in place: a copy
 
 
 def test_lsa_start_refuses_an_id_outside_the_vocabulary():

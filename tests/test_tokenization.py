@@ -68,7 +68,7 @@ def test_training_texts_round_trip_exactly(kind_and_tokenizer):
     _, tokenizer = kind_and_tokenizer
     ids, n_truncated = encode(tokenizer, TEXTS, max_length=1000)
     assert n_truncated == 0
-    assert all(row.dtype == np.int64 and row.ndim == 1 for row in ids)
+    assert all(row.dtype == np.int32 and row.ndim == 1 for row in ids)
     assert not any(np.isin(row, [PAD_ID, BOS_ID, EOS_ID, UNK_ID, MASK_ID]).any() for row in ids)
     assert decode(tokenizer, ids) == TEXTS
 
@@ -105,7 +105,7 @@ def test_empty_texts_encode_to_empty_arrays_and_decode_to_empty(kind_and_tokeniz
     ids, n_truncated = encode(tokenizer, ["", ""], max_length=5)
     assert n_truncated == 0
     assert [row.shape for row in ids] == [(0,), (0,)]
-    assert ids[0].dtype == np.int64
+    assert ids[0].dtype == np.int32
     assert decode(tokenizer, ids) == ["", ""]
     assert decode(tokenizer, [[], np.array([], dtype=np.int64)]) == ["", ""]
 
