@@ -1,4 +1,4 @@
-"""Data-parallel training on the CPU: one process beside a torchrun job of 2 gloo processes, same global batch.
+"""Data-parallel training: one process beside torchrun jobs of 1 and 2 processes, same global batch.
 
 Fits ``TextAutoencoder(--latent-dim, architecture=--architecture, batch_size=--batch-size)`` on TREC's
 training questions for ``--epochs`` epochs (no early stopping, 10% held out), three ways, one after the
@@ -6,8 +6,10 @@ other, each process on one thread:
 
 - ``one process``: ``data_parallel=False``, in a process of its own;
 - ``job of 1`` and ``job of 2``: ``data_parallel=True`` under ``torchrun --standalone --nproc_per_node N``
-  (gloo). The batch of ``--batch-size`` texts is split across the processes, so all three take the same
-  steps on the same batches.
+  (gloo on the CPU, nccl with ``--device cuda``; ``--jobs`` gives the job sizes). The batch of
+  ``--batch-size`` texts is split across the processes, so all of them take the same steps on the same
+  batches. With ``--device cuda`` each process trains on the GPU of its local rank: a machine of one GPU
+  runs ``--jobs 1``, the accelerated path beside one process on the same GPU.
 
 Each row: the fit's wall time (rank 0, from the start of ``fit`` to its end, every process waiting for the
 others at both ends), training tokens/s (the tokens of the training texts times the epochs, over that time),
@@ -15,7 +17,7 @@ the speed-up over ``one process``, the last epoch's training and validation loss
 the vectors (StandardScaler + LogisticRegression on the training questions, scored on the 500 test ones).
 
     python benchmarks/bench_data_parallel.py [--data ../shared/data] [--epochs 3] [--batch-size 64]
-        [--architecture gru] [--latent-dim 64] [--n-train 0] [--output data_parallel_cpu]
+        [--architecture gru] [--latent-dim 64] [--n-train 0] [--device cpu] [--jobs 1,2] [--output data_parallel_cpu]
 
 The script runs itself in the worker processes (``--worker``); the results go to
 ``results/<output>.{json,md}``.
@@ -49,6 +51,8 @@ def parse_args(argv=None):
     parser.add_argument("--architecture", default="gru")
     parser.add_argument("--latent-dim", type=int, default=64)
     parser.add_argument("--n-train", type=int, default=0, help="TREC training texts (0: all)")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--jobs", default="1,2", help="the sizes of the torchrun jobs, in processes")
     parser.add_argument("--output", default="data_parallel_cpu")
     parser.add_argument("--worker", help=argparse.SUPPRESS)  # a JSON file to write this process's result to
     parser.add_argument("--data-parallel", action="store_true", help=argparse.SUPPRESS)
@@ -63,13 +67,13 @@ def worker(args):
     train, train_labels = _data.load_split(args.data, "trec", "train", max_texts=args.n_train or None)
     test, test_labels = _data.load_split(args.data, "trec", "test")
     model = TextAutoencoder(args.latent_dim, architecture=args.architecture, batch_size=args.batch_size,
-                            max_epochs=args.epochs, patience=None, random_state=0, device="cpu",
+                            max_epochs=args.epochs, patience=None, random_state=0, device=args.device,
                             data_parallel=args.data_parallel)
     synchronise = torch.distributed.barrier if args.data_parallel else (lambda: None)
     if args.data_parallel:  # joined here so that the timing leaves the group's start out
         from sktextae import data_parallel
 
-        data_parallel.join("cpu")
+        data_parallel.join(args.device)
     synchronise()
     start = time.perf_counter()
     model.fit(train)
@@ -96,7 +100,7 @@ def run(args, folder, name, processes):
     out = pathlib.Path(folder) / f"{name.replace(' ', '_')}.json"
     options = ["--data", args.data, "--epochs", str(args.epochs), "--batch-size", str(args.batch_size),
                "--architecture", args.architecture, "--latent-dim", str(args.latent_dim),
-               "--n-train", str(args.n_train), "--worker", str(out)]
+               "--n-train", str(args.n_train), "--device", args.device, "--worker", str(out)]
     if processes:
         command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
                    str(HERE), *options, "--data-parallel"]
@@ -112,11 +116,13 @@ def main():
     if args.worker:
         return worker(args)
     rows = []
+    device = (f"{torch.cuda.get_device_name(0)} (one per process)" if args.device == "cuda"
+              else "cpu (1 thread per process)")
+    ways = [("one process", 0)] + [(f"job of {n}", n) for n in (int(size) for size in args.jobs.split(","))]
     with tempfile.TemporaryDirectory() as folder:
-        for name, processes in (("one process", 0), ("job of 1", 1), ("job of 2", 2)):
+        for name, processes in ways:
             result = run(args, folder, name, processes)
-            rows.append(_results.stamp({"benchmark": "data_parallel", "method": name, **result,
-                                        "device": "cpu (1 thread per process)"}))
+            rows.append(_results.stamp({"benchmark": "data_parallel", "method": name, **result, "device": device}))
             print(f"{name}: {result}", flush=True)
     base = rows[0]["tokens_per_second"]
     for row in rows:
@@ -124,7 +130,7 @@ def main():
     n_texts = f"{args.n_train} TREC questions" if args.n_train else "TREC's 5,452 training questions"
     _results.write(args.output, rows, ["method", "processes", "fit_seconds", "tokens_per_second", "speedup",
                                        "train_loss", "valid_loss", "probe", "epochs", "device"],
-                   title=f"Data-parallel training on the CPU ({args.architecture}, latent {args.latent_dim}, global "
+                   title=f"Data-parallel training on {device} ({args.architecture}, latent {args.latent_dim}, global "
                          f"batch {args.batch_size}, {args.epochs} epochs, {n_texts})")
 
 

@@ -11,11 +11,13 @@
 #      texts, then the transformer again with --compile;
 #   4. bench_quality.py on TREC: the default transformer, plain objective, latent size 64, 10 epochs,
 #      beside LSA and MiniLM, and, where bench_quality.py has --encoders, the autoencoder on the
-#      pretrained MiniLM encoder (--encoders minilm).
+#      pretrained MiniLM encoder (--encoders minilm);
+#   5. bench_data_parallel.py --device cuda --jobs 1: the GRU on TREC in one process and as a torchrun job
+#      of one process (data_parallel=True, nccl) on the same GPU.
 # Each step runs under `timeout`, and one failing does not stop the others. OUTPUT_DIR receives
 # summary.txt (each step's start, end, seconds and exit status), each step's output (pytest's in
 # pytest_cuda.txt) and the benchmarks' results/<output>.{json,md}; the output names carry the GPU's
-# name (speed_h200, speed_h200_compile, quality_h200_trec).
+# name (speed_h200, speed_h200_compile, quality_h200_trec, data_parallel_h200).
 #
 # --dry-run, or a machine without CUDA: the same steps on the CPU (CUDA hidden) at tiny sizes and with
 # torch.compile switched off, to try the script end to end in a few minutes; the CUDA tests are then
@@ -34,7 +36,7 @@ while [ $# -gt 0 ]; do
         --dry-run) DRY_RUN=1 ;;
         --data) [ $# -ge 2 ] || usage; DATA=$2; shift ;;
         --data=*) DATA=${1#--data=} ;;
-        -h|--help) sed -n '2,26p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,28p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
         -*) echo "unknown option $1" >&2; usage ;;
         *) [ -z "$OUT" ] || usage; OUT=$1 ;;
     esac
@@ -70,9 +72,9 @@ log() { echo "$*" | tee -a "$SUMMARY"; }
 KILL_AFTER=5
 set_budgets() {
     if [ "$DRY_RUN" = 1 ]; then
-        TOTAL=400 SETUP=60 PYTEST=60 SPEED=150 COMPILE=90 QUALITY=90
+        TOTAL=400 SETUP=60 PYTEST=60 SPEED=150 COMPILE=90 QUALITY=90 DATA_PARALLEL=90
     else
-        TOTAL=470 SETUP=20 PYTEST=90 SPEED=190 COMPILE=90 QUALITY=100
+        TOTAL=470 SETUP=20 PYTEST=90 SPEED=160 COMPILE=80 QUALITY=100 DATA_PARALLEL=60
     fi
     DEADLINE=$((START + TOTAL))
 }
@@ -201,6 +203,14 @@ step bench_quality "$QUALITY" "$OUT/bench_quality.txt" "$PYTHON" benchmarks/benc
     --datasets trec --architectures transformer --latent-dims 64 --objectives plain "${SUBSET[@]}" \
     "${ENCODERS[@]}" --output "$QUALITY_NAME"
 copy_results "$QUALITY_NAME" "$before"
+
+# 5. One model trained as a torchrun job of one process (the data-parallel path) beside one process.
+DATA_PARALLEL_NAME=data_parallel_$SLUG$SUFFIX
+if [ "$DRY_RUN" = 1 ]; then DP=(--device cpu --n-train 300 --epochs 1); else DP=(--device cuda); fi
+before=$(existed "$DATA_PARALLEL_NAME")
+step bench_data_parallel "$DATA_PARALLEL" "$OUT/bench_data_parallel.txt" "$PYTHON" benchmarks/bench_data_parallel.py \
+    --data "$DATA" "${DP[@]}" --jobs 1 --output "$DATA_PARALLEL_NAME"
+copy_results "$DATA_PARALLEL_NAME" "$before"
 
 log "gpu_check: done $(date +%T), $(($(date +%s) - START)) s; failed: ${FAILED[*]:-none}"
 [ ${#FAILED[@]} -eq 0 ]
