@@ -263,7 +263,7 @@ def train(estimator, sequences, labels=None, *, epochs, rng, pretrained=None, fi
         if lsa:
             # From a random start a small model can map every text to nearly one vector, and early stopping
             # ends it there; LSA of the training texts starts it with them apart (bench_small_widths.py).
-            start_from_lsa(network.autoencoder_of(net.module_).encoder, TokenIds.of(sequences)[order[n_valid:]])
+            start_from_lsa(network.autoencoder_of(net.module_).encoder, dataset.sequences[order[n_valid:]])
         if lsa or (fresh and spec.pretrained):
             # A random projection to the latent would lose much of what the encoder starts with: keep its
             # principal components.

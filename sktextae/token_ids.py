@@ -1,10 +1,10 @@
 """Many texts' token ids held in one flat array.
 
-A corpus kept as one NumPy array per text costs every text an array object (about a hundred bytes)
-besides its ids, and ids of 8 bytes where 4 hold any vocabulary: for short texts the objects outweigh
-the ids. ``TokenIds`` keeps the ids of all the texts end to end in one ``int32`` array, and each text
-as where its ids start and stop in it; a subset or a new order of the texts is a view that shares
-that array (``ids[indices]``), so that a fit's training and validation split copy no ids.
+A corpus kept as one NumPy array per text costs every text an array object besides its ids, and ids
+of 8 bytes where 4 hold any vocabulary. ``TokenIds`` keeps the ids of all the texts end to end in one
+``int32`` array, and each text as where its ids start and stop in it; a subset or a new order of the
+texts is a view that shares that array (``ids[indices]``), so that a fit's training and validation
+split copy no ids.
 """
 
 from collections.abc import Sequence
