@@ -21,7 +21,7 @@ they patch the encoder they were written for, the mean of the token embeddings (
   tokens), each token's row scaled by its IDF (or not, with IDF pooling, which weighs it already),
   the whole table scaled so that a pooled text vector has a standard deviation of ``START_STD`` per
   unit across the training texts (or ``start_std``);
-- ``start="package"``: the same start as the package computes it, ``sktextae.fitting.start_from_lsa``,
+- ``start="package"``: the same start as the package computes it, ``sktextae.lsa_start.start_from_lsa``,
   from the texts of the fit's training split only, on the package's encoder
   (whose TF-IDF weighting postdates the results of 2026-12-06; they pooled by the mean);
 - ``start="idf"``: the random embeddings, each token's row scaled by its IDF (the plain mean of such
@@ -55,7 +55,7 @@ from sktextae import TextAutoencoder, fitting, network
 from sktextae.batching import EOS_ID
 from sktextae.nn.base import padding_mask
 from sktextae.nn.bottleneck import DeterministicBottleneck
-from sktextae.fitting import start_from_lsa
+from sktextae.lsa_start import start_from_lsa
 from sktextae.nn.bow import BagOfWordsEncoder
 from sktextae.tokenization import encode, train_tokenizer
 

@@ -1,6 +1,6 @@
 """Fitting an estimator: the checks of its parameters' combinations, the tokenizer, the network, the
-frozen encoder's cache, the LSA start of a bag of words, the PCA start of a bottleneck, the validation
-split, and resuming from a checkpoint. The estimators' ``fit`` and ``partial_fit`` validate their
+frozen encoder's cache, the LSA start of a bag of words (``lsa_start``), the PCA start of a bottleneck,
+the validation split, and resuming from a checkpoint. The estimators' ``fit`` and ``partial_fit`` validate their
 input, then call ``fit_new`` or ``fit_more``, which set the fitted attributes.
 """
 
@@ -9,10 +9,8 @@ import dataclasses
 from numbers import Integral
 
 import numpy as np
-import scipy.sparse
 import torch
-from sklearn.decomposition import PCA, TruncatedSVD
-from sklearn.feature_extraction.text import TfidfTransformer
+from sklearn.decomposition import PCA
 from sklearn.utils import check_random_state
 from skorch.helper import predefined_split
 from tokenizers import Tokenizer
@@ -24,11 +22,10 @@ from . import pretrained as pretrained_models
 from .batching import TokenDataset, corrupt
 from .device import fork_rng_devices, is_cuda, resolve_device
 from .inference import batched, encode_texts
+from .lsa_start import start_from_lsa
 from .nn import ENCODERS, SCRATCH_DECODERS
 from .nn.bottleneck import start_from
-from .nn.bow import LSA_START_STD
-from .token_ids import TokenIds
-from .tokenization import BOS_ID, EOS_ID, MASK_ID, PAD_ID, train_tokenizer
+from .tokenization import train_tokenizer
 from .vocabulary import Vocabulary
 
 # The sizes a pretrained decoder takes from its checkpoint: they must stay at their defaults.
@@ -291,70 +288,6 @@ def train(estimator, sequences, labels=None, *, epochs, rng, pretrained=None, fi
         net.raise_if_interrupted()  # skorch's partial_fit swallows a Ctrl-C: the caller's program stops
     if fit_checkpoints is not None:  # finished: nothing left to resume
         fit_checkpoints.remove()
-
-
-# What the bag of words' TF-IDF leaves out: the tokens that are no part of a text (padding, the BOS and EOS
-# around it, the mask of noise_type="mask"). An unknown word counts, as a word the vocabulary cannot name:
-# a test text's unknown words (rare, so weighed high) keep their share of its length.
-NOT_TEXT = (PAD_ID, BOS_ID, EOS_ID, MASK_ID)
-
-
-@torch.no_grad()
-def start_from_lsa(encoder, sequences, *, ignored=NOT_TEXT, max_texts=20000):
-    """Start a TF-IDF ``nn.BagOfWordsEncoder`` from LSA of its training texts: its projection becomes LSA's.
-
-    LSA here is scikit-learn's ``TfidfTransformer(sublinear_tf=True)`` (smooth IDF, L2-normalised rows)
-    of the texts' token counts over the encoder's own tokens, then ``TruncatedSVD`` of ``embedding_dim``
-    components (``random_state=0``; fitted on up to ``max_texts`` of the texts, a fixed sample, where
-    the IDF is of them all). The ``ignored`` ids (``NOT_TEXT``: the encoder reads an EOS after every
-    text) are left out, as ``TfidfVectorizer`` leaves out what is not a word. The encoder's
-    ``idf`` becomes those IDFs (0 for ignored ids and padding, which it then skips) and each token's
-    embedding its loadings on the components: the encoder's projection of a text is then the text's LSA
-    vector, where a random start is nearly the same vector for every text (from which a small model,
-    trained with early stopping, may never leave). Where the encoder has ``terms``, each token counts as
-    its term, as the encoder counts it. Tokens that no text holds start at 0, and so do those the encoder
-    reads as another or as nothing (a sequence decoder that shares the table learns them); the whole table
-    is scaled so that the projections of the sample's texts spread by ``nn.bow.LSA_START_STD`` per unit.
-    With fewer texts than ``embedding_dim``, only as many columns as texts are filled; the others start at 0.
-    Nothing changes when the texts hold no token that counts.
-    """
-    if getattr(encoder, "weighting", None) != "tfidf":
-        raise ValueError(f"start_from_lsa starts a TF-IDF bag-of-words encoder, got {type(encoder).__name__} "
-                         f"with weighting={getattr(encoder, 'weighting', None)!r}.")
-    vocab_size, width = encoder.embedding.weight.shape
-    sequences = TokenIds.of(sequences)
-    lengths = sequences.lengths
-    if lengths.sum() == 0:
-        return
-    ids = sequences.flat()  # (T,)
-    if ids.min() < 0 or ids.max() >= vocab_size:
-        raise ValueError(f"token ids must lie in [0, {vocab_size}) (the encoder's vocabulary), got "
-                         f"{int(ids.min())} to {int(ids.max())}.")
-    if encoder.terms is not None:  # what the encoder counts: each token as its term
-        ids = encoder.terms.cpu().numpy()[ids]
-    counted = np.ones(vocab_size)
-    counted[[*ignored, *([encoder.embedding.padding_idx] if encoder.embedding.padding_idx is not None else [])]] = 0
-    # Built row by row as it is laid out (duplicates summed in place): a (row, id) pair per token would take
-    # three times the memory, in proportion to the corpus.
-    # A copy of the ids: scipy sorts them in place, and they may be the texts' own (TokenIds.flat).
-    counts = scipy.sparse.csr_matrix((counted[ids], np.array(ids, dtype=np.int32),
-                                      np.concatenate([[0], np.cumsum(lengths)])), shape=(len(sequences), vocab_size))
-    counts.sum_duplicates()
-    counts.eliminate_zeros()
-    if counts.nnz == 0:
-        return
-    transformer = TfidfTransformer(sublinear_tf=True).fit(counts)  # the IDF of all the texts
-    encoder.idf.copy_(torch.from_numpy(transformer.idf_ * counted))
-    held = np.bincount(counts.indices, minlength=vocab_size) > 0  # (V,): tokens that count, in some text
-    if counts.shape[0] > max_texts:
-        counts = counts[np.sort(np.random.default_rng(0).choice(counts.shape[0], size=max_texts, replace=False))]
-    sample = transformer.transform(counts)  # (at most max_texts, V), float64
-    rank = min(width, sample.shape[0], vocab_size - 1)
-    table = np.zeros((vocab_size, width))
-    table[:, :rank] = TruncatedSVD(rank, random_state=0).fit(sample).components_.T * held[:, None]  # (V, rank)
-    # The sample's projections (at most (max_texts, C)): the whole corpus' would take memory in proportion to it.
-    spread = float(np.asarray(sample @ table).std(axis=0).mean())
-    encoder.embedding.weight.copy_(torch.from_numpy(table * (LSA_START_STD / spread if spread > 0 else 1.0)))
 
 
 def _frozen_encoder_outputs(estimator, sequences, *, noisy, rng):

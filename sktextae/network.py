@@ -60,8 +60,9 @@ class NetworkSpec:
     has replaced the pretrained model after fit: it reads the pretrained vocabulary, the model is gone.
     ``bow_weighting`` is how a bag-of-words encoder weighs a text's tokens (``nn.bow.WEIGHTINGS``):
     ``"tfidf"``, or ``"mean"`` in models saved before the TF-IDF encoder (other encoders ignore it);
-    ``bow_counts`` what a TF-IDF bag of words counts (``nn.bow.COUNTS``): ``"words"`` (the terms of
-    ``Vocabulary.bag_terms``), or ``"tokens"`` in models saved before it.
+    ``bow_counts`` what a TF-IDF bag of words counts (``nn.bow.COUNTS``): ``"bigrams"`` (the terms of
+    ``Vocabulary.bag_terms`` and up to ``vocab_size`` of their bigrams: ``bow_bigrams``), or ``"words"`` (the
+    terms alone) and ``"tokens"`` in models saved before them.
     """
 
     encoder: str
@@ -80,11 +81,16 @@ class NetworkSpec:
     freeze_encoder: bool = False
     static_encoder: bool = False
     bow_weighting: str = "tfidf"
-    bow_counts: str = "words"
+    bow_counts: str = "bigrams"
 
     @property
     def pretrained(self):
         return pretrained_models.is_pretrained(self.encoder)
+
+    @property
+    def bow_bigrams(self):
+        """How many bigrams a bag-of-words encoder counts beside its words (0: none)."""
+        return self.vocab_size if self.encoder == "bow" and self.bow_counts == "bigrams" else 0
 
     def as_dict(self):
         return dataclasses.asdict(self)
@@ -210,16 +216,16 @@ def build_module(spec, *, decoder_tokens=None, bow_terms=None, saved_encoder=Non
         latent_dim=spec.latent_dim, embedding_dim=spec.embedding_dim, hidden_dim=spec.hidden_dim,
         num_layers=spec.num_layers, num_heads=spec.num_heads, dropout=spec.dropout, max_length=spec.max_length,
         variational=spec.variational, decoder_embeddings=decoder_embeddings, bow_weighting=spec.bow_weighting,
-        bow_terms=bow_terms)
+        bow_terms=bow_terms, bow_bigrams=spec.bow_bigrams)
     if spec.n_outputs is None:
         return module
     return SupervisedAutoencoder(autoencoder=module, n_outputs=spec.n_outputs, dropout=spec.dropout)
 
 
 def bag_terms(spec, vocabulary):
-    """The ``terms`` of the bag-of-words encoder of ``spec`` (``Vocabulary.bag_terms``) when it counts words,
-    else None. Computed from the tokenizer each time the network is built: they are no weight of the model."""
-    if spec.encoder != "bow" or spec.bow_counts != "words":
+    """The ``terms`` of the bag-of-words encoder of ``spec`` (``Vocabulary.bag_terms``) when it counts words
+    (and bigrams of them), else None. Computed from the tokenizer each time the network is built: they are no weight of the model."""
+    if spec.encoder != "bow" or spec.bow_counts == "tokens":
         return None
     return vocabulary.bag_terms()
 

@@ -27,7 +27,9 @@ from .registry import ESTIMATORS
 # 5 allows "auto" for tokenizer, vocab_size, lowercase and max_length; earlier folders hold their values.
 # 6 added the network's bow_weighting; a folder of format 1 to 5 loads with bow_weighting "mean".
 # 7 added the network's bow_counts; a folder of format 1 to 6 loads with bow_counts "tokens".
-FORMAT_VERSION = 7
+# 8 allows bow_counts "bigrams" (a new fit's) and the bigram tables in the weights; earlier folders count words
+# or tokens.
+FORMAT_VERSION = 8
 CONFIG, TOKENIZER, WEIGHTS, ENCODER_CONFIG = "config.json", "tokenizer.json", "model.safetensors", "encoder/config.json"
 
 

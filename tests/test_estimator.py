@@ -6,6 +6,7 @@ get/set_params, pickle, Pipeline, GridSearchCV, set_output, feature names, NotFi
 Every model is tiny (see ``conftest.tiny_autoencoder``) so that the file runs in seconds on a CPU.
 """
 
+import collections
 import pickle
 import re
 import warnings
@@ -623,22 +624,36 @@ def test_a_new_bag_of_words_starts_as_lsa_of_its_training_texts(tiny, texts):
     from sklearn.decomposition import PCA
     from sklearn.feature_extraction.text import TfidfTransformer
 
+    from sktextae.nn.bow import BIGRAM_WEIGHT
+    from sktextae.tokenization import UNK_ID
+
     # lr so small that the start is what transform gives. The projection is LSA of the texts' TF-IDF
-    # (128 components, more than the 40 texts: all of their span), the bottleneck its principal
-    # components and nothing of the MLP's columns, so the latent vectors are a linear map of the first
-    # principal components of the texts' TF-IDF vectors.
+    # over their words and the bigrams of words that two texts or more hold (128 components, more than the
+    # 40 texts: all of their span), the bottleneck its principal components and nothing of the MLP's
+    # columns, so the latent vectors are a linear map of the first principal components of the texts'
+    # TF-IDF vectors.
     estimator = tiny(architecture="bow", max_epochs=1, lr=1e-12, validation_fraction=0.0, latent_dim=4,
                      embedding_dim=None).fit(texts)
     encoder = estimator.net_.module_.encoder
     assert encoder.weighting == "tfidf" and encoder.embedding.weight.shape[1] == 128  # at least latent_dim
     weight = estimator.net_.module_.bottleneck.mean_layer.weight.detach().numpy()  # (L, H + C)
     assert np.abs(weight[:, :encoder.projection.start]).max() < 1e-9
-    counts = np.zeros((len(texts), estimator.tokenizer_.get_vocab_size()))
     terms = estimator.vocabulary_.bag_terms()  # the words it counts: marks count as nothing (0)
-    for row, sequence in enumerate(encode(estimator.tokenizer_, texts, max_length=estimator.max_length_)[0]):
-        np.add.at(counts[row], terms[sequence], 1)
-    counts[:, 0] = 0
-    components = PCA(4).fit_transform(TfidfTransformer(sublinear_tf=True).fit_transform(counts).toarray())
+    words, bigrams = [], []
+    for sequence in encode(estimator.tokenizer_, texts, max_length=estimator.max_length_)[0]:
+        sequence = terms[sequence]
+        words.append(collections.Counter(int(term) for term in sequence if term))
+        bigrams.append(collections.Counter((int(a), int(b)) for a, b in zip(sequence[:-1], sequence[1:])
+                                           if a and b and UNK_ID not in (a, b)))
+    held = sorted(bigram for bigram in set().union(*bigrams) if sum(bigram in text for text in bigrams) >= 2)
+    assert 0 < len(held) <= encoder.bigrams and int((encoder.bigram_rows > 0).sum()) == len(held)
+    vocabulary = [*sorted(set().union(*words)), *held]
+    counts = np.array([[{**text_words, **text_bigrams}.get(term, 0) for term in vocabulary]
+                       for text_words, text_bigrams in zip(words, bigrams)], dtype=float)
+    tfidf = TfidfTransformer(sublinear_tf=True, norm=None).fit_transform(counts).toarray()
+    tfidf[:, len(vocabulary) - len(held):] *= BIGRAM_WEIGHT
+    tfidf /= np.linalg.norm(tfidf, axis=1, keepdims=True)
+    components = PCA(4).fit_transform(tfidf)
     Z = estimator.transform(texts)
     design = np.c_[components, np.ones(len(texts))]  # (N, 5)
     residual = Z - design @ np.linalg.lstsq(design, Z, rcond=None)[0]

@@ -5,7 +5,7 @@ import torch
 from sktextae.batching import Collator
 from sktextae.nn import ARCHITECTURES, DECODERS, ENCODERS, SCRATCH_DECODERS, build_autoencoder, build_module, recurrent
 from sktextae.nn.base import masked_mean
-from sktextae.fitting import start_from_lsa
+from sktextae.lsa_start import start_from_lsa
 from sktextae.nn.bow import LSA_START_STD
 from sktextae.token_ids import TokenIds
 from sktextae.tokenization import BOS_ID
@@ -277,6 +277,58 @@ def test_the_lsa_start_makes_the_projection_lsa_and_the_encoder_still_trains():
     logits, _ = module(**inputs)
     logits.logsumexp(-1).sum().backward()
     assert module.encoder.embedding.weight.grad.abs().sum() > 0
+
+
+def test_bigrams_of_neighbouring_words_count_as_terms_of_their_own_weighed_as_tfidf():
+    from sklearn.feature_extraction.text import TfidfTransformer
+
+    from sktextae.nn.bow import BIGRAM_WEIGHT
+
+    torch.manual_seed(0)
+    terms = np.arange(VOCAB)
+    terms[8] = 0  # a mark: it counts as nothing and breaks a bigram
+    encoder = build_module("bow", **TINY, bow_terms=terms, bow_bigrams=3).encoder
+    assert encoder.bigrams == 3 and encoder.bigram_embedding.num_embeddings == 4
+    # Bigrams: (5, 6) in three texts, (6, 7), (7, 9) and (9, 10) in two, of which the table's three places take
+    # the first two by their keys; a text's last word and the next text's first make none, nor do 8 (a mark),
+    # 3 (an unknown word) and the EOS the encoder reads.
+    texts = [np.array([5, 6, 7, 9]), np.array([5, 6, 8, 7]), np.array([5, 6, 7, 9, 10]), np.array([3, 5, 9, 10])]
+    start_from_lsa(encoder, texts)
+    rows = {int(key): int(row) for key, row in zip(encoder.bigram_keys, encoder.bigram_rows) if key >= 0}
+    assert rows == {5 * VOCAB + 6: 1, 6 * VOCAB + 7: 2, 7 * VOCAB + 9: 3}
+    inputs, _ = Collator(sequence_targets=False)(texts)  # each text and its EOS, padded
+    found = encoder.bigram_ids(encoder.terms[inputs["input_ids"]], inputs["lengths"])  # (4, T - 1)
+    np.testing.assert_array_equal(found[:, :4].numpy(), [[1, 2, 3, 0], [1, 0, 0, 0], [1, 2, 3, 0], [0, 0, 0, 0]])
+    assert (found[:, 4:] == 0).all()
+    # The projection: sublinear TF-IDF over the words and the bigrams (these scaled), L2-normalised.
+    columns = [5, 6, 7, 9, 10, 3]
+    pairs = [[1, 1, 1], [1, 0, 0], [1, 1, 1], [0, 0, 0]]
+    counts = np.array([[list(text).count(c) for c in columns] + pair for text, pair in zip(texts, pairs)], dtype=float)
+    tfidf = TfidfTransformer(sublinear_tf=True, norm=None).fit_transform(counts).toarray()
+    tfidf[:, len(columns):] *= BIGRAM_WEIGHT
+    tfidf /= np.linalg.norm(tfidf, axis=1, keepdims=True)
+    table = np.concatenate([encoder.embedding.weight.detach().numpy()[columns],
+                            encoder.bigram_embedding.weight.detach().numpy()[1:]])  # (9, C)
+    np.testing.assert_allclose(projections(encoder, texts), tfidf @ table, atol=1e-5)
+    # Padding changes nothing, and a model that holds no bigram of a text reads its words alone.
+    for i, text in enumerate(texts):
+        np.testing.assert_allclose(projections(encoder, [text])[0], projections(encoder, texts)[i], atol=1e-6)
+    encoder.train()
+    encoder(inputs["input_ids"], inputs["lengths"]).sum().backward()
+    assert encoder.bigram_embedding.weight.grad[1:].abs().sum() > 0 and (encoder.bigram_embedding.weight.grad[0] == 0).all()
+
+
+def test_the_bigram_table_holds_as_many_as_the_encoder_counts_and_a_corpus_of_one_word_texts_none():
+    torch.manual_seed(0)
+    encoder = build_module("bow", **TINY, bow_terms=np.arange(VOCAB), bow_bigrams=1).encoder
+    texts = [np.array([5, 6, 7]), np.array([5, 6, 7]), np.array([6, 7]), np.array([9])]
+    start_from_lsa(encoder, texts)  # (6, 7) in three texts, (5, 6) in two: the most frequent only
+    assert [int(k) for k in encoder.bigram_keys if k >= 0] == [6 * VOCAB + 7]
+    assert (encoder.bigram_idf[0] == 0) and encoder.bigram_idf[1] > 0
+    one_word = build_module("bow", **TINY, bow_terms=np.arange(VOCAB), bow_bigrams=4).encoder
+    start_from_lsa(one_word, [np.array([5]), np.array([6]), np.array([], dtype=np.int64), np.array([5])])
+    assert (one_word.bigram_keys == -1).all() and (one_word.bigram_idf == 0).all()
+    assert np.isfinite(projections(one_word, [np.array([5]), np.array([5, 6])])).all()
 
 
 def test_the_mean_encoder_of_earlier_models_averages_its_embeddings():

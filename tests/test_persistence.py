@@ -242,7 +242,7 @@ def test_callbacks_and_random_state_instance_are_dropped_with_a_note(tmp_path):
 
 def test_config_records_versions_and_hashes(saved):
     config = json.loads((saved[1] / "config.json").read_text())
-    assert config["format_version"] == persistence.FORMAT_VERSION == 7
+    assert config["format_version"] == persistence.FORMAT_VERSION == 8
     assert config["estimator"] == "TextAutoencoder"
     assert config["versions"]["sktextae"] == sktextae.__version__
     assert config["versions"]["torch"] == torch.__version__
@@ -299,7 +299,17 @@ def test_a_tfidf_bag_of_words_keeps_its_idf_and_a_folder_of_format_5_reads_as_th
         sktextae.load(old)
 
 
-def test_a_bag_of_words_counts_words_and_a_folder_of_format_6_counts_every_token(tmp_path):
+def edit_weights(folder, edit):
+    """Rewrite model.safetensors as ``edit(tensors)`` leaves its dict, then rehash the folder."""
+    import safetensors.torch
+
+    tensors = safetensors.torch.load_file(str(folder / "model.safetensors"))
+    edit(tensors)
+    safetensors.torch.save_file(tensors, str(folder / "model.safetensors"))
+    rehash(folder)
+
+
+def test_a_bag_of_words_counts_words_and_bigrams_and_older_folders_count_as_they_were_fitted(tmp_path):
     texts = [f"{text}\n({text.split()[-1]})!" for text in TEXTS]  # words after a line break or a bracket, and marks
     model = TextAutoencoder(**{**FIT, "architecture": "bow", "tokenizer": "word", "vocab_size": "auto"}).fit(texts)
     encoder = model.net_.module_.encoder
@@ -308,16 +318,32 @@ def test_a_bag_of_words_counts_words_and_a_folder_of_format_6_counts_every_token
     assert (encoder.terms == 0).sum() > len(SPECIAL_TOKENS) - 1  # the marks count as nothing
     # Two tokens share a term: a word after a line break (or a bracket) and after a space.
     assert len(set(encoder.terms.tolist())) < len(encoder.terms) - (encoder.terms == 0).sum() + 1
+    assert encoder.bigrams == encoder.embedding.num_embeddings and (encoder.bigram_rows > 0).any()
     folder = model.save(tmp_path / "model")
-    assert json.loads((folder / "config.json").read_text())["network"]["bow_counts"] == "words"
+    assert json.loads((folder / "config.json").read_text())["network"]["bow_counts"] == "bigrams"
     loaded = sktextae.load(folder)
     torch.testing.assert_close(loaded.net_.module_.encoder.terms, encoder.terms)
+    for name in ("bigram_keys", "bigram_rows", "bigram_idf"):
+        torch.testing.assert_close(getattr(loaded.net_.module_.encoder, name), getattr(encoder, name))
     assert_same_outputs(model, loaded)
+    # A row beyond the bigrams' table, from a file, is refused before any text reads it.
+    tampered = tmp_path / "tampered"
+    shutil.copytree(folder, tampered)
+    edit_weights(tampered, lambda tensors: tensors["encoder.bigram_rows"].__setitem__(0, encoder.bigrams + 1))
+    with pytest.raises(ModelFileError, match="bigram_rows"):
+        sktextae.load(tampered)
+    # Format 7 counted words and no bigram: a folder of its weights loads as that encoder.
+    edit_weights(folder, lambda tensors: [tensors.pop(name) for name in list(tensors) if ".bigram_" in name])
+    rehash(folder, lambda config: (config.update(format_version=7), config["network"].update(bow_counts="words")))
+    words = sktextae.load(folder)
+    assert words.net_.module_.encoder.bigrams == 0
+    torch.testing.assert_close(words.net_.module_.encoder.terms, encoder.terms)
+    assert not np.allclose(words.transform(texts), model.transform(texts))
     # Format 6 counted every token: the same weights load as that encoder, which reads the texts otherwise.
     rehash(folder, lambda config: (config.update(format_version=6), config["network"].pop("bow_counts")))
     old = sktextae.load(folder)
     assert old.net_.module_.encoder.terms is None
-    assert not np.allclose(old.transform(texts), model.transform(texts))
+    assert not np.allclose(old.transform(texts), words.transform(texts))
 
 
 # ------------------------------------------------------------------------------------------- damage

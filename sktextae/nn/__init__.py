@@ -26,9 +26,9 @@ ARCHITECTURES = {"transformer": ("transformer", "transformer"), "gru": ("gru", "
 
 
 def build_encoder(name, *, vocab_size, embedding_dim, hidden_dim, num_layers, num_heads, dropout, max_length,
-                  bow_weighting="tfidf", bow_terms=None):
-    """A from-scratch encoder by name (one of ``ENCODERS``); ``bow_weighting`` and ``bow_terms`` are the bag of
-    words' ``weighting`` and ``terms``."""
+                  bow_weighting="tfidf", bow_terms=None, bow_bigrams=0):
+    """A from-scratch encoder by name (one of ``ENCODERS``); ``bow_weighting``, ``bow_terms`` and ``bow_bigrams``
+    are the bag of words' ``weighting``, ``terms`` and ``bigrams``."""
     sizes = dict(vocab_size=vocab_size, embedding_dim=embedding_dim, hidden_dim=hidden_dim, num_layers=num_layers,
                  dropout=dropout)
     if name == "transformer":
@@ -39,7 +39,7 @@ def build_encoder(name, *, vocab_size, embedding_dim, hidden_dim, num_layers, nu
     if name == "conv":
         return ConvEncoder(**sizes)
     if name == "bow":
-        return BagOfWordsEncoder(**sizes, weighting=bow_weighting, terms=bow_terms)
+        return BagOfWordsEncoder(**sizes, weighting=bow_weighting, terms=bow_terms, bigrams=bow_bigrams)
     raise ValueError(f"encoder must be one of {ENCODERS}, got {name!r}.")
 
 
@@ -65,7 +65,7 @@ def build_decoder(name, *, vocab_size, latent_dim, embedding_dim, hidden_dim, nu
 
 def build_autoencoder(*, encoder, decoder, vocab_size, latent_dim, embedding_dim, hidden_dim, num_layers, num_heads,
                       dropout, max_length, variational=False, decoder_vocab_size=None, decoder_embeddings=None,
-                      bow_weighting="tfidf", bow_terms=None):
+                      bow_weighting="tfidf", bow_terms=None, bow_bigrams=0):
     """An ``Autoencoder`` of the named encoder and decoder.
 
     ``encoder`` is a name of ``ENCODERS`` or an encoder module (a ``PretrainedEncoder`` or
@@ -74,7 +74,8 @@ def build_autoencoder(*, encoder, decoder, vocab_size, latent_dim, embedding_dim
     encoder and decoder whose token embeddings have the same shape share them. ``decoder_vocab_size``
     (default ``vocab_size``) is the decoder's own vocabulary; ``decoder_embeddings``, a (decoder
     vocabulary, embedding_dim) tensor, starts the decoder's token embeddings, tied to its logits layer.
-    ``bow_weighting`` and ``bow_terms`` are a bag-of-words encoder's ``weighting`` and ``terms``.
+    ``bow_weighting``, ``bow_terms`` and ``bow_bigrams`` are a bag-of-words encoder's ``weighting``, ``terms``
+    and ``bigrams``.
     """
     sizes = dict(embedding_dim=embedding_dim, hidden_dim=hidden_dim, num_layers=num_layers, num_heads=num_heads,
                  dropout=dropout, max_length=max_length)
@@ -82,7 +83,7 @@ def build_autoencoder(*, encoder, decoder, vocab_size, latent_dim, embedding_dim
         encoder_module = encoder
     else:
         encoder_module = build_encoder(encoder, vocab_size=vocab_size, bow_weighting=bow_weighting,
-                                       bow_terms=bow_terms, **sizes)
+                                       bow_terms=bow_terms, bow_bigrams=bow_bigrams, **sizes)
     tie = decoder_embeddings is not None
     if isinstance(decoder, nn.Module):
         decoder_module = decoder

@@ -7,16 +7,24 @@ from torch import nn
 
 from .base import masked_mean, output_layer
 
-# How far apart the LSA start (``fitting.start_from_lsa``) puts the training texts: the standard deviation
+# How far apart the LSA start (``lsa_start.start_from_lsa``) puts the training texts: the standard deviation
 # across them of each unit of their projection (averaged over units), the scale of input the MLP's first
 # layer is initialised for.
 LSA_START_STD = 1.0
 # How the encoder weighs a text's tokens: "tfidf", or "mean" (the mean of their embeddings, which models
 # saved by sktextae before the TF-IDF encoder hold).
 WEIGHTINGS = ("tfidf", "mean")
-# What a TF-IDF encoder counts: "words" (the tokens of each word, as ``terms`` maps them: the vocabulary's
-# ``bag_terms``), or "tokens" (every token, as models saved by sktextae before it count them).
-COUNTS = ("words", "tokens")
+# What a TF-IDF encoder counts: "bigrams" (the words, and each two words next to each other that the training
+# texts repeat: the ``bigrams`` of ``BagOfWordsEncoder``), "words" (the tokens of each word, as ``terms`` maps
+# them: the vocabulary's ``bag_terms``), or "tokens" (every token, as models saved by sktextae before words
+# count them).
+COUNTS = ("bigrams", "words", "tokens")
+# How much a bigram weighs beside a word: its IDF is multiplied by this, so that a text's words keep most of
+# its TF-IDF vector (benchmarks/bench_default_lsa.py measured LSA's probe with bigrams at 1 and at 0.5).
+BIGRAM_WEIGHT = 0.5
+# The bigrams' hash table: a bigram sits in one of BIGRAM_PROBES slots from where its hash points (open
+# addressing); the table has at least BIGRAM_LOAD slots per bigram, so that nearly every bigram finds one.
+BIGRAM_PROBES, BIGRAM_LOAD = 8, 4
 
 
 def _mlp(*, in_dim, hidden_dim, num_layers, dropout):
@@ -30,7 +38,7 @@ class BagOfWordsEncoder(nn.Module):
     """(B, T) ids -> (B, output_dim): a text as a weighted sum of its token embeddings, and an MLP of it.
 
     ``weighting="tfidf"``: each token weighs its sublinear TF-IDF (``1 + log(count)`` times its IDF, the
-    ``idf`` buffer that ``fitting.start_from_lsa`` fills; a token of IDF 0 is ignored), L2-normalised over the
+    ``idf`` buffer that ``lsa_start.start_from_lsa`` fills; a token of IDF 0 is ignored), L2-normalised over the
     text, as scikit-learn's ``TfidfVectorizer(sublinear_tf=True)`` weighs it. The weighted sum of the
     embeddings (the *projection*) is then LSA's projection when the table holds LSA's components. The
     output is the MLP's output beside the projection (``output_dim = hidden_dim + embedding_dim``;
@@ -42,11 +50,20 @@ class BagOfWordsEncoder(nn.Module):
     token whose term is 0 (padding) counts as nothing. It is no weight of the model: the vocabulary gives
     it (``Vocabulary.bag_terms``) whenever the model is built. None counts every token as itself.
 
+    ``bigrams`` (TF-IDF with ``terms`` only) is how many bigrams the encoder can count beside the words: two
+    terms at neighbouring positions, neither of them nothing (0) nor an unknown word (``unknown``), each of
+    the bigrams that ``lsa_start.start_from_lsa`` chose counting as a term of its own. Their embeddings
+    (``bigram_embedding``, row 0 for none) add to the projection, their TF-IDF weights to the text's vector
+    (which ``BIGRAM_WEIGHT`` scales in ``bigram_idf``). Which bigrams count is held in a hash table of their
+    keys (``bigram_keys``, -1 in an empty slot) and rows (``bigram_rows``): see ``bigram_slots``. 0 counts
+    no bigram.
+
     ``weighting="mean"``: the MLP of the mean of the token embeddings (``output_dim = hidden_dim``), the
     encoder of models saved by earlier versions.
     """
 
-    def __init__(self, *, vocab_size, embedding_dim, hidden_dim, num_layers, dropout, weighting="tfidf", terms=None):
+    def __init__(self, *, vocab_size, embedding_dim, hidden_dim, num_layers, dropout, weighting="tfidf", terms=None,
+                 bigrams=0, unknown=3):
         super().__init__()
         if weighting not in WEIGHTINGS:
             raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {weighting!r}.")
@@ -57,6 +74,16 @@ class BagOfWordsEncoder(nn.Module):
                 raise ValueError(f"terms must be a ({vocab_size},) tensor of ids in [0, {vocab_size}) for a TF-IDF "
                                  f"encoder, got shape {tuple(terms.shape)} with weighting={weighting!r}.")
         self.register_buffer("terms", terms, persistent=False)  # (V,) or None
+        if not isinstance(bigrams, int) or bigrams < 0 or (bigrams and weighting != "tfidf"):
+            raise ValueError(f"bigrams must be an int >= 0 (0 with weighting='mean'), got {bigrams!r} with "
+                             f"weighting={weighting!r}.")
+        self.bigrams, self.unknown = bigrams, unknown
+        if bigrams:
+            slots = bigram_table_size(bigrams)
+            self.bigram_embedding = nn.Embedding(bigrams + 1, embedding_dim, padding_idx=0)
+            self.register_buffer("bigram_idf", torch.zeros(bigrams + 1))  # (K + 1,)
+            self.register_buffer("bigram_keys", torch.full((slots,), -1, dtype=torch.long))  # (S,)
+            self.register_buffer("bigram_rows", torch.zeros(slots, dtype=torch.long))  # (S,)
         self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=0)
         self.mlp = _mlp(in_dim=embedding_dim, hidden_dim=hidden_dim, num_layers=num_layers, dropout=dropout)
         if weighting == "mean":
@@ -67,25 +94,76 @@ class BagOfWordsEncoder(nn.Module):
 
     def token_weights(self, input_ids, lengths):
         """(B, T) ids -> (B, T) each position's share of its text's L2-normalised sublinear TF-IDF vector
-        (a token that occurs ``c`` times has ``c`` positions that share its weight); 0 on padding."""
-        batch, length = input_ids.shape
-        valid = (torch.arange(length, device=input_ids.device)[None, :] < lengths[:, None]).to(torch.float32)
-        counts = torch.zeros(batch, self.idf.shape[0], device=input_ids.device)  # (B, V)
-        counts = counts.scatter_add(1, input_ids, valid).gather(1, input_ids).clamp(min=1.0)  # (B, T)
-        tfidf = (1.0 + torch.log(counts)) * self.idf[input_ids]  # (B, T): the weight of each position's token
-        shares = valid * tfidf / counts  # (B, T)
-        # Summed over positions, shares * tfidf is each distinct token's weight squared, once.
-        norms = (shares * tfidf).sum(dim=1, keepdim=True).sqrt().clamp(min=1e-12)  # (B, 1)
-        return shares / norms
+        (a token that occurs ``c`` times has ``c`` positions that share its weight); 0 on padding. The ids
+        are those the encoder counts (its ``terms``); bigrams are left out."""
+        valid = torch.arange(input_ids.shape[1], device=input_ids.device)[None, :] < lengths[:, None]  # (B, T)
+        shares, squares = _tfidf_shares(input_ids, valid, self.idf)
+        return shares / squares.sqrt().clamp(min=1e-12)
+
+    def bigram_ids(self, terms, lengths):
+        """(B, T) terms -> (B, T - 1) the row of ``bigram_embedding`` of each two neighbouring positions
+        (0 where they make no bigram the encoder counts)."""
+        vocab_size = self.embedding.num_embeddings
+        first, second = terms[:, :-1], terms[:, 1:]  # (B, T - 1) each
+        inside = torch.arange(1, terms.shape[1], device=terms.device)[None, :] < lengths[:, None]  # (B, T - 1)
+        words = (first > 0) & (second > 0) & (first != self.unknown) & (second != self.unknown) & inside
+        keys = first * vocab_size + second  # (B, T - 1)
+        offsets = torch.arange(BIGRAM_PROBES, device=terms.device)  # (P,)
+        slots = (bigram_slots(first, second, self.bigram_keys.shape[0])[..., None] + offsets) % self.bigram_keys.shape[0]
+        found = self.bigram_keys[slots] == keys[..., None]  # (B, T - 1, P): at most one slot holds the key
+        return (self.bigram_rows[slots] * found).sum(dim=-1) * words  # (B, T - 1)
 
     def forward(self, input_ids, lengths):
         if self.weighting == "mean":
             return self.mlp(masked_mean(self.embedding(input_ids), lengths))  # (B, H)
         if self.terms is not None:
             input_ids = self.terms[input_ids]  # (B, T)
-        weights = self.token_weights(input_ids, lengths).to(self.embedding.weight.dtype)  # (B, T)
-        projection = (weights[..., None] * self.embedding(input_ids)).sum(dim=1)  # (B, C)
+        valid = torch.arange(input_ids.shape[1], device=input_ids.device)[None, :] < lengths[:, None]  # (B, T)
+        shares, squares = _tfidf_shares(input_ids, valid, self.idf)  # (B, T), (B, 1)
+        parts = [(shares, self.embedding(input_ids))]
+        if self.bigrams and input_ids.shape[1] > 1:
+            rows = self.bigram_ids(input_ids, lengths)  # (B, T - 1)
+            bigram_shares, bigram_squares = _tfidf_shares(rows, rows > 0, self.bigram_idf)
+            squares = squares + bigram_squares
+            parts.append((bigram_shares, self.bigram_embedding(rows)))
+        norms = squares.sqrt().clamp(min=1e-12)  # (B, 1)
+        dtype = self.embedding.weight.dtype
+        projection = sum(((weights / norms).to(dtype)[..., None] * vectors).sum(dim=1) for weights, vectors in parts)  # (B, C)
         return torch.cat([self.mlp(projection), projection], dim=-1)  # (B, H + C)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args):
+        # The rows come from a file: one beyond the table would index past it at every text that holds its key.
+        rows = state_dict.get(prefix + "bigram_rows")
+        if rows is not None and rows.numel() and (int(rows.min()) < 0 or int(rows.max()) > self.bigrams):
+            args[-1].append(f"{prefix}bigram_rows holds rows {int(rows.min())} to {int(rows.max())}, outside "
+                            f"[0, {self.bigrams}] (the bigrams the network counts).")
+            return
+        super()._load_from_state_dict(state_dict, prefix, *args)
+
+
+def _tfidf_shares(ids, valid, idf):
+    """(B, N) ids and validity -> each position's share of its id's sublinear TF-IDF weight in the text
+    ((B, N), 0 where not valid) and the sum over the text of its distinct ids' weights squared ((B, 1))."""
+    valid = valid.to(torch.float32)
+    counts = torch.zeros(ids.shape[0], idf.shape[0], device=ids.device)  # (B, V)
+    counts = counts.scatter_add(1, ids, valid).gather(1, ids).clamp(min=1.0)  # (B, N)
+    tfidf = (1.0 + torch.log(counts)) * idf[ids]  # (B, N): the weight of each position's id
+    shares = valid * tfidf / counts  # (B, N)
+    # Summed over positions, shares * tfidf is each distinct id's weight squared, once.
+    return shares, (shares * tfidf).sum(dim=1, keepdim=True)
+
+
+def bigram_table_size(bigrams):
+    """The number of slots of the hash table of ``bigrams`` bigrams: BIGRAM_LOAD per bigram, at least."""
+    return BIGRAM_LOAD * bigrams + 1
+
+
+def bigram_slots(first, second, size):
+    """The slot of a table of ``size`` where the bigram of terms ``first`` then ``second`` is first looked for
+    (numpy arrays or torch tensors of int64 alike); it sits in that slot or one of the ``BIGRAM_PROBES - 1``
+    after it, wrapping around. Both multipliers are odd and below 2**20, so the sum stays far inside int64
+    for any vocabulary of up to 2**40 terms."""
+    return (first * 92821 + second * 486187) % size
 
 
 class BagDecoder(nn.Module):
