@@ -31,8 +31,9 @@ class TextAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _BaseTe
         ``"transformer"``: a self-attention encoder mean-pooled to the latent vector, and a causal
         Transformer decoder that sees the text only through it. ``"gru"``/``"lstm"``: a bidirectional
         recurrent encoder and a recurrent decoder conditioned on the latent vector. ``"bow"``: the text's
-        TF-IDF-weighted word embeddings (punctuation ignored, started from LSA of the training texts and,
-        in an autoencoder's fit, held near that start) and an MLP of them, whose decoder predicts the
+        TF-IDF-weighted embeddings of its words and of the pairs of neighbouring words (bigrams) that
+        the training texts repeat (punctuation ignored; started from LSA of the training texts and, in
+        an autoencoder's fit, held near that start) and an MLP of them, whose decoder predicts the
         text's bag of tokens (word order is lost).
         The shorthand for a matching encoder and decoder; ``encoder=`` and ``decoder=`` override either.
         The default, with its denoising (``noise="auto"`` is 0.6 for it) and the default sizes, is
@@ -81,7 +82,8 @@ class TextAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _BaseTe
         spell any word back.
     vocab_size : int or "auto", default="auto"
         Largest vocabulary the tokenizer may learn, including 5 special tokens. ``"auto"``: 32000 for
-        the bag of words, 4000 otherwise.
+        the bag of words, 4000 otherwise. A bag-of-words encoder also counts up to as many bigrams: the
+        most frequent of those that two training texts or more hold.
     lowercase : bool or "auto", default="auto"
         Lowercase every text before tokenizing it, as scikit-learn's ``TfidfVectorizer`` does by
         default. The fitted tokenizer does it, in ``fit``, ``transform`` and scoring alike and after

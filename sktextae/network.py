@@ -61,8 +61,9 @@ class NetworkSpec:
     ``bow_weighting`` is how a bag-of-words encoder weighs a text's tokens (``nn.bow.WEIGHTINGS``):
     ``"tfidf"``, or ``"mean"`` in models saved before the TF-IDF encoder (other encoders ignore it);
     ``bow_counts`` what a TF-IDF bag of words counts (``nn.bow.COUNTS``): ``"bigrams"`` (the terms of
-    ``Vocabulary.bag_terms`` and up to ``vocab_size`` of their bigrams: ``bow_bigrams``), or ``"words"`` (the
-    terms alone) and ``"tokens"`` in models saved before them.
+    ``Vocabulary.bag_terms`` of two letters or digits or more, and up to ``vocab_size`` of their bigrams:
+    ``bow_bigrams``), ``"words"`` (the terms of one letter or digit or more: with the ``"char"`` tokenizer,
+    and in models saved before bigrams) or ``"tokens"`` (in models saved before words).
     """
 
     encoder: str
@@ -227,7 +228,7 @@ def bag_terms(spec, vocabulary):
     (and bigrams of them), else None. Computed from the tokenizer each time the network is built: they are no weight of the model."""
     if spec.encoder != "bow" or spec.bow_counts == "tokens":
         return None
-    return vocabulary.bag_terms()
+    return vocabulary.bag_terms(min_word_chars=2 if spec.bow_counts == "bigrams" else 1)
 
 
 def _pretrained_encoder(spec, saved):
@@ -315,14 +316,18 @@ def text_settings(params):
 
 def spec_for(shapes, *, vocabulary, max_length, dropout, freeze_encoder, n_outputs=None):
     """The ``NetworkSpec`` that the parameters ``shapes`` (an estimator's ``get_params``, or those of the
-    fitted model a supervised estimator starts from) choose for a vocabulary and ``max_length``."""
+    fitted model a supervised estimator starts from) choose for a vocabulary and ``max_length``. A bag of
+    words counts words of two letters or digits or more and their bigrams, and every character as a word
+    with the ``"char"`` tokenizer, whose tokens are single characters."""
     encoder, decoder = encoder_decoder(shapes)
+    bow_counts = "words" if text_settings(shapes)["tokenizer"] == "char" else "bigrams"
     return NetworkSpec(
         encoder=encoder, decoder=decoder, vocab_size=vocabulary.encoder_size,
         decoder_vocab_size=vocabulary.decoder_size, latent_dim=shapes["latent_dim"],
         embedding_dim=embedding_dim(shapes), hidden_dim=shapes["hidden_dim"], num_layers=shapes["num_layers"],
         num_heads=shapes["num_heads"], dropout=dropout, max_length=max_length, variational=shapes["variational"],
-        n_outputs=n_outputs, freeze_encoder=pretrained_models.is_pretrained(encoder) and freeze_encoder)
+        n_outputs=n_outputs, freeze_encoder=pretrained_models.is_pretrained(encoder) and freeze_encoder,
+        bow_counts=bow_counts)
 
 
 def learning_rate(lr, spec):

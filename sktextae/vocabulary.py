@@ -16,7 +16,9 @@ import numpy as np
 from .batching import Collator
 from .tokenization import EOS_ID, MASK_ID, PAD_ID, SPECIAL_TOKENS, UNK_ID, UNK_TEXT, as_decoded_case, decode
 
-_WORD = re.compile(r"\w")  # a letter or digit (of any script) or "_": what makes a token part of a word
+# What makes a token a word in a bag of words: a letter or digit (of any script) or "_", and for a model that
+# counts bigrams two of them, as scikit-learn's TfidfVectorizer reads words (token_pattern r"\b\w\w+\b").
+_WORD = {1: re.compile(r"\w"), 2: re.compile(r"\w\w")}
 
 
 class Vocabulary:
@@ -58,13 +60,15 @@ class Vocabulary:
     def decoder_size(self):
         return self.encoder_size if self.decoder_tokens is None else len(self.decoder_tokens)
 
-    def bag_terms(self):
+    def bag_terms(self, *, min_word_chars=1):
         """(V,) the tokenizer id that each token counts as in a bag of words (``nn.BagOfWordsEncoder``'s
         ``terms``), so that it counts words, as ``TfidfVectorizer`` does: tokens whose text differs only by
         whitespace (a word with and without the space before it: ``"▁word"`` after a space, ``"word"`` after
-        a line break or a bracket) count as one, the first of them in the vocabulary; a token with no letter
-        or digit (punctuation, whitespace) counts as nothing (``PAD_ID``), and so do the special tokens but
-        UNK, which counts as an unknown word. A token's text is the tokenizer's decoding of it alone."""
+        a line break or a bracket) count as one, the first of them in the vocabulary; a token with fewer than
+        ``min_word_chars`` letters or digits in a row (1: punctuation and whitespace; 2: also a letter or a
+        digit alone, as ``TfidfVectorizer``'s default ``token_pattern`` skips them) counts as nothing
+        (``PAD_ID``), and so do the special tokens but UNK, which counts as an unknown word. A token's text is
+        the tokenizer's decoding of it alone."""
         if self.decoder_tokens is not None:
             raise ValueError("bag_terms is for a tokenizer trained by sktextae; a pretrained model's encoder is no "
                              "bag of words.")
@@ -73,7 +77,7 @@ class Vocabulary:
         first, terms = {}, np.full(size, PAD_ID, dtype=np.int64)
         for token in range(len(SPECIAL_TOKENS), size):
             text = texts[token].strip()
-            if _WORD.search(text):
+            if _WORD[min_word_chars].search(text):
                 terms[token] = first.setdefault(text, token)
         terms[UNK_ID] = UNK_ID
         return terms

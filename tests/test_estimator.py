@@ -638,7 +638,8 @@ def test_a_new_bag_of_words_starts_as_lsa_of_its_training_texts(tiny, texts):
     assert encoder.weighting == "tfidf" and encoder.embedding.weight.shape[1] == 128  # at least latent_dim
     weight = estimator.net_.module_.bottleneck.mean_layer.weight.detach().numpy()  # (L, H + C)
     assert np.abs(weight[:, :encoder.projection.start]).max() < 1e-9
-    terms = estimator.vocabulary_.bag_terms()  # the words it counts: marks count as nothing (0)
+    # The words it counts, of two letters or digits or more: marks and single letters count as nothing (0).
+    terms = estimator.vocabulary_.bag_terms(min_word_chars=2)
     words, bigrams = [], []
     for sequence in encode(estimator.tokenizer_, texts, max_length=estimator.max_length_)[0]:
         sequence = terms[sequence]
