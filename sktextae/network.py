@@ -60,10 +60,9 @@ class NetworkSpec:
     has replaced the pretrained model after fit: it reads the pretrained vocabulary, the model is gone.
     ``bow_weighting`` is how a bag-of-words encoder weighs a text's tokens (``nn.bow.WEIGHTINGS``):
     ``"tfidf"``, or ``"mean"`` in models saved before the TF-IDF encoder (other encoders ignore it);
-    ``bow_counts`` what a TF-IDF bag of words counts (``nn.bow.COUNTS``): ``"bigrams"`` (the terms of
-    ``Vocabulary.bag_terms`` of two letters or digits or more, and up to ``vocab_size`` of their bigrams:
-    ``bow_bigrams``), ``"words"`` (the terms of one letter or digit or more: with the ``"char"`` tokenizer,
-    and in models saved before bigrams) or ``"tokens"`` (in models saved before words).
+    ``bow_counts`` what it counts (``nn.bow.COUNTS``): ``"bigrams"`` (``Vocabulary.bag_terms`` of two letters
+    or digits or more, and up to ``vocab_size`` of their bigrams), ``"words"`` (of one or more: a single
+    character is a word with the ``"char"`` tokenizer, and in models saved before bigrams) or ``"tokens"``.
     """
 
     encoder: str
@@ -89,8 +88,7 @@ class NetworkSpec:
         return pretrained_models.is_pretrained(self.encoder)
 
     @property
-    def bow_bigrams(self):
-        """How many bigrams a bag-of-words encoder counts beside its words (0: none)."""
+    def bow_bigrams(self):  # how many bigrams a bag-of-words encoder counts beside its words
         return self.vocab_size if self.encoder == "bow" and self.bow_counts == "bigrams" else 0
 
     def as_dict(self):
@@ -316,9 +314,7 @@ def text_settings(params):
 
 def spec_for(shapes, *, vocabulary, max_length, dropout, freeze_encoder, n_outputs=None):
     """The ``NetworkSpec`` that the parameters ``shapes`` (an estimator's ``get_params``, or those of the
-    fitted model a supervised estimator starts from) choose for a vocabulary and ``max_length``. A bag of
-    words counts words of two letters or digits or more and their bigrams, and every character as a word
-    with the ``"char"`` tokenizer, whose tokens are single characters."""
+    fitted model a supervised estimator starts from) choose for a vocabulary and ``max_length``."""
     encoder, decoder = encoder_decoder(shapes)
     bow_counts = "words" if text_settings(shapes)["tokenizer"] == "char" else "bigrams"
     return NetworkSpec(

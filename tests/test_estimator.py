@@ -661,6 +661,17 @@ def test_a_new_bag_of_words_starts_as_lsa_of_its_training_texts(tiny, texts):
     assert (residual ** 2).sum() < 1e-6 * ((Z - Z.mean(0)) ** 2).sum()
 
 
+def test_a_bag_of_words_of_characters_counts_each_character_and_no_bigram(tiny, texts):
+    from sktextae import network
+
+    estimator = tiny(architecture="bow", tokenizer="char", max_epochs=1).fit(texts)
+    encoder = estimator.net_.module_.encoder
+    assert network.spec_of(estimator.net_).bow_counts == "words" and encoder.bigrams == 0
+    letters = [estimator.tokenizer_.token_to_id(letter) for letter in "abc"]
+    assert (encoder.terms[letters] > 0).all() and (encoder.idf[letters] > 0).all()  # single characters count
+    assert np.unique(estimator.transform(texts).round(4), axis=0).shape[0] > 1
+
+
 class AnchorSeen(Callback):
     """What ``net.anchor_`` holds at the start of training: (the weights' names, their start values)."""
 
