@@ -20,7 +20,7 @@ WEIGHTINGS = ("tfidf", "mean")
 # count them).
 COUNTS = ("bigrams", "words", "tokens")
 # How much a bigram weighs beside a word: its IDF is multiplied by this, so that a text's words keep most of
-# its TF-IDF vector (benchmarks/bench_default_lsa.py measured LSA's probe with bigrams at 1 and at 0.5).
+# its TF-IDF vector (benchmarks/bench_lsa_bigrams.py measures LSA's probe with bigrams at 1 and at 0.5).
 BIGRAM_WEIGHT = 0.5
 # The bigrams' hash table: a bigram sits in one of BIGRAM_PROBES slots from where its hash points (open
 # addressing); the table has at least BIGRAM_LOAD slots per bigram, so that nearly every bigram finds one.
@@ -56,7 +56,7 @@ class BagOfWordsEncoder(nn.Module):
     (``bigram_embedding``, row 0 for none) add to the projection, their TF-IDF weights to the text's vector
     (which ``BIGRAM_WEIGHT`` scales in ``bigram_idf``). Which bigrams count is held in a hash table of their
     keys (``bigram_keys``, -1 in an empty slot) and rows (``bigram_rows``): see ``bigram_slots``. 0 counts
-    no bigram.
+    no bigram. ``unknown`` is the id of the unknown word (the package's UNK).
 
     ``weighting="mean"``: the MLP of the mean of the token embeddings (``output_dim = hidden_dim``), the
     encoder of models saved by earlier versions.
