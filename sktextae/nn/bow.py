@@ -121,7 +121,7 @@ class BagOfWordsEncoder(nn.Module):
         valid = torch.arange(input_ids.shape[1], device=input_ids.device)[None, :] < lengths[:, None]  # (B, T)
         shares, squares = _tfidf_shares(input_ids, valid, self.idf)  # (B, T), (B, 1)
         parts = [(shares, self.embedding(input_ids))]
-        if self.bigrams and input_ids.shape[1] > 1:
+        if self.bigrams:  # a text of one position has none: the tensors below are then empty
             rows = self.bigram_ids(input_ids, lengths)  # (B, T - 1)
             bigram_shares, bigram_squares = _tfidf_shares(rows, rows > 0, self.bigram_idf)
             squares = squares + bigram_squares
