@@ -32,9 +32,10 @@ class TextAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _BaseTe
         Transformer decoder that sees the text only through it. ``"gru"``/``"lstm"``: a bidirectional
         recurrent encoder and a recurrent decoder conditioned on the latent vector. ``"bow"``: the text's
         TF-IDF-weighted embeddings of its words and of the pairs of neighbouring words (bigrams) that
-        the training texts repeat (punctuation ignored; started from LSA of the training texts and, in
-        an autoencoder's fit, held near that start) and an MLP of them, whose decoder predicts the
-        text's bag of tokens (word order is lost).
+        the training texts repeat (punctuation and single letters or digits ignored, as
+        ``TfidfVectorizer`` ignores them; started from LSA of the training texts and, in an
+        autoencoder's fit, held near that start) and an MLP of them, whose decoder predicts the text's
+        bag of tokens (word order is lost).
         The shorthand for a matching encoder and decoder; ``encoder=`` and ``decoder=`` override either.
         The default, with its denoising (``noise="auto"`` is 0.6 for it) and the default sizes, is
         the configuration measured to give the best from-scratch features for the least training
