@@ -289,9 +289,9 @@ def test_bigrams_of_neighbouring_words_count_as_terms_of_their_own_weighed_as_tf
     terms[8] = 0  # a mark: it counts as nothing and breaks a bigram
     encoder = build_module("bow", **TINY, bow_terms=terms, bow_bigrams=3).encoder
     assert encoder.bigrams == 3 and encoder.bigram_embedding.num_embeddings == 4
-    # Bigrams: (5, 6) in three texts, (6, 7), (7, 9) and (9, 10) in two, of which the table's three places take
-    # the first two by their keys; a text's last word and the next text's first make none, nor do 8 (a mark),
-    # 3 (an unknown word) and the EOS the encoder reads.
+    # Bigrams: (5, 6) in three texts, (6, 7), (7, 9) and (9, 10) in two: the table's three places take (5, 6)
+    # and the first two of the others by their keys. A text's last word and the next text's first make none,
+    # nor do 8 (a mark), 3 (an unknown word) and the EOS the encoder reads.
     texts = [np.array([5, 6, 7, 9]), np.array([5, 6, 8, 7]), np.array([5, 6, 7, 9, 10]), np.array([3, 5, 9, 10])]
     start_from_lsa(encoder, texts)
     rows = {int(key): int(row) for key, row in zip(encoder.bigram_keys, encoder.bigram_rows) if key >= 0}
@@ -310,7 +310,7 @@ def test_bigrams_of_neighbouring_words_count_as_terms_of_their_own_weighed_as_tf
     table = np.concatenate([encoder.embedding.weight.detach().numpy()[columns],
                             encoder.bigram_embedding.weight.detach().numpy()[1:]])  # (9, C)
     np.testing.assert_allclose(projections(encoder, texts), tfidf @ table, atol=1e-5)
-    # Padding changes nothing, and a model that holds no bigram of a text reads its words alone.
+    # Padding changes nothing.
     for i, text in enumerate(texts):
         np.testing.assert_allclose(projections(encoder, [text])[0], projections(encoder, texts)[i], atol=1e-6)
     encoder.train()

@@ -700,3 +700,18 @@ def test_a_bag_of_words_counts_a_word_as_one_term_and_marks_as_nothing(kind):
         assert (terms[encode(tokenizer, [mark], max_length=8)[0][0]] == PAD_ID).all()
     assert terms[UNK_ID] == UNK_ID and (terms[[PAD_ID, BOS_ID, EOS_ID, MASK_ID]] == PAD_ID).all()
     assert (terms[terms] == terms).all()  # a term counts as itself
+
+
+def test_a_bag_of_words_that_counts_bigrams_skips_single_letters_and_digits_as_tfidfvectorizer_does():
+    from sktextae.vocabulary import Vocabulary
+
+    texts = ["a cat is 1 of 2 big cats", "i saw a cat, 10 of them"]
+    tokenizer = train_tokenizer(texts, kind="word", vocab_size=60, lowercase=True)
+    vocabulary = Vocabulary(tokenizer)
+    every, two = vocabulary.bag_terms(), vocabulary.bag_terms(min_word_chars=2)
+    for word in ("a", "1", "i"):
+        token = tokenizer.token_to_id("▁" + word)  # the word after a space
+        assert every[token] == token and two[token] == PAD_ID
+    for word in ("cat", "is", "10", "of"):
+        token = tokenizer.token_to_id("▁" + word)  # the word after a space
+        assert every[token] == two[token] == token
