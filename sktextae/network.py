@@ -12,7 +12,6 @@ import dataclasses
 import functools
 import inspect
 import pathlib
-from numbers import Integral, Real
 
 import torch
 from skorch.callbacks import EarlyStopping, GradientNormClipping, PassthroughScoring
@@ -21,6 +20,7 @@ from . import checkpoint as checkpoints
 from . import pretrained as pretrained_models
 from .callbacks import ActiveUnits, KLAnnealing, SyncFreeProgressBar
 from .device import is_cuda
+from .file_fields import check_fields, check_int, short
 from .nn import (
     ARCHITECTURES,
     DECODERS,
@@ -420,38 +420,6 @@ def spec_of(net):
 
 def _silent(*args, **kwargs):
     """EarlyStopping's message sink; the per-epoch log already shows when training stopped."""
-
-
-# ---------------------------------------------------------------------------------------------- checks
-
-def check_int(value, what, low, high):
-    if not isinstance(value, Integral) or isinstance(value, bool) or not low <= value <= high:
-        raise ValueError(f"{what} must be an integer in [{low}, {high}], got {short(value)}")
-    return int(value)
-
-
-def check_number(value, what, low=None, high=None):
-    if not isinstance(value, Real) or isinstance(value, bool) or value != value or value in (float("inf"),
-                                                                                               float("-inf")):
-        raise ValueError(f"{what} must be a finite number, got {short(value)}")
-    if (low is not None and value < low) or (high is not None and value > high):
-        raise ValueError(f"{what} must be in [{low}, {high}], got {short(value)}")
-    return float(value)
-
-
-def check_fields(data, names, what):
-    if not isinstance(data, dict):
-        raise ValueError(f"{what} must be a JSON object, got {type(data).__name__}")
-    missing, unknown = sorted(set(names) - set(data)), sorted(set(data) - set(names))
-    if missing or unknown:
-        raise ValueError(f"{what}: " + "; ".join(filter(None, [missing and f"missing fields {missing}",
-                                                               unknown and f"unknown fields {unknown[:5]}"])))
-
-
-def short(value):
-    """A value for an error message, cut to a readable length."""
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 __all__ = ["ENCODERS", "NetworkSpec", "SavedEncoder", "autoencoder_of", "bag_terms", "build_module", "build_net", "spec_for"]

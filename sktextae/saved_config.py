@@ -18,6 +18,7 @@ from . import network
 from ._sklearn_private import set_output_config
 from ._version import __version__
 from .exceptions import ModelFileError
+from .file_fields import check_fields, check_int, check_number, short
 from .files import json_sha256
 from .registry import ESTIMATORS
 
@@ -159,11 +160,11 @@ def read_config(file):
         raise ModelFileError(f"{file}: a JSON object expected, got {type(config).__name__}.")
     version = config.get("format_version")
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise ModelFileError(f"{file}: format_version must be an integer >= 1, got {network.short(version)}.")
+        raise ModelFileError(f"{file}: format_version must be an integer >= 1, got {short(version)}.")
     if version > FORMAT_VERSION:
         versions = config.get("versions")
         written_by = versions.get("sktextae") if isinstance(versions, dict) else None
-        raise ModelFileError(f"{file}: format version {version} (written by sktextae {network.short(written_by)}) "
+        raise ModelFileError(f"{file}: format version {version} (written by sktextae {short(written_by)}) "
                              f"is newer than this sktextae reads ({FORMAT_VERSION}): upgrade sktextae to load it.")
     if config.get("config_sha256") != config_checksum(config):
         raise ModelFileError(f"{file}: edited or damaged since save() wrote it (its config_sha256 does not match "
@@ -182,12 +183,12 @@ _SCHEMA = {"format_version": int, "estimator": str, "params": dict, "notes": dic
 
 def _check_schema(config):
     """The top level of config.json: the fields, their types, the class and the files it lists."""
-    network.check_fields(config, list(_SCHEMA), "config")
+    check_fields(config, list(_SCHEMA), "config")
     for key, kind in _SCHEMA.items():
         if not isinstance(config[key], kind):
             raise ValueError(f"field {key!r} has the wrong type ({type(config[key]).__name__})")
     if config["estimator"] not in ESTIMATORS:
-        raise ValueError(f"unknown estimator {network.short(config['estimator'])}; a saved model is one of "
+        raise ValueError(f"unknown estimator {short(config['estimator'])}; a saved model is one of "
                          f"{sorted(ESTIMATORS)}")
     expected = {TOKENIZER, WEIGHTS} | ({ENCODER_CONFIG} if config["pretrained_encoder"] is not None else set())
     files = config["files"]
@@ -195,7 +196,7 @@ def _check_schema(config):
                                          for d in files.values()):
         raise ValueError(f"'files' must give the SHA-256 of exactly {sorted(expected)}, got {sorted(files)[:5]}")
     notes = config["notes"]
-    network.check_fields(notes, ["dropped_params", "pretrained_given"], "notes")
+    check_fields(notes, ["dropped_params", "pretrained_given"], "notes")
     if not isinstance(notes["pretrained_given"], bool) or not isinstance(notes["dropped_params"], dict) \
             or not all(isinstance(v, str) for v in notes["dropped_params"].values()):
         raise ValueError("notes: pretrained_given must be true or false and dropped_params an object of texts")
@@ -218,7 +219,7 @@ def estimator_from_config(cls, config, tokenizer, file):
         estimator.set_params(**_params_from_file(params, estimator, config["notes"]))
         estimator._validate_params()
         vocabulary = config["vocabulary"]
-        network.check_fields(vocabulary, ["encoder_prefix", "encoder_suffix", "decoder_tokens"], "vocabulary")
+        check_fields(vocabulary, ["encoder_prefix", "encoder_suffix", "decoder_tokens"], "vocabulary")
         size = tokenizer.get_vocab_size()
         prefix, suffix = (_ids(vocabulary[key], f"vocabulary {key}", size, most=8)
                           for key in ("encoder_prefix", "encoder_suffix"))
@@ -244,16 +245,16 @@ def _params_from_file(params, estimator, notes):
     """The saved parameters: the estimator's own names, plain data only. What save() always stores as None
     (callbacks, pretrained) must be None: a file never names an object to build."""
     known = estimator.get_params(deep=False)
-    network.check_fields(params, list(known), "params")
+    check_fields(params, list(known), "params")
     params = {name: _from_json(value) for name, value in params.items()}
     for name in ("callbacks", "pretrained"):
         if params.get(name) is not None:
-            raise ValueError(f"params {name} must be null (save() never stores one), got {network.short(params[name])}")
+            raise ValueError(f"params {name} must be null (save() never stores one), got {short(params[name])}")
     if not (params["random_state"] is None or isinstance(params["random_state"], int)):
-        raise ValueError(f"params random_state must be an integer or null, got {network.short(params['random_state'])}")
+        raise ValueError(f"params random_state must be an integer or null, got {short(params['random_state'])}")
     for name in ("device", "checkpoint_dir", "encoder"):
         if params[name] is not None and not isinstance(params[name], str):
-            raise ValueError(f"params {name} must be a string, got {network.short(params[name])}")
+            raise ValueError(f"params {name} must be a string, got {short(params[name])}")
     return params
 
 
@@ -261,18 +262,18 @@ def _fitted_from_file(estimator, fitted, *, version):
     names = type(estimator)._fitted_attributes
     if version == 1:  # written before decode_length_ existed: decoding ran up to max_length_
         names = tuple(name for name in names if name != "decode_length_")
-    network.check_fields(fitted, list(names), "fitted")
+    check_fields(fitted, list(names), "fitted")
     if not isinstance(fitted["device_"], str):
-        raise ValueError(f"fitted device_ must be a string, got {network.short(fitted['device_'])}")
-    estimator.n_truncated_ = network.check_int(fitted["n_truncated_"], "fitted n_truncated_", 0, 2**62)
-    estimator.max_length_ = network.check_int(fitted["max_length_"], "fitted max_length_", 1, network.MAX_LENGTH)
-    estimator.bag_size_ = network.check_int(fitted["bag_size_"], "fitted bag_size_", 1, network.MAX_LENGTH)
+        raise ValueError(f"fitted device_ must be a string, got {short(fitted['device_'])}")
+    estimator.n_truncated_ = check_int(fitted["n_truncated_"], "fitted n_truncated_", 0, 2**62)
+    estimator.max_length_ = check_int(fitted["max_length_"], "fitted max_length_", 1, network.MAX_LENGTH)
+    estimator.bag_size_ = check_int(fitted["bag_size_"], "fitted bag_size_", 1, network.MAX_LENGTH)
     estimator.decode_length_ = estimator.max_length_
     if "decode_length_" in names:
-        estimator.decode_length_ = network.check_int(fitted["decode_length_"], "fitted decode_length_", 1,
+        estimator.decode_length_ = check_int(fitted["decode_length_"], "fitted decode_length_", 1,
                                                      estimator.max_length_)
     if "n_labelled_" in names:
-        estimator.n_labelled_ = network.check_int(fitted["n_labelled_"], "fitted n_labelled_", 1, 2**62)
+        estimator.n_labelled_ = check_int(fitted["n_labelled_"], "fitted n_labelled_", 1, 2**62)
     if "classes_" in names:
         estimator.classes_ = _classes_from_file(fitted["classes_"])
     for name in ("target_mean_", "target_scale_"):
@@ -287,7 +288,7 @@ def _output_config_from_file(value):
     if not isinstance(config, dict) or not set(config) <= {"transform"} or \
             not all(container in _OUTPUT_CONTAINERS for container in config.values()):
         raise ValueError(f"output_config must be set_output's {{'transform': one of {_OUTPUT_CONTAINERS}}}, got "
-                         f"{network.short(config)}")
+                         f"{short(config)}")
     return config
 
 
@@ -319,7 +320,7 @@ def network_from_config(estimator, config, encoder_config, folder):
         if estimator.bag_size_ > estimator.max_length_ + 1:
             raise ValueError(f"fitted bag_size_({estimator.bag_size_}) exceeds max_length_ + 1")
         if (config["pretrained_encoder"] is not None) != (spec.pretrained and not spec.static_encoder):
-            raise ValueError(f"network encoder {network.short(spec.encoder)} and pretrained_encoder disagree")
+            raise ValueError(f"network encoder {short(spec.encoder)} and pretrained_encoder disagree")
         if spec.pretrained != (vocabulary.decoder_tokens is not None):
             raise ValueError("vocabulary decoder_tokens must be given exactly when the encoder is pretrained")
         head = _head_from_file(head, spec, estimator)
@@ -345,19 +346,19 @@ def network_from_config(estimator, config, encoder_config, folder):
 def _head_from_file(head, spec, estimator):
     task = _TASKS[type(estimator).__name__]
     if head["task"] != task:
-        raise ValueError(f"network task {network.short(head['task'])} is not a {type(estimator).__name__}'s ({task!r})")
+        raise ValueError(f"network task {short(head['task'])} is not a {type(estimator).__name__}'s ({task!r})")
     if (spec.n_outputs is None) != (task is None):
         raise ValueError("network n_outputs must be given exactly for a supervised estimator")
     if task == "classification" and spec.n_outputs != len(estimator.classes_):
         raise ValueError(f"network n_outputs({spec.n_outputs}) disagrees with the {len(estimator.classes_)} classes_")
     if task == "regression" and spec.n_outputs != max(1, np.size(estimator.target_mean_)):
         raise ValueError(f"network n_outputs({spec.n_outputs}) disagrees with target_mean_'s shape")
-    weight = network.check_number(head["reconstruction_weight"], "network reconstruction_weight", 0, 1e6)
+    weight = check_number(head["reconstruction_weight"], "network reconstruction_weight", 0, 1e6)
     class_weight = _from_json(head["class_weight"])
     if class_weight is not None:
         if task != "classification" or not isinstance(class_weight, list) or len(class_weight) != spec.n_outputs:
             raise ValueError("network class_weight must be null or one weight per class")
-        class_weight = [network.check_number(w, "network class_weight", 0, 1e12) for w in class_weight]
+        class_weight = [check_number(w, "network class_weight", 0, 1e12) for w in class_weight]
     return {"task": task, "reconstruction_weight": weight, "class_weight": class_weight}
 
 
