@@ -63,6 +63,7 @@ from sktextae.tokenization import encode, train_tokenizer
 SMALL = {"embedding_dim": 32, "hidden_dim": 32, "num_layers": 1, "max_length": 48}
 VARIANTS = {
     "default": {},
+    "full-length": {"max_length": "auto"},
     "noise0": {"noise": 0.0},
     "noise0.3": {"noise": 0.3},
     "lr1e-3": {"lr": 1e-3},
@@ -296,6 +297,18 @@ def main():
                                 "probe": round(probe(token_train, train_labels, token_test, test_labels), 3),
                                 "device": _results.device_name("cpu")}))
     print(f"LSA-{args.latent_dim}: probe {rows[0]['probe']}; on the model's tokens {rows[1]['probe']}", flush=True)
+    # A fit holds validation_fraction of its texts out for early stopping and learns from the rest: LSA of as
+    # many texts, a random choice per seed.
+    n_fit = len(train) - fitting.n_validation(TextAutoencoder().validation_fraction, len(train))
+    for seed in (int(s) for s in args.seeds.split(",")):
+        keep = np.random.RandomState(seed).permutation(len(train))[:n_fit]
+        part = [train[i] for i in keep]
+        rows.append(_results.stamp({"benchmark": "small_widths", "dataset": args.dataset, "seed": seed,
+                                    "method": f"lsa-{args.latent_dim} of the {n_fit} texts a fit learns from",
+                                    "probe": round(probe(lsa.fit_transform(part), np.asarray(train_labels)[keep],
+                                                         lsa.transform(test), test_labels), 3),
+                                    "device": _results.device_name("cpu")}))
+        print(f"{rows[-1]['method']}, seed {seed}: probe {rows[-1]['probe']}", flush=True)
     for seed in (int(s) for s in args.seeds.split(",")):
         for name in args.variants.split(","):
             params = {**SMALL, **VARIANTS[name], "random_state": seed}
