@@ -4,11 +4,14 @@ model is replaced by a ``nn.StaticEncoder`` trained to give the same latent vect
 
 The student's token vectors start as model2vec's do: each token's vector is the pretrained encoder's
 output for a text of that token alone (with the model's special tokens around it, pooled as the model
-pools). They are then trained, with a weight per token and a linear map shared by all tokens, to
+pools). It also counts bigrams, two neighbouring tokens of a text as the encoder reads it (the special
+tokens included): those that two training texts or more hold, the most frequent first, up to the
+vocabulary's size; each starts as the pretrained encoder's output for a text of those two tokens alone.
+The vectors are then trained, with a weight per token and per bigram and a linear map shared by all, to
 reproduce the teacher's latent vectors of the training texts (mean squared error after the fitted
 bottleneck, which stays as it is, as does the decoder): the student learns what the pretrained model's
 context adds to its tokens on the user's own texts. The map is then folded into the vectors, so that
-``transform`` runs no more than a lookup, a weighted mean and the bottleneck. A token no training text
+``transform`` runs no more than lookups, a weighted mean and the bottleneck. A token no training text
 holds keeps its pretrained static vector, under the shared map.
 """
 
@@ -24,11 +27,12 @@ from skorch.helper import predefined_split
 from torch import nn
 from torch.utils.data import Dataset
 
-from . import network
+from . import bigram_choice, network
 from .batching import pad
 from .device import fork_rng_devices
 from .inference import batched
 from .nn import StaticEncoder
+from .nn import bigrams as bigram_table
 from .token_ids import TokenIds
 
 logger = logging.getLogger("sktextae")
@@ -100,19 +104,46 @@ class _Student(nn.Module):
 
     @torch.no_grad()
     def fold(self):
-        """Fold the linear map into the token vectors: the encoder's output is a weighted mean whose weights
-        sum to 1, so mapping each vector (``E @ W.T + b``) maps the mean the same way."""
-        table = self.static.embedding.weight  # (V, C)
-        table.copy_(self.project(table))
+        """Fold the linear map into the token and bigram vectors: the encoder's output is a weighted mean whose
+        weights sum to 1, so mapping each vector (``E @ W.T + b``) maps the mean the same way."""
+        for table in self.static.tables():  # (V, C), (K + 1, C)
+            table.copy_(self.project(table))
 
 
 def static_vectors(net, encoder, vocab_size, *, batch_size=_TOKEN_BATCH):
     """Each token's starting vector: ``encoder``'s output for a text of that token alone,
     (vocab_size, output_dim) float32."""
-    tokens = [np.array([token], dtype=np.int64) for token in range(vocab_size)]
-    vectors = batched(net, tokens, lambda inputs, _: encoder(inputs["input_ids"], inputs["lengths"]),
+    return _alone(net, encoder, [np.array([token], dtype=np.int64) for token in range(vocab_size)], batch_size)
+
+
+def bigram_vectors(net, encoder, keys, vocab_size, *, batch_size=_TOKEN_BATCH):
+    """Each bigram's starting vector: ``encoder``'s output for a text of its two tokens alone (``keys``:
+    ``first * vocab_size + second``), (len(keys), output_dim) float32."""
+    pairs = [np.array(divmod(int(key), vocab_size), dtype=np.int64) for key in keys]
+    return _alone(net, encoder, pairs, batch_size)
+
+
+def _alone(net, encoder, sequences, batch_size):
+    vectors = batched(net, sequences, lambda inputs, _: encoder(inputs["input_ids"], inputs["lengths"]),
                       batch_size=batch_size, targets=False)
-    return torch.from_numpy(vectors)
+    return torch.from_numpy(vectors) if vectors is not None else torch.zeros(0, encoder.output_dim)
+
+
+def choose_bigrams(sequences, *, prefix, suffix, vocab_size):
+    """The bigrams a student counts, of the token ``sequences`` as the encoder reads them (between ``prefix``
+    and ``suffix``): those that two of them or more hold, the most first, up to ``vocab_size``. Returns how
+    many (the student's ``bigrams``), its hash table's keys and rows (``nn.bigrams.fill_table``) and the
+    keys of the rows, in row order (as many or, where the table had no room for some, fewer)."""
+    sequences = TokenIds.of(sequences)
+    prefix, suffix = np.asarray(prefix, dtype=np.int64), np.asarray(suffix, dtype=np.int64)
+    lengths = sequences.lengths + len(prefix) + len(suffix)
+    parts = [part for sequence in sequences for part in (prefix, sequence, suffix)]
+    ids = np.concatenate(parts + [np.zeros(0, np.int64)])
+    counts, keys = bigram_choice.count(ids, lengths, np.ones(vocab_size), vocab_size=vocab_size, unknown=-1)
+    candidates = keys[bigram_choice.ranked(counts, keys)][:vocab_size]
+    table_keys, table_rows, placed = bigram_choice.fill_table(candidates, size=bigram_table.table_size(len(candidates)),
+                                                              vocab_size=vocab_size, limit=len(candidates))
+    return len(candidates), table_keys, table_rows, candidates[placed]
 
 
 def replace_with_static(estimator, sequences, *, n_valid, rng, targets=None):
@@ -128,8 +159,15 @@ def replace_with_static(estimator, sequences, *, n_valid, rng, targets=None):
         targets = batched(net, sequences, lambda inputs, _: autoencoder.encode(inputs["input_ids"], inputs["lengths"]),
                           batch_size=estimator.inference_batch_size, targets=False)  # (N, L)
     vocabulary = estimator.vocabulary_
-    static = StaticEncoder(vocab_size=vocabulary.encoder_size, embedding_dim=teacher.output_dim,
-                           vectors=static_vectors(net, teacher, vocabulary.encoder_size))
+    size = vocabulary.encoder_size
+    bigrams, keys, rows, placed = choose_bigrams(sequences, prefix=vocabulary.encoder_prefix,
+                                                 suffix=vocabulary.encoder_suffix, vocab_size=size)
+    static = StaticEncoder(vocab_size=size, embedding_dim=teacher.output_dim,
+                           vectors=static_vectors(net, teacher, size), bigrams=bigrams)
+    if bigrams:
+        static.set_bigrams(keys, rows)
+        with torch.no_grad():
+            static.bigram_embedding.weight[1:len(placed) + 1] = bigram_vectors(net, teacher, placed, size)
     bottleneck = autoencoder.bottleneck
     bottleneck_grad = [p.requires_grad for p in bottleneck.parameters()]
     bottleneck.requires_grad_(False)
@@ -141,7 +179,7 @@ def replace_with_static(estimator, sequences, *, n_valid, rng, targets=None):
         for parameter, grad in zip(bottleneck.parameters(), bottleneck_grad):
             parameter.requires_grad_(grad)
     autoencoder.encoder = static.requires_grad_(False)
-    spec = dataclasses.replace(network.spec_of(net), static_encoder=True, freeze_encoder=True)
+    spec = dataclasses.replace(network.spec_of(net), static_encoder=True, freeze_encoder=True, static_bigrams=bigrams)
     net.module = functools.partial(network.build_module, spec, decoder_tokens=vocabulary.decoder_tokens)
     # The optimizer held the teacher's weights (in a group of their own) when it was fine-tuned: a fresh one
     # over what still trains, which keeps no reference to the teacher.
@@ -162,9 +200,12 @@ def _train_student(estimator, student, sequences, targets, *, n_valid, rng):
                                                           sink=lambda *args, **kwargs: None)))
     collate = functools.partial(_collate, prefix=vocabulary.encoder_prefix, suffix=vocabulary.encoder_suffix)
     # Sparse gradients: a step updates the rows of the batch's tokens only, not the whole table.
-    student.static.embedding.sparse = student.static.log_weight.sparse = True
     static = student.static
-    optimizer = functools.partial(_StudentOptimizer, tables=[static.embedding.weight, static.log_weight.weight])
+    lookups = [static.embedding, static.log_weight] + ([static.bigram_embedding, static.bigram_log_weight]
+                                                        if static.bigrams else [])
+    for lookup in lookups:
+        lookup.sparse = True
+    optimizer = functools.partial(_StudentOptimizer, tables=[lookup.weight for lookup in lookups])
     net = NeuralNet(student, criterion=nn.MSELoss, optimizer=optimizer, lr=STUDENT_LR,
                     max_epochs=estimator.max_epochs, batch_size=estimator.batch_size,
                     train_split=predefined_split(valid) if valid is not None else None,
@@ -174,7 +215,8 @@ def _train_student(estimator, student, sequences, targets, *, n_valid, rng):
     with torch.random.fork_rng(devices=fork_rng_devices(estimator.device_)):
         torch.manual_seed(int(rng.randint(2**31 - 1)))  # the shuffling: reproducible with random_state
         net.fit(train, None)
-    student.static.embedding.sparse = student.static.log_weight.sparse = False
+    for lookup in lookups:
+        lookup.sparse = False
     logger.info("static_encoder: %d epochs, validation loss %s", len(net.history),
                 net.history[-1].get("valid_loss") if len(net.history) else None)
     # skorch's fit returns quietly on a Ctrl-C; an epoch without its scores is one it cut short.

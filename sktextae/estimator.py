@@ -69,9 +69,10 @@ class TextAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _BaseTe
         Learning rate of a pretrained encoder's weights when ``freeze_encoder=False``.
     static_encoder : bool, default=False
         With a pretrained encoder: at the end of ``fit``, replace it by a static student (one vector
-        per token, pooled by a learned weighted mean) trained to give the same latent vectors on the
-        training texts, its token vectors started from the model's one-token outputs (as model2vec
-        makes them). ``transform`` then runs at the speed of static embeddings, and the fitted model
+        per token and per bigram, pooled by a learned weighted mean) trained to give the same latent
+        vectors on the training texts, its token vectors started from the model's one-token outputs (as
+        model2vec makes them) and its bigrams' from its two-token outputs; it counts the bigrams that
+        two training texts or more hold, up to the pretrained vocabulary's size. ``transform`` then runs at the speed of static embeddings, and the fitted model
         (and its saved folder) no longer holds the pretrained model; the decoder is unchanged. The
         student trains for up to ``max_epochs`` with early stopping (``patience``) on the held-out
         texts. Not with ``decoder="pretrained"`` or ``compile=True``.

@@ -77,8 +77,9 @@ def fit_new(estimator, texts, *, epochs, labels=None, n_outputs=None, task=None,
         spec = network.spec_for(shapes.get_params(deep=False), vocabulary=vocabulary, max_length=max_length,
                                 dropout=estimator.dropout, freeze_encoder=estimator.freeze_encoder,
                                 n_outputs=n_outputs)
-        if pretrained is not None and network.spec_of(pretrained.net_).static_encoder:
-            spec = dataclasses.replace(spec, static_encoder=True, freeze_encoder=True)  # its student, copied
+        if pretrained is not None and network.spec_of(pretrained.net_).static_encoder:  # its student, copied
+            spec = dataclasses.replace(spec, static_encoder=True, freeze_encoder=True,
+                                       static_bigrams=network.spec_of(pretrained.net_).static_bigrams)
         estimator.net_ = network.build_net(spec, estimator.get_params(deep=False), device=device,
                                            vocabulary=vocabulary, decoder_tokens=vocabulary.decoder_tokens, task=task,
                                            class_weight=class_weight, reconstruction_weight=reconstruction_weight)

@@ -21,6 +21,7 @@ from .decoding import OPTIONS as DECODING_OPTIONS
 from .decoding import decode_latent
 from .exceptions import TruncationWarning
 from .nn.static import folded
+from .token_ids import TokenIds
 from .tokenization import PAD_ID, encode
 from .training import token_log_probs
 
@@ -76,7 +77,7 @@ def batched(net, items, compute, *, batch_size, one_transfer=False, targets=True
     return out
 
 
-# A static model's folded table (see nn.static.folded), per module, with the weights it was folded from.
+# A static model's folded tables (see nn.static.folded), per module, with the weights they were folded from.
 _FOLDED = weakref.WeakKeyDictionary()
 
 
@@ -85,36 +86,64 @@ def _folded_static(module):
     their weights changes (the key holds each weight's storage and in-place version: training, loading or
     moving the model gives another)."""
     encoder, layer = module.encoder, module.bottleneck.mean_layer
-    tensors = (encoder.embedding.weight, encoder.log_weight.weight, layer.weight)
+    tensors = [encoder.embedding.weight, encoder.log_weight.weight, layer.weight]
+    if encoder.bigrams:
+        tensors += [encoder.bigram_embedding.weight, encoder.bigram_log_weight.weight, encoder.bigram_keys,
+                    encoder.bigram_rows]
     key = tuple((tensor.data_ptr(), tensor._version, tensor.dtype, tensor.device) for tensor in tensors)
     cached = _FOLDED.get(module)
     if cached is None or cached[0] != key:
-        cached = _FOLDED[module] = (key, *folded(encoder, layer))
-    return cached[1], cached[2]
+        cached = _FOLDED[module] = (key, folded(encoder, layer))
+    return cached[1]
 
 
 def static_latents(net, sequences, *, prefix, suffix, texts_per_call=8192):
-    """The latent vectors of a model whose encoder is a ``StaticEncoder``: the texts' ids end to end,
-    ``texts_per_call`` texts at a time, with no padding, batching or collating, which at a few microseconds
-    a text would cost more than the encoder itself, summed over the encoder and bottleneck folded into
-    one table of the latent's width (``nn.static.folded``). -> (n, latent_dim)."""
+    """The latent vectors of a model whose encoder is a ``StaticEncoder``: the texts' ids end to end (each with
+    the special tokens around it), ``texts_per_call`` texts at a time, with no padding, batching or
+    collating, which at a few microseconds a text would cost more than the encoder itself, summed over the
+    encoder and bottleneck folded into tables of the latent's width (``nn.static.folded``); a bigram's row
+    is found by a binary search of the sorted keys. -> (n, latent_dim)."""
     module = net.module_  # an autoencoder, or a supervised one, which passes encoder and bottleneck through
-    out = []
+    prefix, suffix = np.asarray(prefix, dtype=np.int64), np.asarray(suffix, dtype=np.int64)
+    sequences, out = TokenIds.of(sequences), []
     with inference_context(net):
-        table, weights = _folded_static(module)  # (V, L), (V, 1)
+        tables = _folded_static(module)  # (V [+ K + 1], L + 1) and the bigrams' keys
         bias = module.bottleneck.mean_layer.bias  # (L,)
-        shared = torch.as_tensor(np.concatenate([prefix, suffix]).astype(np.int64), device=net.device)  # (S,)
-        # The ids every text holds besides its own (the special tokens around it): counted once for all.
-        shared_total, shared_norm = table[shared].sum(dim=0), weights[shared].sum()  # (L,), ()
         for start in range(0, len(sequences), texts_per_call):
             chunk = sequences[start:start + texts_per_call]
-            lengths = np.fromiter((len(s) for s in chunk), dtype=np.int64, count=len(chunk))
-            ids = torch.from_numpy(np.concatenate([*chunk, np.zeros(0, np.int64)])).to(net.device)  # (N,)
-            offsets = torch.from_numpy(np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)).to(net.device)
-            total = torch.nn.functional.embedding_bag(ids, table, offsets, mode="sum") + shared_total  # (B, L)
-            norm = torch.nn.functional.embedding_bag(ids, weights, offsets, mode="sum") + shared_norm  # (B, 1)
+            ids, offsets, ends = _end_to_end(chunk, prefix, suffix)  # (N,), (B,), (N,)
+            ids, offsets = torch.from_numpy(ids).to(net.device), torch.from_numpy(offsets).to(net.device)
+            if tables.bigrams and len(tables.bigram_keys) and len(ids):
+                keys = ids[:-1] * tables.vocab_size + ids[1:]  # (N - 1,): each position's bigram with the next
+                places = torch.searchsorted(tables.bigram_keys, keys).clamp(max=len(tables.bigram_keys) - 1)
+                found = (tables.bigram_keys[places] == keys) & ~torch.from_numpy(ends[:-1]).to(net.device)
+                # Row 0 (no bigram) weighs nothing; the last position of the chunk starts none.
+                rows = torch.nn.functional.pad(tables.bigram_rows[places] * found, (0, 1))  # (N,)
+                # Each position's token, then its bigram: a text's rows stay together.
+                ids, offsets = torch.stack([ids, rows + tables.vocab_size], dim=1).reshape(-1), offsets * 2
+            sums = torch.nn.functional.embedding_bag(ids, tables.table, offsets, mode="sum")  # (B, L + 1)
+            total, norm = sums[:, :-1], sums[:, -1:]
             out.append((total / norm.clamp(min=1e-6) + bias).float().cpu().numpy())
     return np.concatenate(out) if out else None
+
+
+def _end_to_end(sequences, prefix, suffix):
+    """The ids of ``sequences`` (``TokenIds``), each between ``prefix`` and ``suffix``, end to end ((N,)
+    int64), where each text begins ((B,) int64) and whether each position is a text's last ((N,) bool)."""
+    lengths, inner = sequences.lengths, sequences.flat()  # (B,), the texts' own ids end to end
+    around = len(prefix) + len(suffix)
+    ends = np.cumsum(lengths + around)  # (B,): where each text ends (exclusive)
+    starts = ends - lengths - around
+    ids = np.empty(int(ends[-1]) if len(ends) else 0, dtype=np.int64)
+    # Position k of text i goes to starts[i] + len(prefix) + k.
+    ids[np.arange(len(inner)) + np.repeat(starts + len(prefix) - (np.cumsum(lengths) - lengths), lengths)] = inner
+    for k, token in enumerate(prefix):
+        ids[starts + k] = token
+    for k, token in enumerate(suffix):
+        ids[ends - len(suffix) + k] = token
+    last = np.zeros(len(ids), dtype=bool)
+    last[ends - 1] = True
+    return ids, starts, last
 
 
 def encode_texts(tokenizer, texts, *, max_length, warn=True):

@@ -8,9 +8,10 @@ from sklearn.decomposition import TruncatedSVD
 from sklearn.feature_extraction.text import TfidfTransformer
 from sklearn.preprocessing import normalize
 
-from .nn.bow import BIGRAM_PROBES, BIGRAM_WEIGHT, LSA_START_STD, bigram_slots
+from . import bigram_choice
+from .nn.bow import BIGRAM_WEIGHT, LSA_START_STD
 from .token_ids import TokenIds
-from .tokenization import BOS_ID, EOS_ID, MASK_ID, PAD_ID, UNK_ID
+from .tokenization import BOS_ID, EOS_ID, MASK_ID, PAD_ID
 
 # What the bag of words' TF-IDF leaves out: the tokens that are no part of a text (padding, the BOS and EOS
 # around it, the mask of noise_type="mask"). An unknown word counts, as a word the vocabulary cannot name:
@@ -37,7 +38,7 @@ def start_from_lsa(encoder, sequences, *, ignored=NOT_TEXT, max_texts=20000):
     With fewer texts than ``embedding_dim``, only as many columns as texts are filled; the others start at 0.
     Nothing changes when the texts hold no token that counts.
 
-    An encoder that counts ``bigrams`` counts, among the bigrams of the texts' words (``_bigram_counts``),
+    An encoder that counts ``bigrams`` counts, among the bigrams of the texts' words (``nn.bigrams.count``),
     those that at least two texts hold, the most frequent first (ties in the order of their keys), up to its
     number; they are columns of the TF-IDF matrix beside the words, their IDF scaled by
     ``nn.bow.BIGRAM_WEIGHT`` before the rows are L2-normalised, as the encoder weighs them.
@@ -97,41 +98,9 @@ def start_from_lsa(encoder, sequences, *, ignored=NOT_TEXT, max_texts=20000):
 def _choose_bigrams(encoder, terms, lengths, counted):
     """Fill the encoder's bigram table with the bigrams it will count; return their counts in each text
     ((N, chosen) CSR, column j for row j + 1 of ``bigram_embedding``)."""
-    counts, keys = _bigram_counts(terms, lengths, counted, vocab_size=encoder.embedding.num_embeddings,
-                                  unknown=encoder.unknown)
-    texts = np.bincount(counts.indices, minlength=len(keys))  # (U,): how many texts hold each bigram
-    order = np.lexsort((keys, -texts))
-    order = order[texts[order] >= 2]
-    size = encoder.bigram_keys.shape[0]
-    table_keys, table_rows = np.full(size, -1, dtype=np.int64), np.zeros(size, dtype=np.int64)
-    chosen = []
-    for column in order:
-        if len(chosen) == encoder.bigrams:
-            break
-        first, second = divmod(int(keys[column]), encoder.embedding.num_embeddings)
-        start = bigram_slots(first, second, size)
-        # A bigram whose slots are all taken is skipped (the table has room for BIGRAM_LOAD times as many).
-        free = next((slot for slot in ((start + p) % size for p in range(BIGRAM_PROBES)) if table_keys[slot] < 0), None)
-        if free is not None:
-            table_keys[free], table_rows[free] = keys[column], len(chosen) + 1
-            chosen.append(column)
+    table_keys, table_rows, counts = bigram_choice.choose(
+        terms, lengths, counted, vocab_size=encoder.embedding.num_embeddings, unknown=encoder.unknown,
+        size=encoder.bigram_keys.shape[0], limit=encoder.bigrams)
     encoder.bigram_keys.copy_(torch.from_numpy(table_keys))
     encoder.bigram_rows.copy_(torch.from_numpy(table_rows))
-    return counts[:, np.asarray(chosen, dtype=np.int64)]
-
-
-def _bigram_counts(terms, lengths, counted, *, vocab_size, unknown=UNK_ID):
-    """The bigrams of the texts' words, as ``nn.BagOfWordsEncoder.bigram_ids`` reads them: two terms next to each
-    other in one text, both counted and neither an unknown word. Returns their counts in each text ((N, U)
-    CSR) and each column's key (``first * vocab_size + second``, sorted)."""
-    first, second = terms[:-1], terms[1:]
-    pairs = (counted[first] > 0) & (counted[second] > 0) & (first != unknown) & (second != unknown)  # (T - 1,)
-    starts = np.cumsum(lengths) - lengths
-    pairs[starts[(starts > 0) & (starts < len(terms))] - 1] = False  # the last term of a text and the first of the next
-    keys, columns = np.unique(first[pairs].astype(np.int64) * vocab_size + second[pairs], return_inverse=True)
-    # The pairs are in the texts' order: each text's row is a run of them, laid out as a CSR matrix's.
-    per_text = np.bincount(np.repeat(np.arange(len(lengths)), lengths)[:-1][pairs], minlength=len(lengths))
-    counts = scipy.sparse.csr_matrix((np.ones(len(columns)), columns.astype(np.int32),
-                                      np.concatenate([[0], np.cumsum(per_text)])), shape=(len(lengths), len(keys)))
-    counts.sum_duplicates()
-    return counts, keys
+    return counts

@@ -57,7 +57,8 @@ class NetworkSpec:
     the encoder's checkpoint, whose config then decides its width, layers and dropout (``hidden_dim``,
     ``num_layers``, ``num_heads`` and ``dropout`` do not apply to it). ``static_encoder`` (with a
     pretrained encoder's name) says that a ``StaticEncoder`` of ``embedding_dim`` (the pretrained width)
-    has replaced the pretrained model after fit: it reads the pretrained vocabulary, the model is gone.
+    has replaced the pretrained model after fit: it reads the pretrained vocabulary, the model is gone;
+    ``static_bigrams`` is how many bigrams it counts (0 in models saved before it counted any).
     ``bow_weighting`` is how a bag-of-words encoder weighs a text's tokens (``nn.bow.WEIGHTINGS``):
     ``"tfidf"``, or ``"mean"`` in models saved before the TF-IDF encoder (other encoders ignore it);
     ``bow_counts`` what it counts (``nn.bow.COUNTS``): ``"bigrams"`` (``Vocabulary.bag_terms`` of two letters
@@ -82,6 +83,7 @@ class NetworkSpec:
     static_encoder: bool = False
     bow_weighting: str = "tfidf"
     bow_counts: str = "bigrams"
+    static_bigrams: int = 0
 
     @property
     def pretrained(self):
@@ -108,6 +110,9 @@ class NetworkSpec:
                                 ("hidden_dim", 1, MAX_WIDTH), ("num_layers", 1, MAX_LAYERS),
                                 ("num_heads", 1, MAX_WIDTH), ("max_length", 1, MAX_LENGTH)):
             check_int(data[name], f"network {name}", low, high)
+        check_int(data["static_bigrams"], "network static_bigrams", 0, MAX_VOCABULARY)
+        if data["static_bigrams"] and not data["static_encoder"]:
+            raise ValueError(f"network static_bigrams {data['static_bigrams']} needs static_encoder true")
         if data["n_outputs"] is not None:
             check_int(data["n_outputs"], "network n_outputs", 1, MAX_OUTPUTS)
         for name in ("variational", "freeze_encoder", "static_encoder"):
@@ -201,7 +206,8 @@ def build_module(spec, *, decoder_tokens=None, bow_terms=None, saved_encoder=Non
     """
     encoder, decoder, decoder_embeddings = spec.encoder, spec.decoder, None
     if spec.static_encoder:  # the pretrained model is gone: every weight comes from the saved file
-        encoder = StaticEncoder(vocab_size=spec.vocab_size, embedding_dim=spec.embedding_dim).requires_grad_(False)
+        encoder = StaticEncoder(vocab_size=spec.vocab_size, embedding_dim=spec.embedding_dim,
+                                bigrams=spec.static_bigrams).requires_grad_(False)
         decoder_embeddings = torch.zeros(spec.decoder_vocab_size, spec.embedding_dim)  # (decoder vocabulary, C)
     elif spec.pretrained:
         encoder = _pretrained_encoder(spec, saved_encoder)

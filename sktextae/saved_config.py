@@ -28,9 +28,9 @@ from .registry import ESTIMATORS
 # 5 allows "auto" for tokenizer, vocab_size, lowercase and max_length; earlier folders hold their values.
 # 6 added the network's bow_weighting; a folder of format 1 to 5 loads with bow_weighting "mean".
 # 7 added the network's bow_counts; a folder of format 1 to 6 loads with bow_counts "tokens".
-# 8 allows bow_counts "bigrams" (a new fit's) and the bigram tables in the weights; earlier folders count words
-# or tokens.
-FORMAT_VERSION = 8
+# 8 allows bow_counts "bigrams" and the bigram tables in the weights; earlier folders count words or tokens.
+# 9 added the network's static_bigrams; a folder of format 1 to 8 loads with static_bigrams 0.
+FORMAT_VERSION = 9
 CONFIG, TOKENIZER, WEIGHTS, ENCODER_CONFIG = "config.json", "tokenizer.json", "model.safetensors", "encoder/config.json"
 
 
@@ -305,6 +305,8 @@ def network_from_config(estimator, config, encoder_config, folder):
             fields.setdefault("bow_weighting", "mean")
         if config["format_version"] < 7 and isinstance(fields, dict):  # the bag of words counted every token
             fields.setdefault("bow_counts", "tokens")
+        if config["format_version"] < 9 and isinstance(fields, dict):  # a static encoder counted no bigram
+            fields.setdefault("static_bigrams", 0)
         missing = [key for key in _HEAD_KEYS if key not in config["network"]]
         if missing:
             raise ValueError(f"network: missing fields {missing}")

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import sktextae
-from sktextae import TextAutoencoder, TextAutoencoderClassifier, distill
+from sktextae import TextAutoencoder, TextAutoencoderClassifier, bigram_choice, distill
 from sktextae.nn import PretrainedEncoder, StaticEncoder
 
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -58,6 +58,62 @@ def test_at_the_start_it_is_the_plain_mean_of_the_given_vectors_and_ignores_padd
     torch.testing.assert_close(out[1], vectors[[8, 9]].mean(0))
 
 
+def _with_bigrams(pairs, *, vocab_size=20, width=6):
+    """A StaticEncoder whose table holds the bigrams ``pairs`` (rows 1, 2, ... in order), random vectors."""
+    encoder = StaticEncoder(vocab_size=vocab_size, embedding_dim=width, bigrams=len(pairs))
+    keys = [first * vocab_size + second for first, second in pairs]
+    table_keys, table_rows, placed = bigram_choice.fill_table(keys, size=encoder.bigram_keys.shape[0],
+                                                        vocab_size=vocab_size, limit=len(pairs))
+    assert placed.tolist() == list(range(len(pairs)))
+    encoder.set_bigrams(table_keys, table_rows)
+    with torch.no_grad():
+        encoder.bigram_embedding.weight.normal_()
+    return encoder
+
+
+def test_bigrams_are_terms_of_the_mean_beside_the_tokens():
+    encoder = _with_bigrams([(5, 6), (8, 9), (9, 4)])
+    vectors, pair = encoder.embedding.weight.detach(), encoder.bigram_embedding.weight.detach()
+    ids = torch.tensor([[5, 6, 7, 0], [8, 9, 0, 0], [6, 5, 7, 0]])
+    with torch.no_grad():
+        encoder.log_weight.weight[7] = np.log(3.0)  # token 7 weighs 3
+        encoder.bigram_log_weight.weight[2] = np.log(0.5)  # bigram (8, 9) weighs 0.5
+        out = encoder(ids, torch.tensor([3, 2, 3]))
+    torch.testing.assert_close(out[0], (vectors[5] + vectors[6] + 3 * vectors[7] + pair[1]) / 6)
+    # (8, 9) counts; (9, 0) is padding, not the stored bigram (9, 4) nor any other.
+    torch.testing.assert_close(out[1], (vectors[8] + vectors[9] + 0.5 * pair[2]) / 2.5)
+    torch.testing.assert_close(out[2], (vectors[6] + vectors[5] + 3 * vectors[7]) / 5)  # (6, 5) is not (5, 6)
+    # The same texts unpadded, or padded further, give the same vectors.
+    with torch.no_grad():
+        torch.testing.assert_close(encoder(ids[:1, :3], torch.tensor([3])), out[:1])
+        torch.testing.assert_close(encoder(torch.nn.functional.pad(ids, (0, 3)), torch.tensor([3, 2, 3])), out)
+
+
+def test_gradients_reach_the_bigrams_of_the_batch_only():
+    encoder = _with_bigrams([(5, 6), (8, 9)])
+    encoder(torch.tensor([[5, 6, 7]]), torch.tensor([3])).sum().backward()
+    grad = encoder.bigram_embedding.weight.grad
+    assert grad[1].abs().sum() > 0 and grad[2].abs().sum() == 0 and grad[0].abs().sum() == 0
+    assert encoder.bigram_log_weight.weight.grad[1].abs().sum() > 0
+
+
+def test_the_student_chooses_the_bigrams_two_texts_hold_the_most_first():
+    prefix, suffix, size = (1,), (2,), 30
+    sequences = [np.array([5, 6, 7]), np.array([5, 6]), np.array([9, 5, 6, 7]), np.array([8, 9])]
+    count, keys, rows, chosen = distill.choose_bigrams(sequences, prefix=prefix, suffix=suffix, vocab_size=size)
+    held = [(5, 6), (6, 7), (1, 5), (7, 2)]  # (5, 6) in 3 texts, the others in 2 (ordered by key below)
+    expected = sorted(held, key=lambda pair: (-sum(_holds(s, pair, prefix, suffix) for s in sequences), pair))
+    assert count == len(chosen) == len(expected)
+    assert [tuple(divmod(int(key), size)) for key in chosen] == expected
+    assert sorted(rows[rows > 0].tolist()) == list(range(1, count + 1))
+    assert set(keys[keys >= 0].tolist()) == set(chosen.tolist())
+
+
+def _holds(sequence, pair, prefix, suffix):
+    ids = [*prefix, *sequence.tolist(), *suffix]
+    return any((a, b) == pair for a, b in zip(ids, ids[1:]))
+
+
 # --------------------------------------------------------------------------- fitting
 
 def test_fit_leaves_a_static_encoder_and_no_pretrained_model(student, texts):
@@ -79,6 +135,30 @@ def test_student_vectors_start_as_the_teachers_one_token_outputs(teacher):
     with torch.inference_mode():
         expected = autoencoder.encoder.eval()(ids, torch.tensor([ids.shape[1]]))[0]
     torch.testing.assert_close(vectors[token], expected, atol=1e-5, rtol=1e-5)
+
+
+def test_the_student_counts_bigrams_that_start_as_the_teachers_two_token_outputs(student, teacher, texts):
+    encoder, vocabulary = student.net_.module_.encoder, student.vocabulary_
+    assert encoder.bigrams > 0 and network_spec(student).static_bigrams == encoder.bigrams
+    assert int((encoder.bigram_rows > 0).sum()) == encoder.bigrams  # every row placed in the table
+    # The start: the teacher's output for the two tokens alone, between its special tokens.
+    sequences, _ = teacher._encode(texts)
+    _, _, _, chosen = distill.choose_bigrams(sequences, prefix=vocabulary.encoder_prefix,
+                                             suffix=vocabulary.encoder_suffix, vocab_size=vocabulary.encoder_size)
+    autoencoder = teacher.net_.module_
+    start = distill.bigram_vectors(teacher.net_, autoencoder.encoder, chosen[:3], vocabulary.encoder_size)
+    for key, vector in zip(chosen[:3], start):
+        ids = torch.tensor([[*vocabulary.encoder_prefix, *divmod(int(key), vocabulary.encoder_size),
+                             *vocabulary.encoder_suffix]])
+        with torch.inference_mode():
+            expected = autoencoder.encoder.eval()(ids, torch.tensor([ids.shape[1]]))[0]
+        torch.testing.assert_close(vector, expected, atol=1e-5, rtol=1e-5)
+
+
+def network_spec(model):
+    from sktextae import network
+
+    return network.spec_of(model.net_)
 
 
 def test_the_student_comes_nearer_the_teacher_than_its_start(teacher, texts):
@@ -145,6 +225,34 @@ def test_load_never_opens_the_pretrained_folder(student, texts, tmp_path, bert):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
                             env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert result.returncode == 0, result.stderr
+
+
+def test_a_folder_of_format_8_loads_a_student_without_bigrams_and_tampered_rows_are_refused(student, texts, tmp_path):
+    import shutil
+
+    from test_persistence import edit_weights, rehash
+
+    folder = student.save(tmp_path / "model")
+    config = json.loads((folder / "config.json").read_text())
+    assert config["network"]["static_bigrams"] == student.net_.module_.encoder.bigrams > 0
+    # A row beyond the bigrams' table, from a file, is refused before any text reads it.
+    tampered = tmp_path / "tampered"
+    shutil.copytree(folder, tampered)
+    beyond = config["network"]["static_bigrams"] + 1
+    edit_weights(tampered, lambda tensors: tensors["encoder.bigram_rows"].__setitem__(3, beyond))
+    with pytest.raises(sktextae.ModelFileError, match="bigram_rows"):
+        sktextae.load(tampered)
+    # A count of bigrams without a static encoder is refused.
+    rehash(tampered, lambda c: c["network"].update(static_encoder=False))
+    with pytest.raises(sktextae.ModelFileError, match="static_bigrams"):
+        sktextae.load(tampered)
+    # Format 8's students counted no bigram: a folder of its weights loads as such a student.
+    edit_weights(folder, lambda tensors: [tensors.pop(name) for name in list(tensors) if ".bigram_" in name])
+    rehash(folder, lambda c: (c.update(format_version=8), c["network"].pop("static_bigrams")))
+    old = sktextae.load(folder)
+    assert isinstance(old.net_.module_.encoder, StaticEncoder) and old.net_.module_.encoder.bigrams == 0
+    torch.testing.assert_close(old.net_.module_.encoder.embedding.weight, student.net_.module_.encoder.embedding.weight)
+    assert not np.allclose(old.transform(texts), student.transform(texts), atol=1e-4)
 
 
 def test_pickle_gives_identical_outputs(student, texts):
@@ -222,16 +330,28 @@ def test_a_fine_tuned_teacher_leaves_no_weight_in_the_optimizer(bert, corpus, te
     assert model.transform(texts).shape == (len(texts), 8)
 
 
+@pytest.mark.filterwarnings("ignore::sktextae.TruncationWarning")  # the long text is cut, as any text may be
 def test_the_unpadded_path_gives_the_padded_paths_vectors(student, texts):
     """transform reads a static encoder's texts end to end, through the encoder and bottleneck folded into
     one table (nn.static.folded); the padded, batched forward that training, scoring and ONNX export use
     gives the same vectors."""
     module = student.net_.module_
+    assert module.encoder.bigrams > 0
+    texts = texts + ["", texts[0].split()[0], " ".join(texts[:3])]  # no token, one token, and a long text
     sequences, _ = student._encode(texts)
     padded = student._batched(sequences, lambda inputs, _: module.encode(inputs["input_ids"], inputs["lengths"]),
                               targets=False)
     np.testing.assert_allclose(student.transform(texts), padded, atol=1e-5, rtol=1e-5)
     np.testing.assert_allclose(student.transform(texts[:1]), padded[:1], atol=1e-5, rtol=1e-5)
+    # The bigrams count in both: without them, the vectors differ.
+    without = module.encoder.bigram_log_weight.weight.detach().clone()
+    try:
+        with torch.no_grad():
+            module.encoder.bigram_log_weight.weight.fill_(-80.0)  # every bigram weighs nothing
+        assert not np.allclose(student.transform(texts), padded, atol=1e-3)
+    finally:
+        with torch.no_grad():
+            module.encoder.bigram_log_weight.weight.copy_(without)
 
 
 def test_the_folded_table_follows_the_weights(bert, corpus, texts):

@@ -99,7 +99,7 @@ def test_folders_saved_by_the_previous_code_load_unchanged(name, tmp_path):
     for file in ("tokenizer.json", "model.safetensors"):
         assert (again / file).read_bytes() == (FIXTURES / name / file).read_bytes(), file
     old, new = (json.loads((folder / "config.json").read_text()) for folder in (FIXTURES / name, again))
-    assert (old["format_version"], new["format_version"]) == (1, 8)  # 5 and 8 changed no field of these
+    assert (old["format_version"], new["format_version"]) == (1, 9)  # 5 and 8 changed no field of these
     assert new["fitted"].pop("decode_length_") == old["fitted"]["max_length_"]
     # Format 3 added static_encoder: false for every folder written before it.
     assert new["params"].pop("static_encoder") is False and new["network"].pop("static_encoder") is False
@@ -109,6 +109,8 @@ def test_folders_saved_by_the_previous_code_load_unchanged(name, tmp_path):
     assert new["network"].pop("bow_weighting") == "mean"
     # Format 7 added the network's bow_counts: "tokens", what every bag of words counted before it.
     assert new["network"].pop("bow_counts") == "tokens"
+    # Format 9 added the network's static_bigrams: 0, the bigrams of every static encoder before it.
+    assert new["network"].pop("static_bigrams") == 0
     for config in (old, new):
         for key in ("format_version", "config_sha256", "files", "versions"):
             config.pop(key)

@@ -5,6 +5,7 @@ ignored)."""
 import torch
 from torch import nn
 
+from . import bigrams as bigram_table
 from .base import masked_mean, output_layer
 
 # How far apart the LSA start (``lsa_start.start_from_lsa``) puts the training texts: the standard deviation
@@ -22,9 +23,6 @@ COUNTS = ("bigrams", "words", "tokens")
 # How much a bigram weighs beside a word: its IDF is multiplied by this, so that a text's words keep most of
 # its TF-IDF vector (benchmarks/bench_lsa_bigrams.py measures LSA's probe with bigrams at 1 and at 0.5).
 BIGRAM_WEIGHT = 0.5
-# The bigrams' hash table: a bigram sits in one of BIGRAM_PROBES slots from where its hash points (open
-# addressing); the table has at least BIGRAM_LOAD slots per bigram, so that nearly every bigram finds one.
-BIGRAM_PROBES, BIGRAM_LOAD = 8, 4
 
 
 def _mlp(*, in_dim, hidden_dim, num_layers, dropout):
@@ -55,7 +53,7 @@ class BagOfWordsEncoder(nn.Module):
     the bigrams that ``lsa_start.start_from_lsa`` chose counting as a term of its own. Their embeddings
     (``bigram_embedding``, row 0 for none) add to the projection, their TF-IDF weights to the text's vector
     (which ``BIGRAM_WEIGHT`` scales in ``bigram_idf``). Which bigrams count is held in a hash table of their
-    keys (``bigram_keys``, -1 in an empty slot) and rows (``bigram_rows``): see ``bigram_slots``. 0 counts
+    keys (``bigram_keys``, -1 in an empty slot) and rows (``bigram_rows``): see ``nn.bigrams``. 0 counts
     no bigram. ``unknown`` is the id of the unknown word (the package's UNK).
 
     ``weighting="mean"``: the MLP of the mean of the token embeddings (``output_dim = hidden_dim``), the
@@ -79,7 +77,7 @@ class BagOfWordsEncoder(nn.Module):
                              f"weighting={weighting!r}.")
         self.bigrams, self.unknown = bigrams, unknown
         if bigrams:
-            slots = bigram_table_size(bigrams)
+            slots = bigram_table.table_size(bigrams)
             self.bigram_embedding = nn.Embedding(bigrams + 1, embedding_dim, padding_idx=0)
             self.register_buffer("bigram_idf", torch.zeros(bigrams + 1))  # (K + 1,)
             self.register_buffer("bigram_keys", torch.full((slots,), -1, dtype=torch.long))  # (S,)
@@ -103,15 +101,11 @@ class BagOfWordsEncoder(nn.Module):
     def bigram_ids(self, terms, lengths):
         """(B, T) terms -> (B, T - 1) the row of ``bigram_embedding`` of each two neighbouring positions
         (0 where they make no bigram the encoder counts)."""
-        vocab_size = self.embedding.num_embeddings
         first, second = terms[:, :-1], terms[:, 1:]  # (B, T - 1) each
         inside = torch.arange(1, terms.shape[1], device=terms.device)[None, :] < lengths[:, None]  # (B, T - 1)
         words = (first > 0) & (second > 0) & (first != self.unknown) & (second != self.unknown) & inside
-        keys = first * vocab_size + second  # (B, T - 1)
-        offsets = torch.arange(BIGRAM_PROBES, device=terms.device)  # (P,)
-        slots = (bigram_slots(first, second, self.bigram_keys.shape[0])[..., None] + offsets) % self.bigram_keys.shape[0]
-        found = self.bigram_keys[slots] == keys[..., None]  # (B, T - 1, P): at most one slot holds the key
-        return (self.bigram_rows[slots] * found).sum(dim=-1) * words  # (B, T - 1)
+        rows = bigram_table.lookup(first, second, self.bigram_keys, self.bigram_rows, self.embedding.num_embeddings)
+        return rows * words  # (B, T - 1)
 
     def forward(self, input_ids, lengths):
         if self.weighting == "mean":
@@ -132,13 +126,8 @@ class BagOfWordsEncoder(nn.Module):
         return torch.cat([self.mlp(projection), projection], dim=-1)  # (B, H + C)
 
     def _load_from_state_dict(self, state_dict, prefix, *args):
-        # The rows come from a file: one beyond the table would index past it at every text that holds its key.
-        rows = state_dict.get(prefix + "bigram_rows")
-        if rows is not None and rows.numel() and (int(rows.min()) < 0 or int(rows.max()) > self.bigrams):
-            args[-1].append(f"{prefix}bigram_rows holds rows {int(rows.min())} to {int(rows.max())}, outside "
-                            f"[0, {self.bigrams}] (the bigrams the network counts).")
-            return
-        super()._load_from_state_dict(state_dict, prefix, *args)
+        if bigram_table.check_rows(state_dict, prefix, self.bigrams, args[-1]):  # rows read from a file
+            super()._load_from_state_dict(state_dict, prefix, *args)
 
 
 def _tfidf_shares(ids, valid, idf):
@@ -151,19 +140,6 @@ def _tfidf_shares(ids, valid, idf):
     shares = valid * tfidf / counts  # (B, N)
     # Summed over positions, shares * tfidf is each distinct id's weight squared, once.
     return shares, (shares * tfidf).sum(dim=1, keepdim=True)
-
-
-def bigram_table_size(bigrams):
-    """The number of slots of the hash table of ``bigrams`` bigrams: BIGRAM_LOAD per bigram, at least."""
-    return BIGRAM_LOAD * bigrams + 1
-
-
-def bigram_slots(first, second, size):
-    """The slot of a table of ``size`` where the bigram of terms ``first`` then ``second`` is first looked for
-    (numpy arrays or torch tensors of int64 alike); it sits in that slot or one of the ``BIGRAM_PROBES - 1``
-    after it, wrapping around. Both multipliers are odd and below 2**20, so the sum stays far inside int64
-    for any vocabulary of up to 2**40 terms."""
-    return (first * 92821 + second * 486187) % size
 
 
 class BagDecoder(nn.Module):
