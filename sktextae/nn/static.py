@@ -21,10 +21,10 @@ class StaticEncoder(nn.Module):
     ``bigrams`` is how many bigrams it counts besides: two ids at neighbouring positions of the text as the
     encoder reads it (the special tokens around it included: the first and last tokens' bigrams with them
     say what begins and ends a text), each a term of the mean with a vector (``bigram_embedding``) and a
-    log-weight of its own; row 0 stands for no bigram and
-    weighs nothing. Which bigrams count is held in a hash table of their keys (``bigram_keys``) and rows
-    (``bigram_rows``), filled by ``set_bigrams``: see ``nn.bigrams``. A bigram gives word order and
-    phrases (``how many``, ``not good``) that a mean of single tokens cannot hold.
+    log-weight of its own; row 0 stands for no bigram and weighs nothing. Which bigrams count is held in
+    a hash table of their keys (``bigram_keys``) and rows (``bigram_rows``), filled by ``set_bigrams``:
+    see ``nn.bigrams``. A bigram gives word order and phrases (``how many``, ``not good``) that a mean of
+    single tokens cannot hold.
     """
 
     def __init__(self, *, vocab_size, embedding_dim, vectors=None, bigrams=0):
