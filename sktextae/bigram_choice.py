@@ -30,7 +30,7 @@ def fill_table(keys, *, size, vocab_size, limit):
 
 def choose(terms, lengths, counted, *, vocab_size, unknown, size, limit):
     """The bigrams of texts (``terms``, their ids end to end, and each text's ``lengths``) to count: of those
-    that ``counts`` finds, the ones at least two texts hold, the most texts first (ties in the order of their
+    that ``count`` finds, the ones at least two texts hold, the most texts first (ties in the order of their
     keys), up to ``limit``, placed in a table of ``size`` slots (``fill_table``). Returns the table's keys and
     rows and the chosen bigrams' counts in each text ((N, chosen) CSR, column j for row j + 1)."""
     counts, keys = count(terms, lengths, counted, vocab_size=vocab_size, unknown=unknown)

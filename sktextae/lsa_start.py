@@ -38,7 +38,7 @@ def start_from_lsa(encoder, sequences, *, ignored=NOT_TEXT, max_texts=20000):
     With fewer texts than ``embedding_dim``, only as many columns as texts are filled; the others start at 0.
     Nothing changes when the texts hold no token that counts.
 
-    An encoder that counts ``bigrams`` counts, among the bigrams of the texts' words (``nn.bigrams.count``),
+    An encoder that counts ``bigrams`` counts, among the bigrams of the texts' words (``bigram_choice.count``),
     those that at least two texts hold, the most frequent first (ties in the order of their keys), up to its
     number; they are columns of the TF-IDF matrix beside the words, their IDF scaled by
     ``nn.bow.BIGRAM_WEIGHT`` before the rows are L2-normalised, as the encoder weighs them.
