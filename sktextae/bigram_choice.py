@@ -1,6 +1,6 @@
 """Which bigrams (two ids at neighbouring positions of a text) an encoder counts, and the hash table that
 holds them (``nn.bigrams``): counted in the training texts, those that two texts or more hold, the most
-frequent first."""
+frequent first. Also the table's lookup in numpy (``find``), for a static encoder's ``transform``."""
 
 import numpy as np
 import scipy.sparse
@@ -26,6 +26,26 @@ def fill_table(keys, *, size, vocab_size, limit):
             table_keys[free], table_rows[free] = key, len(placed) + 1
             placed.append(index)
     return table_keys, table_rows, np.asarray(placed, dtype=np.int64)
+
+
+def find(first, second, keys, rows, vocab_size):
+    """``nn.bigrams.lookup`` in numpy: the row of each bigram of ids ``first`` then ``second`` (int64 arrays of
+    one shape) in the table of ``keys`` and ``rows``, 0 where it holds none. Each bigram is looked for slot by
+    slot, as ``fill_table`` placed it, and only until an empty slot (where it would be): at a quarter full
+    at most, nearly every one is settled by its first slot, so that most lookups read one slot, not
+    ``BIGRAM_PROBES``."""
+    size, found = len(keys), np.zeros(first.shape, dtype=np.int64)
+    wanted, start = first * vocab_size + second, slots(first, second, len(keys))
+    pending = np.arange(len(wanted))
+    for probe in range(BIGRAM_PROBES):
+        slot = (start[pending] + probe) % size
+        key = keys[slot]
+        hit = key == wanted[pending]
+        found[pending[hit]] = rows[slot[hit]]
+        pending = pending[~hit & (key >= 0)]  # the slot holds another bigram: it may be further on
+        if not len(pending):
+            break
+    return found
 
 
 def choose(terms, lengths, counted, *, vocab_size, unknown, size, limit):

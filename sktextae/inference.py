@@ -15,6 +15,7 @@ import sklearn
 import torch
 from sklearn.utils import check_random_state
 
+from . import bigram_choice
 from .batching import TokenDataset, inference_batches
 from .beam import SPECIAL_IDS
 from .decoding import OPTIONS as DECODING_OPTIONS
@@ -93,7 +94,10 @@ def _folded_static(module):
     key = tuple((tensor.data_ptr(), tensor._version, tensor.dtype, tensor.device) for tensor in tensors)
     cached = _FOLDED.get(module)
     if cached is None or cached[0] != key:
-        cached = _FOLDED[module] = (key, folded(encoder, layer))
+        tables = folded(encoder, layer)
+        if tables.bigrams:  # looked up in numpy (bigram_choice.find)
+            tables.bigram_table = tuple(tensor.numpy() for tensor in tables.bigram_table)
+        cached = _FOLDED[module] = (key, tables)
     return cached[1]
 
 
@@ -101,26 +105,24 @@ def static_latents(net, sequences, *, prefix, suffix, texts_per_call=8192):
     """The latent vectors of a model whose encoder is a ``StaticEncoder``: the texts' ids end to end (each with
     the special tokens around it), ``texts_per_call`` texts at a time, with no padding, batching or
     collating, which at a few microseconds a text would cost more than the encoder itself, summed over the
-    encoder and bottleneck folded into tables of the latent's width (``nn.static.folded``); a bigram's row
-    is found by a binary search of the sorted keys. -> (n, latent_dim)."""
+    encoder and bottleneck folded into one table of the latent's width (``nn.static.folded``); the bigrams'
+    rows are found in numpy (``bigram_choice.find``). -> (n, latent_dim)."""
     module = net.module_  # an autoencoder, or a supervised one, which passes encoder and bottleneck through
     prefix, suffix = np.asarray(prefix, dtype=np.int64), np.asarray(suffix, dtype=np.int64)
     sequences, out = TokenIds.of(sequences), []
     with inference_context(net):
-        tables = _folded_static(module)  # (V [+ K + 1], L + 1) and the bigrams' keys
+        tables = _folded_static(module)  # (V [+ K + 1], L + 1) and the bigrams' hash table
         bias = module.bottleneck.mean_layer.bias  # (L,)
         for start in range(0, len(sequences), texts_per_call):
             chunk = sequences[start:start + texts_per_call]
             ids, offsets, ends = _end_to_end(chunk, prefix, suffix)  # (N,), (B,), (N,)
-            ids, offsets = torch.from_numpy(ids).to(net.device), torch.from_numpy(offsets).to(net.device)
-            if tables.bigrams and len(tables.bigram_keys) and len(ids):
-                keys = ids[:-1] * tables.vocab_size + ids[1:]  # (N - 1,): each position's bigram with the next
-                places = torch.searchsorted(tables.bigram_keys, keys).clamp(max=len(tables.bigram_keys) - 1)
-                found = (tables.bigram_keys[places] == keys) & ~torch.from_numpy(ends[:-1]).to(net.device)
-                # Row 0 (no bigram) weighs nothing; the last position of the chunk starts none.
-                rows = torch.nn.functional.pad(tables.bigram_rows[places] * found, (0, 1))  # (N,)
+            if tables.bigrams:  # each position's bigram with the next; the last of a text's starts none
+                rows = np.zeros(len(ids), dtype=np.int64)  # row 0: no bigram, which weighs nothing
+                rows[:-1] = bigram_choice.find(ids[:-1], ids[1:], *tables.bigram_table, tables.vocab_size)
+                rows[ends] = 0
                 # Each position's token, then its bigram: a text's rows stay together.
-                ids, offsets = torch.stack([ids, rows + tables.vocab_size], dim=1).reshape(-1), offsets * 2
+                ids, offsets = np.stack([ids, rows + tables.vocab_size], axis=1).reshape(-1), offsets * 2
+            ids, offsets = torch.from_numpy(ids).to(net.device), torch.from_numpy(offsets).to(net.device)
             sums = torch.nn.functional.embedding_bag(ids, tables.table, offsets, mode="sum")  # (B, L + 1)
             total, norm = sums[:, :-1], sums[:, -1:]
             out.append((total / norm.clamp(min=1e-6) + bias).float().cpu().numpy())

@@ -6,13 +6,11 @@ lowercasing) unless trained with ``lowercase=True``: its normalizer then lowerca
 tokenizing it, in training and in every later encoding (a pickled tokenizer included), and decoding gives
 back the lowercased text (:func:`as_decoded_case` turns texts into that case). The kinds:
 
-- ``"bpe"``: byte-level BPE (GPT-2 style). Every byte is in the vocabulary, so
-  any text, even characters never seen in training, round-trips exactly. A run of
-  more than 64 characters without whitespace is cut every 64 characters before BPE
-  sees it (no merge crosses a cut), which keeps training time linear in its length.
-- ``"word"``: one token per word or punctuation mark; a word carries the space
-  before it (``"▁word"``), and whitespace other than ``" "`` is a token of its
-  own. Out-of-vocabulary words become ``[UNK]``.
+- ``"bpe"``: byte-level BPE (GPT-2 style). Every byte is in the vocabulary, so any text, even characters
+  never seen in training, round-trips exactly. A run of more than 64 characters without whitespace is cut
+  every 64 characters before BPE sees it (no merge crosses a cut): training time stays linear in its length.
+- ``"word"``: one token per word or punctuation mark; a word carries the space before it (``"▁word"``), and
+  whitespace other than ``" "`` is a token of its own. Out-of-vocabulary words become ``[UNK]``.
 - ``"char"``: one token per Unicode code point. Unseen characters become ``[UNK]``.
 
 Decoding renders ``[UNK]`` as :data:`UNK_TEXT`, U+FFFD (the replacement character), and always gives
@@ -52,9 +50,9 @@ def _byte_level_alphabet():
 # so that .encode("latin-1") then gives the bytes.
 _BYTES_OF_BYTE_LEVEL = {ord(char): byte for byte, char in _byte_level_alphabet().items()}
 _ENCODE_CHUNK = 16384  # texts per encode_batch call
-# Tokenizing takes about 100-450 bytes of memory per character (offsets and alignments kept for each
-# byte and token), so no text is tokenized whole: encode() and train_tokenizer() read at most this many
-# characters of one text (more only where max_length needs more).
+# Tokenizing takes about 100-450 bytes of memory per character (offsets and alignments kept for each byte and
+# token): encode() and train_tokenizer() read at most this many characters of one text (more only where
+# max_length needs more).
 _MAX_CHARACTERS = 2 ** 18
 # And one encode_batch call reads at most this many characters (but for a single text), a few hundred
 # MB at once. Smaller calls cost speed: the tokenizer's threads share less work per call.
@@ -117,9 +115,8 @@ def _build_kind(kind):
         tokenizer.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
         tokenizer.decoder = decoders.Fuse()
         return tokenizer
-    # Prepending one space (which the decoder removes again) lets the first word share its
-    # "▁word" token with the same word mid-text, while a real leading space still survives
-    # as an extra "▁" token; Metaspace's own prepend schemes would drop it.
+    # Prepending one space (which the decoder removes again) lets the first word share its "▁word" token with
+    # the same word mid-text, while a real leading space survives as an extra "▁"; Metaspace's schemes drop it.
     tokenizer.normalizer = normalizers.Prepend(" ")
     tokenizer.pre_tokenizer = pre_tokenizers.Sequence([
         pre_tokenizers.Split(Regex(r"[^\S ]"), behavior="isolated"),  # "\n", "\t", ... alone
@@ -276,22 +273,26 @@ def encode(tokenizer, texts, *, max_length):
     budget = _character_budget(tokenizer, max_length)
     largest = max(budget, _MAX_CHARACTERS)
     pieces, lengths, n_truncated = [], [], 0
-    for chunk in _chunks(texts, budget):
-        cuts = [_cut(text, budget) for text in chunk]
-        # In chunks: an Encoding holds far more than its ids (offsets, token strings, masks), so a whole
-        # corpus' Encodings at once would dwarf the ids kept.
-        # Without character offsets (faster): only a text cut inside a word needs them, encoded again.
-        kept, encodings = [], tokenizer.encode_batch_fast([prefix for prefix, _ in cuts], add_special_tokens=False)
-        for text, (prefix, clean), encoding in zip(chunk, cuts, encodings):
-            cut = len(prefix) < len(text)
+    one = texts and len(texts) <= _ENCODE_CHUNK and sum(map(len, texts)) <= _CHUNK_CHARACTERS  # (most calls)
+    for chunk in [texts] if one else _chunks(texts, budget):
+        # Most texts are within the budget, tokenized whole; only a longer one is cut first.
+        cuts = {index: _cut(text, budget) for index, text in enumerate(chunk) if len(text) > budget}
+        prefixes = [cuts[index][0] if index in cuts else text for index, text in enumerate(chunk)] if cuts else chunk
+        # In chunks: an Encoding holds far more than its ids (offsets, token strings, masks), so a whole corpus'
+        # Encodings would dwarf the ids kept. Without offsets (faster): a text cut inside a word is encoded again.
+        encodings = tokenizer.encode_batch_fast(prefixes, add_special_tokens=False)
+        kept = [encoding.ids for encoding in encodings]
+        n_truncated += sum(len(ids) > max_length for ids in kept)
+        for index, (prefix, clean) in cuts.items():
+            text, encoding, cut = chunk[index], encodings[index], len(prefix) < len(chunk[index])
             if cut and not clean:
                 encoding = tokenizer.encode(prefix, add_special_tokens=False)
             if cut and budget < largest and not _keeps_whole_text_ids(encoding, prefix, clean, max_length):
                 prefix, encoding = _encode_longer_prefix(tokenizer, text, budget, largest, max_length)
                 cut = len(prefix) < len(text)
-            ids = encoding.ids
-            n_truncated += cut or len(ids) > max_length
-            kept.append(ids[:max_length])
+            n_truncated += (cut or len(encoding.ids) > max_length) - (len(kept[index]) > max_length)  # counted once
+            kept[index] = encoding.ids
+        kept = [ids[:max_length] for ids in kept]
         lengths += map(len, kept)
         pieces.append(np.fromiter(itertools.chain.from_iterable(kept), dtype=ID_DTYPE))  # the chunk's, end to end
     stops = np.cumsum(np.asarray(lengths, dtype=np.int64))

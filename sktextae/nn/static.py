@@ -87,8 +87,7 @@ class StaticEncoder(nn.Module):
 def folded(encoder, layer):
     """A ``StaticEncoder`` and the linear ``layer`` after it as one table: a row per token, then a row per bigram
     (row 0 of them for none, at 0), each the vector mapped through the layer's weight and scaled by its
-    weight, followed by the weight itself, (V + K + 1, out + 1); and the bigrams' keys sorted, with the row
-    of each (for ``torch.searchsorted``). The layer's output for a text is then the sum of its rows' first
+    weight, followed by the weight itself, (V + K + 1, out + 1); and the bigrams' hash table. The layer's output for a text is then the sum of its rows' first
     ``out`` columns over the sum of their last, plus the layer's bias: the same map with the vectors
     gathered at the layer's (smaller) width, as model2vec's static vectors are, in one gather. Computed
     anew for every call; ``inference.static_latents`` keeps it while the weights stay unchanged."""
@@ -98,9 +97,7 @@ def folded(encoder, layer):
         weights = encoder.bigram_log_weight.weight.exp()  # (K + 1, 1)
         weights[0] = 0.0
         parts.append((encoder.bigram_embedding.weight, weights))
-        held = encoder.bigram_keys >= 0
-        out.bigram_keys, order = encoder.bigram_keys[held].sort()  # (K',) each
-        out.bigram_rows = encoder.bigram_rows[held][order]
+        out.bigram_table = encoder.bigram_keys.cpu(), encoder.bigram_rows.cpu()  # (S,) each
     out.table = torch.cat([torch.cat([weights * (vectors @ layer.weight.T), weights], dim=1)
                            for vectors, weights in parts])  # (V [+ K + 1], out + 1)
     return out
