@@ -14,6 +14,7 @@ import torch
 import sktextae
 from sktextae import TextAutoencoder, TextAutoencoderClassifier, bigram_choice, distill
 from sktextae.nn import PretrainedEncoder, StaticEncoder
+from sktextae.nn import bigrams as bigram_table
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 pytest.importorskip("transformers")
@@ -95,6 +96,19 @@ def test_gradients_reach_the_bigrams_of_the_batch_only():
     grad = encoder.bigram_embedding.weight.grad
     assert grad[1].abs().sum() > 0 and grad[2].abs().sum() == 0 and grad[0].abs().sum() == 0
     assert encoder.bigram_log_weight.weight.grad[1].abs().sum() > 0
+
+
+@pytest.mark.parametrize("size", [bigram_table.table_size(300), 331])  # roomy, and crowded: long probe runs
+def test_transforms_numpy_lookup_finds_the_rows_the_network_finds(size):
+    rng, vocab_size = np.random.default_rng(0), 50
+    keys = rng.choice(vocab_size * vocab_size, 300, replace=False)
+    table_keys, table_rows, placed = bigram_choice.fill_table(keys, size=size, vocab_size=vocab_size, limit=300)
+    first, second = rng.integers(0, vocab_size, 3000), rng.integers(0, vocab_size, 3000)
+    first[:300], second[:300] = np.divmod(keys, vocab_size)  # every stored bigram, then random ones
+    found = bigram_choice.find(first, second, table_keys, table_rows, vocab_size)
+    expected = bigram_table.lookup(*(torch.from_numpy(a) for a in (first, second, table_keys, table_rows)), vocab_size)
+    np.testing.assert_array_equal(found, expected.numpy())
+    assert np.array_equal(np.sort(found[:300][found[:300] > 0]), np.arange(1, len(placed) + 1))
 
 
 def test_the_student_chooses_the_bigrams_two_texts_hold_the_most_first():
