@@ -46,8 +46,7 @@ def _byte_level_alphabet():
             **{byte: chr(_N_BYTES + rank) for rank, byte in enumerate(others)}}
 
 
-# str.translate() table from a byte-level character to the character of its byte's code point,
-# so that .encode("latin-1") then gives the bytes.
+# str.translate() table from a byte-level character to the character of its byte's code point (then latin-1).
 _BYTES_OF_BYTE_LEVEL = {ord(char): byte for byte, char in _byte_level_alphabet().items()}
 _ENCODE_CHUNK = 16384  # texts per encode_batch call
 # Tokenizing takes about 100-450 bytes of memory per character (offsets and alignments kept for each byte and
@@ -57,9 +56,10 @@ _MAX_CHARACTERS = 2 ** 18
 # And one encode_batch call reads at most this many characters (but for a single text), a few hundred
 # MB at once. Smaller calls cost speed: the tokenizer's threads share less work per call.
 _CHUNK_CHARACTERS = 2 ** 20
-# The most characters that _character_budget() counts for one token, whatever the vocabulary (a loaded
-# tokenizer.json is untrusted input: one long token must not lift the budget, and the memory, with it).
-_LONGEST_TOKEN = 256
+# The most characters that _budget_for() counts for one token, whatever the vocabulary (a loaded tokenizer.json
+# is untrusted input: one long token must not lift the budget, and the memory, with it); for encode's first
+# prefix, _PREFIX_TOKEN: twice an English word piece's four or so (a text of longer tokens is read again).
+_LONGEST_TOKEN, _PREFIX_TOKEN = 256, 8
 # Matches up to the last non-space before whitespace: no tokenizer joins the characters on either side of
 # that point, so a text cut there keeps all its tokens before it. Only ASCII whitespace, which every
 # tokenizer counts as such, may follow; any Unicode whitespace may not precede (the cut would split a run).
@@ -231,7 +231,7 @@ def encode(tokenizer, texts, *, max_length):
     character budget, so that memory is bounded by the batch rather than by the longest text
     (tokenizing takes some hundred bytes per character). The budget is
     ``2 * (max_length + 1) * longest`` characters, ``longest`` being the length of the longest
-    token string in the tokenizer's vocabulary (special tokens aside; at most 256): room for
+    token string in the tokenizer's vocabulary (special tokens aside) but at most 8: room for
     ``max_length + 1`` tokens of that length even where the cut goes back half of it. A longer
     text is cut before its last run of whitespace that starts (with ``" "``, ``"\\t"``,
     ``"\\n"`` or ``"\\r"``) in the second half of the budget, which no tokenizer joins to the
@@ -306,7 +306,7 @@ def _check_max_length(max_length):
 
 def _character_budget(tokenizer, max_length):
     """How many characters of a text :func:`encode` tokenizes first (see there)."""
-    return _budget_for(max_length, longest_token=_longest_token(tokenizer))
+    return _budget_for(max_length, longest_token=min(_longest_token(tokenizer), _PREFIX_TOKEN))
 
 
 # tokenizer -> (vocabulary size, its longest token string): reading the vocabulary takes tens of

@@ -555,11 +555,13 @@ def test_long_texts_encode_as_whole_texts_did(long_text_tokenizer, max_length):
     assert_encodes_as_whole_texts(long_text_tokenizer, texts, max_length)
 
 
-def test_budget_follows_max_length_and_the_longest_token():
-    tokenizer = train_tokenizer(["a bb cccc", "dddddddd"], kind="word", vocab_size=VOCAB_SIZE)
-    longest = len("▁dddddddd")  # special tokens ("[MASK]") aside
+def test_budget_follows_max_length_and_the_longest_token_up_to_8_characters():
+    tokenizer = train_tokenizer(["a bb cccc", "ddddd"], kind="word", vocab_size=VOCAB_SIZE)
+    longest = len("▁ddddd")  # special tokens ("[MASK]") aside
     assert _character_budget(tokenizer, 1) == 2 * 2 * longest
     assert _character_budget(tokenizer, 100) == 2 * 101 * longest
+    longer = train_tokenizer(["a bb cccc", "dddddddddddd"], kind="word", vocab_size=VOCAB_SIZE)
+    assert _character_budget(longer, 100) == 2 * 101 * 8
     char = train_tokenizer(["ab"], kind="char", vocab_size=VOCAB_SIZE)
     assert _character_budget(char, 10) == 2 * 11
 
