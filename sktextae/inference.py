@@ -101,25 +101,34 @@ def _folded_static(module):
     return cached[1]
 
 
-def static_latents(net, sequences, *, prefix, suffix, texts_per_call=8192):
+# Positions (ids, with the special ones around each text) that static_latents reads at once: its arrays then
+# stay within a few hundred kilobytes, below the mmap threshold that a fit fixes (heap.py), and come from the
+# heap instead of a fresh mapping each time (whose pages the kernel has to fault in).
+_POSITIONS_PER_CALL = 1 << 15
+
+
+def static_latents(net, sequences, *, prefix, suffix, positions_per_call=_POSITIONS_PER_CALL):
     """The latent vectors of a model whose encoder is a ``StaticEncoder``: the texts' ids end to end (each with
-    the special tokens around it), ``texts_per_call`` texts at a time, with no padding, batching or
-    collating, which at a few microseconds a text would cost more than the encoder itself, summed over the
-    encoder and bottleneck folded into one table of the latent's width (``nn.static.folded``); the bigrams'
-    rows are found in numpy (``bigram_choice.find``). -> (n, latent_dim)."""
+    the special tokens around it), ``positions_per_call`` of them at a time (or one text, if longer), with
+    no padding, batching or collating, which at a few microseconds a text would cost more than the encoder
+    itself, summed over the encoder and bottleneck folded into one table of the latent's width
+    (``nn.static.folded``); the bigrams' rows are found in numpy (``bigram_choice.find``). -> (n, latent_dim)."""
     module = net.module_  # an autoencoder, or a supervised one, which passes encoder and bottleneck through
     prefix, suffix = np.asarray(prefix, dtype=np.int64), np.asarray(suffix, dtype=np.int64)
     sequences, out = TokenIds.of(sequences), []
     with inference_context(net):
         tables = _folded_static(module)  # (V [+ K + 1], L + 1) and the bigrams' hash table
         bias = module.bottleneck.mean_layer.bias  # (L,)
-        for start in range(0, len(sequences), texts_per_call):
-            chunk = sequences[start:start + texts_per_call]
-            ids, offsets, ends = _end_to_end(chunk, prefix, suffix)  # (N,), (B,), (N,)
+        ends, start = np.cumsum(sequences.lengths + len(prefix) + len(suffix)), 0
+        while start < len(sequences):
+            done = int(ends[start - 1]) if start else 0
+            stop = max(start + 1, int(np.searchsorted(ends, done + positions_per_call, side="right")))
+            chunk, start = sequences[start:stop], stop
+            ids, offsets, last = _end_to_end(chunk, prefix, suffix)  # (N,), (B,), (N,)
             if tables.bigrams:  # each position's bigram with the next; the last of a text's starts none
                 rows = np.zeros(len(ids), dtype=np.int64)  # row 0: no bigram, which weighs nothing
                 rows[:-1] = bigram_choice.find(ids[:-1], ids[1:], *tables.bigram_table, tables.vocab_size)
-                rows[ends] = 0
+                rows[last] = 0
                 # Each position's token, then its bigram: a text's rows stay together.
                 ids, offsets = np.stack([ids, rows + tables.vocab_size], axis=1).reshape(-1), offsets * 2
             ids, offsets = torch.from_numpy(ids).to(net.device), torch.from_numpy(offsets).to(net.device)

@@ -357,6 +357,13 @@ def test_the_unpadded_path_gives_the_padded_paths_vectors(student, texts):
                               targets=False)
     np.testing.assert_allclose(student.transform(texts), padded, atol=1e-5, rtol=1e-5)
     np.testing.assert_allclose(student.transform(texts[:1]), padded[:1], atol=1e-5, rtol=1e-5)
+    # Read a few positions at a time (a text longer than that alone), the vectors are the same.
+    from sktextae.inference import static_latents
+
+    vocabulary = student.vocabulary_
+    pieces = static_latents(student.net_, sequences, prefix=vocabulary.encoder_prefix,
+                            suffix=vocabulary.encoder_suffix, positions_per_call=7)
+    np.testing.assert_allclose(pieces, padded, atol=1e-5, rtol=1e-5)
     # The bigrams count in both: without them, the vectors differ.
     without = module.encoder.bigram_log_weight.weight.detach().clone()
     try:
