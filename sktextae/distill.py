@@ -30,7 +30,7 @@ from torch.utils.data import Dataset
 from . import bigram_choice, network
 from .batching import pad
 from .device import fork_rng_devices
-from .inference import batched
+from .inference import batched, end_to_end
 from .nn import StaticEncoder
 from .nn import bigrams as bigram_table
 from .token_ids import TokenIds
@@ -126,7 +126,7 @@ def bigram_vectors(net, encoder, keys, vocab_size, *, batch_size=_TOKEN_BATCH):
 def _alone(net, encoder, sequences, batch_size):
     vectors = batched(net, sequences, lambda inputs, _: encoder(inputs["input_ids"], inputs["lengths"]),
                       batch_size=batch_size, targets=False)
-    return torch.from_numpy(vectors) if vectors is not None else torch.zeros(0, encoder.output_dim)
+    return torch.from_numpy(vectors)
 
 
 def choose_bigrams(sequences, *, prefix, suffix, vocab_size):
@@ -137,8 +137,7 @@ def choose_bigrams(sequences, *, prefix, suffix, vocab_size):
     sequences = TokenIds.of(sequences)
     prefix, suffix = np.asarray(prefix, dtype=np.int64), np.asarray(suffix, dtype=np.int64)
     lengths = sequences.lengths + len(prefix) + len(suffix)
-    parts = [part for sequence in sequences for part in (prefix, sequence, suffix)]
-    ids = np.concatenate(parts + [np.zeros(0, np.int64)])
+    ids, _, _ = end_to_end(sequences, prefix, suffix)
     counts, keys = bigram_choice.count(ids, lengths, np.ones(vocab_size), vocab_size=vocab_size, unknown=-1)
     candidates = keys[bigram_choice.ranked(counts, keys)][:vocab_size]
     table_keys, table_rows, placed = bigram_choice.fill_table(candidates, size=bigram_table.table_size(len(candidates)),

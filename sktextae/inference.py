@@ -124,7 +124,7 @@ def static_latents(net, sequences, *, prefix, suffix, positions_per_call=_POSITI
             done = int(ends[start - 1]) if start else 0
             stop = max(start + 1, int(np.searchsorted(ends, done + positions_per_call, side="right")))
             chunk, start = sequences[start:stop], stop
-            ids, offsets, last = _end_to_end(chunk, prefix, suffix)  # (N,), (B,), (N,)
+            ids, offsets, last = end_to_end(chunk, prefix, suffix)  # (N,), (B,), (N,)
             if tables.bigrams:  # each position's bigram with the next; the last of a text's starts none
                 rows = np.zeros(len(ids), dtype=np.int64)  # row 0: no bigram, which weighs nothing
                 rows[:-1] = bigram_choice.find(ids[:-1], ids[1:], *tables.bigram_table, tables.vocab_size)
@@ -138,7 +138,7 @@ def static_latents(net, sequences, *, prefix, suffix, positions_per_call=_POSITI
     return np.concatenate(out) if out else None
 
 
-def _end_to_end(sequences, prefix, suffix):
+def end_to_end(sequences, prefix, suffix):
     """The ids of ``sequences`` (``TokenIds``), each between ``prefix`` and ``suffix``, end to end ((N,)
     int64), where each text begins ((B,) int64) and whether each position is a text's last ((N,) bool)."""
     lengths, inner = sequences.lengths, sequences.flat()  # (B,), the texts' own ids end to end

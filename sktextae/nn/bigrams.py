@@ -32,6 +32,13 @@ def lookup(first, second, keys, rows, vocab_size):
     return (rows[places] * found).sum(dim=-1)
 
 
+def neighbour_rows(ids, lengths, keys, rows, vocab_size):
+    """(B, T) ids -> (B, T - 1) the row of each two neighbouring positions of a text (``lookup``), 0 past its
+    ``lengths`` (padding) or where the table holds no such bigram."""
+    inside = torch.arange(1, ids.shape[1], device=ids.device)[None, :] < lengths[:, None]  # (B, T - 1)
+    return lookup(ids[:, :-1], ids[:, 1:], keys, rows, vocab_size) * inside
+
+
 def check_rows(state_dict, prefix, count, errors):
     """Whether the ``bigram_rows`` a weights file gives a module (under ``prefix``) lie in [0, ``count``]; when
     not, says so in ``errors`` (``_load_from_state_dict``'s error messages): a row beyond the table would

@@ -102,9 +102,9 @@ class BagOfWordsEncoder(nn.Module):
         """(B, T) terms -> (B, T - 1) the row of ``bigram_embedding`` of each two neighbouring positions
         (0 where they make no bigram the encoder counts)."""
         first, second = terms[:, :-1], terms[:, 1:]  # (B, T - 1) each
-        inside = torch.arange(1, terms.shape[1], device=terms.device)[None, :] < lengths[:, None]  # (B, T - 1)
-        words = (first > 0) & (second > 0) & (first != self.unknown) & (second != self.unknown) & inside
-        rows = bigram_table.lookup(first, second, self.bigram_keys, self.bigram_rows, self.embedding.num_embeddings)
+        words = (first > 0) & (second > 0) & (first != self.unknown) & (second != self.unknown)
+        rows = bigram_table.neighbour_rows(terms, lengths, self.bigram_keys, self.bigram_rows,
+                                           self.embedding.num_embeddings)
         return rows * words  # (B, T - 1)
 
     def forward(self, input_ids, lengths):

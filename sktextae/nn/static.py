@@ -59,10 +59,8 @@ class StaticEncoder(nn.Module):
     def bigram_ids(self, input_ids, lengths):
         """(B, T) ids -> (B, T - 1) the row of ``bigram_embedding`` of each two neighbouring positions (0 where
         they make no bigram the encoder counts)."""
-        inside = torch.arange(1, input_ids.shape[1], device=input_ids.device)[None, :] < lengths[:, None]  # (B, T - 1)
-        rows = bigram_table.lookup(input_ids[:, :-1], input_ids[:, 1:], self.bigram_keys, self.bigram_rows,
-                                   self.embedding.num_embeddings)
-        return rows * inside  # (B, T - 1)
+        return bigram_table.neighbour_rows(input_ids, lengths, self.bigram_keys, self.bigram_rows,
+                                           self.embedding.num_embeddings)  # (B, T - 1)
 
     def forward(self, input_ids, lengths):
         keep = ~padding_mask(lengths, input_ids.shape[1])  # (B, T)
@@ -87,8 +85,9 @@ class StaticEncoder(nn.Module):
 def folded(encoder, layer):
     """A ``StaticEncoder`` and the linear ``layer`` after it as one table: a row per token, then a row per bigram
     (row 0 of them for none, at 0), each the vector mapped through the layer's weight and scaled by its
-    weight, followed by the weight itself, (V + K + 1, out + 1); and the bigrams' hash table. The layer's output for a text is then the sum of its rows' first
-    ``out`` columns over the sum of their last, plus the layer's bias: the same map with the vectors
+    weight, followed by the weight itself, (V + K + 1, out + 1); and the bigrams' hash table. The layer's
+    output for a text is then the sum of its rows' first ``out`` columns over the sum of their last, plus
+    the layer's bias: the same map with the vectors
     gathered at the layer's (smaller) width, as model2vec's static vectors are, in one gather. Computed
     anew for every call; ``inference.static_latents`` keeps it while the weights stay unchanged."""
     parts = [(encoder.embedding.weight, encoder.log_weight.weight.exp())]  # (V, C), (V, 1)
