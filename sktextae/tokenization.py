@@ -50,8 +50,7 @@ def _byte_level_alphabet():
 _BYTES_OF_BYTE_LEVEL = {ord(char): byte for byte, char in _byte_level_alphabet().items()}
 _ENCODE_CHUNK = 16384  # texts per encode_batch call
 # Tokenizing takes about 100-450 bytes of memory per character (offsets and alignments kept for each byte and
-# token): encode() and train_tokenizer() read at most this many characters of one text (more only where
-# max_length needs more).
+# token): encode() and train_tokenizer() read at most this many characters of one text (more if max_length needs).
 _MAX_CHARACTERS = 2 ** 18
 # And one encode_batch call reads at most this many characters (but for a single text), a few hundred
 # MB at once. Smaller calls cost speed: the tokenizer's threads share less work per call.
@@ -282,7 +281,8 @@ def encode(tokenizer, texts, *, max_length):
         # Encodings would dwarf the ids kept. Without offsets (faster): a text cut inside a word is encoded again.
         encodings = tokenizer.encode_batch_fast(prefixes, add_special_tokens=False)
         kept = [encoding.ids for encoding in encodings]
-        n_truncated += sum(len(ids) > max_length for ids in kept)
+        sizes = np.fromiter(map(len, kept), dtype=np.int64, count=len(kept))
+        n_truncated += int(np.count_nonzero(sizes > max_length))
         for index, (prefix, clean) in cuts.items():
             text, encoding, cut = chunk[index], encodings[index], len(prefix) < len(chunk[index])
             if cut and not clean:
@@ -290,11 +290,12 @@ def encode(tokenizer, texts, *, max_length):
             if cut and budget < largest and not _keeps_whole_text_ids(encoding, prefix, clean, max_length):
                 prefix, encoding = _encode_longer_prefix(tokenizer, text, budget, largest, max_length)
                 cut = len(prefix) < len(text)
-            n_truncated += (cut or len(encoding.ids) > max_length) - (len(kept[index]) > max_length)  # counted once
-            kept[index] = encoding.ids
-        kept = [ids[:max_length] for ids in kept]
-        lengths += map(len, kept)
-        pieces.append(np.fromiter(itertools.chain.from_iterable(kept), dtype=ID_DTYPE))  # the chunk's, end to end
+            n_truncated += (cut or len(encoding.ids) > max_length) - bool(sizes[index] > max_length)  # counted once
+            kept[index], sizes[index] = encoding.ids, len(encoding.ids)
+        if (sizes > max_length).any():
+            kept, sizes = [ids[:max_length] for ids in kept], np.minimum(sizes, max_length)
+        lengths += sizes.tolist()
+        pieces.append(np.fromiter(itertools.chain.from_iterable(kept), dtype=ID_DTYPE, count=int(sizes.sum())))
     stops = np.cumsum(np.asarray(lengths, dtype=np.int64))
     return TokenIds(np.concatenate([np.zeros(0, ID_DTYPE), *pieces]), stops - lengths, stops), n_truncated
 
@@ -309,10 +310,9 @@ def _character_budget(tokenizer, max_length):
     return _budget_for(max_length, longest_token=min(_longest_token(tokenizer), _PREFIX_TOKEN))
 
 
-# tokenizer -> (vocabulary size, its longest token string): reading the vocabulary takes tens of
-# milliseconds, as long as encoding some hundred short texts. Keyed by the object (a tokenizer is
-# hashable by identity) and checked against its size; at worst a stale length only changes how many
-# characters are tokenized first, never the ids (see encode).
+# tokenizer -> (vocabulary size, its longest token string): reading the vocabulary takes tens of milliseconds,
+# as long as encoding some hundred short texts. Keyed by the object and checked against its size; at worst a
+# stale length only changes how many characters are tokenized first, never the ids (see encode).
 _LONGEST_TOKENS = {}
 
 

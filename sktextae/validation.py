@@ -38,6 +38,8 @@ def check_texts(X, *, name="X", allow_empty=False):
                         f"got {type(X).__name__}.") from None
     if not texts and not allow_empty:
         raise ValueError(f"{name} is empty: at least one text is needed.")
+    if set(map(type, texts)) <= {str}:  # the usual case, checked without a Python loop: nothing to convert
+        return texts
     for index, text in enumerate(texts):
         if isinstance(text, str):
             continue
