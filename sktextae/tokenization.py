@@ -25,6 +25,7 @@ from numbers import Integral
 import numpy as np
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
+from . import ascii_twin
 from .token_ids import ID_DTYPE, TokenIds
 from .validation import check_texts
 
@@ -274,12 +275,11 @@ def encode(tokenizer, texts, *, max_length):
     pieces, lengths, n_truncated = [], [], 0
     one = texts and len(texts) <= _ENCODE_CHUNK and sum(map(len, texts)) <= _CHUNK_CHARACTERS  # (most calls)
     for chunk in [texts] if one else _chunks(texts, budget):
-        # Most texts are within the budget, tokenized whole; only a longer one is cut first.
-        cuts = {index: _cut(text, budget) for index, text in enumerate(chunk) if len(text) > budget}
+        cuts = {index: _cut(text, budget) for index, text in enumerate(chunk) if len(text) > budget}  # (few texts)
         prefixes = [cuts[index][0] if index in cuts else text for index, text in enumerate(chunk)] if cuts else chunk
         # In chunks: an Encoding holds far more than its ids (offsets, token strings, masks), so a whole corpus'
         # Encodings would dwarf the ids kept. Without offsets (faster): a text cut inside a word is encoded again.
-        encodings = tokenizer.encode_batch_fast(prefixes, add_special_tokens=False)
+        encodings = ascii_twin.encode_batch(tokenizer, prefixes)  # a BERT tokenizer's plain ASCII texts faster
         kept = [encoding.ids for encoding in encodings]
         sizes = np.fromiter(map(len, kept), dtype=np.int64, count=len(kept))
         n_truncated += int(np.count_nonzero(sizes > max_length))
