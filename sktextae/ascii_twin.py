@@ -1,8 +1,8 @@
 """A BERT tokenizer's faster twin for plain ASCII text.
 
 A ``BertNormalizer`` removes control characters, turns whitespace into spaces, puts spaces around Chinese
-characters, strips accents (a Unicode decomposition) and lowercases: passes over the text that take about a
-third of a BERT tokenizer's time on English. On ASCII text that holds no control character, only the
+characters, strips accents (a Unicode decomposition) and lowercases: passes over the text that cost a BERT
+tokenizer much of its time on English. On ASCII text that holds no control character, only the
 lowercasing changes anything (and, where ``clean_text``, ``"\\t"``, ``"\\n"`` and ``"\\r"`` become spaces,
 which ``BertPreTokenizer`` splits on all the same). The twin is the tokenizer with its normalizer replaced by
 that lowercasing alone: it shares the model and the pre-tokenizer and has the same added tokens, so it gives
