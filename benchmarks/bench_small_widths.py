@@ -44,18 +44,17 @@ import _results
 import numpy as np
 import scipy.sparse as sp
 import torch
+from bench_objectives import probe_and_cluster
 from sklearn.decomposition import TruncatedSVD
 from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 import sktextae.nn
 from sktextae import TextAutoencoder, fitting, network
 from sktextae.batching import EOS_ID
+from sktextae.lsa_start import start_from_lsa
 from sktextae.nn.base import padding_mask
 from sktextae.nn.bottleneck import DeterministicBottleneck
-from sktextae.lsa_start import start_from_lsa
 from sktextae.nn.bow import BagOfWordsEncoder
 from sktextae.tokenization import encode, train_tokenizer
 
@@ -247,9 +246,11 @@ def fit_variant(latent_dim, params, texts):
         return model, model.fit_transform(texts)
 
 
-def probe(train_vectors, train_labels, test_vectors, test_labels):
-    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
-    return float(model.fit(train_vectors, train_labels).score(test_vectors, test_labels))
+def scores(train_vectors, train_labels, test_vectors, test_labels):
+    """The probe's test accuracy and the KMeans NMI of the test vectors (``bench_objectives.probe_and_cluster``)."""
+    result = probe_and_cluster(train_vectors, np.asarray(train_labels), test_vectors, np.asarray(test_labels),
+                               random_state=0)
+    return {"probe": round(result["accuracy"], 3), "nmi": round(result["nmi"], 3)}
 
 
 def spread(vectors):
@@ -311,19 +312,20 @@ def main():
     test, test_labels = _data.load_split(args.data, args.dataset, "test", max_texts=args.n_test)
     lsa = make_pipeline(TfidfVectorizer(sublinear_tf=True), TruncatedSVD(args.latent_dim, random_state=0))
     rows = [_results.stamp({"benchmark": "small_widths", "dataset": args.dataset, "method": f"lsa-{args.latent_dim}",
-                            "probe": round(probe(lsa.fit_transform(train), train_labels, lsa.transform(test),
-                                                 test_labels), 3), "device": _results.device_name("cpu")})]
+                            **scores(lsa.fit_transform(train), train_labels, lsa.transform(test), test_labels),
+                            "device": _results.device_name("cpu")})]
     bigram_train, bigram_test = lsa_with_bigrams(train, test, args.latent_dim)
     rows.append(_results.stamp({"benchmark": "small_widths", "dataset": args.dataset,
                                 "method": f"lsa-{args.latent_dim} with bigrams as the model weighs them",
-                                "probe": round(probe(bigram_train, train_labels, bigram_test, test_labels), 3),
+                                **scores(bigram_train, train_labels, bigram_test, test_labels),
                                 "device": _results.device_name("cpu")}))
     token_train, token_test = lsa_on_tokens(train, test, args.latent_dim, SMALL)
     rows.append(_results.stamp({"benchmark": "small_widths", "dataset": args.dataset,
                                 "method": f"lsa-{args.latent_dim} on the model's tokens",
-                                "probe": round(probe(token_train, train_labels, token_test, test_labels), 3),
+                                **scores(token_train, train_labels, token_test, test_labels),
                                 "device": _results.device_name("cpu")}))
-    print(f"LSA-{args.latent_dim}: probe {rows[0]['probe']}; on the model's tokens {rows[1]['probe']}", flush=True)
+    print(f"LSA-{args.latent_dim}: probe {rows[0]['probe']}; with bigrams {rows[1]['probe']}; on the model's tokens "
+          f"{rows[2]['probe']}", flush=True)
     # A fit holds validation_fraction of its texts out for early stopping and learns from the rest: LSA of as
     # many texts, a random choice per seed.
     n_fit = len(train) - fitting.n_validation(TextAutoencoder().validation_fraction, len(train))
@@ -332,8 +334,8 @@ def main():
         part = [train[i] for i in keep]
         rows.append(_results.stamp({"benchmark": "small_widths", "dataset": args.dataset, "seed": seed,
                                     "method": f"lsa-{args.latent_dim} of the {n_fit} texts a fit learns from",
-                                    "probe": round(probe(lsa.fit_transform(part), np.asarray(train_labels)[keep],
-                                                         lsa.transform(test), test_labels), 3),
+                                    **scores(lsa.fit_transform(part), np.asarray(train_labels)[keep],
+                                             lsa.transform(test), test_labels),
                                     "device": _results.device_name("cpu")}))
         print(f"{rows[-1]['method']}, seed {seed}: probe {rows[-1]['probe']}", flush=True)
     for seed in (int(s) for s in args.seeds.split(",")):
@@ -348,13 +350,13 @@ def main():
             row = {"benchmark": "small_widths", "dataset": args.dataset, "method": f"sktextae {name}", "seed": seed,
                    "epochs": len(history), "best_epoch": int(np.argmin(valid)) + 1 if None not in valid else None,
                    "unit_std": round(std, 3), "unit_magnitude": round(magnitude, 3), "spread": round(ratio, 3),
-                   "probe": round(probe(train_vectors, train_labels, model.transform(test), test_labels), 3),
+                   **scores(train_vectors, train_labels, model.transform(test), test_labels),
                    "fit_seconds": round(fit_seconds, 1), "device": _results.device_name("cpu")}
             rows.append(_results.stamp(row))
             print(f"{name} seed {seed}: {row['epochs']} epochs (best {row['best_epoch']}), spread {row['spread']}, "
                   f"probe {row['probe']}", flush=True)
             _results.write(args.output, rows, ["method", "seed", "epochs", "best_epoch", "unit_std", "unit_magnitude",
-                                               "spread", "probe", "fit_seconds"],
+                                               "spread", "probe", "nmi", "fit_seconds"],
                            title=f"Small widths on {args.dataset} ({args.n_train} training texts, latent "
                                  f"{args.latent_dim}, embeddings and hidden {SMALL['hidden_dim']})", quiet=True)
     print((_results.RESULTS / f"{args.output}.md").read_text())
