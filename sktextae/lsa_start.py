@@ -14,7 +14,8 @@ from .token_ids import TokenIds
 from .tokenization import BOS_ID, EOS_ID, MASK_ID, PAD_ID
 
 # What the bag of words' TF-IDF leaves out: the tokens that are no part of a text (padding, the BOS and EOS
-# around it, the mask of noise_type="mask"). So does any term that no training text holds (see start_from_lsa).
+# around it, the mask of noise_type="mask"). An unknown word counts, as a word the vocabulary cannot name:
+# a test text's unknown words (rare, so weighed high) keep their share of its length.
 NOT_TEXT = (PAD_ID, BOS_ID, EOS_ID, MASK_ID)
 
 
@@ -26,13 +27,9 @@ def start_from_lsa(encoder, sequences, *, ignored=NOT_TEXT, max_texts=20000):
     of the texts' token counts over the encoder's own tokens, then ``TruncatedSVD`` of ``embedding_dim``
     components (``random_state=0``; fitted on up to ``max_texts`` of the texts, a fixed sample, where
     the IDF is of them all). The ``ignored`` ids (``NOT_TEXT``: the encoder reads an EOS after every
-    text) are left out, as ``TfidfVectorizer`` leaves out what is not a word, and so is a term that no
-    training text holds (a word met only in later texts, or the unknown word where every training word
-    has a token of its own), as ``TfidfVectorizer`` leaves out a word its vocabulary lacks: it has no
-    loading to give, and its weight would only shrink the text's vector. The unknown word counts where
-    training texts hold it (a capped vocabulary's rare words). The encoder's ``idf`` becomes those IDFs
-    (0 for ignored and unheld ids and padding, which it then skips) and each token's embedding its
-    loadings on the components: the encoder's projection of a text is then the text's LSA
+    text) are left out, as ``TfidfVectorizer`` leaves out what is not a word. The encoder's
+    ``idf`` becomes those IDFs (0 for ignored ids and padding, which it then skips) and each token's
+    embedding its loadings on the components: the encoder's projection of a text is then the text's LSA
     vector, where a random start is nearly the same vector for every text (from which a small model,
     trained with early stopping, may never leave). Where the encoder has ``terms``, each token counts as
     its term, as the encoder counts it. Tokens that no text holds start at 0, and so do those the encoder
@@ -78,8 +75,8 @@ def start_from_lsa(encoder, sequences, *, ignored=NOT_TEXT, max_texts=20000):
     scale[vocab_size:] = BIGRAM_WEIGHT
     transformer = TfidfTransformer(sublinear_tf=True, norm=None).fit(counts)  # the IDF of all the texts
     idf = transformer.idf_ * scale
+    encoder.idf.copy_(torch.from_numpy(idf[:vocab_size] * counted))
     held = np.bincount(counts.indices, minlength=counts.shape[1]) > 0  # tokens (and bigrams) that count, in some text
-    encoder.idf.copy_(torch.from_numpy(idf[:vocab_size] * held[:vocab_size]))  # held only where counted
     if counts.shape[0] > max_texts:
         counts = counts[np.sort(np.random.default_rng(0).choice(counts.shape[0], size=max_texts, replace=False))]
     sample = normalize(transformer.transform(counts) @ scipy.sparse.diags(scale))  # (at most max_texts, V + K)
