@@ -208,7 +208,7 @@ def load(path, *, device="auto", expected=None):
         tokenizer = Tokenizer.from_str(data[TOKENIZER].decode("utf-8"))
     except Exception as error:  # tokenizers raises its own Exception subclass
         raise ModelFileError(f"{folder / TOKENIZER}: not a tokenizer ({first_line(error)}).") from None
-    tokenizer.post_processor = None  # as pretrained models' are now read: never used, and slower (earlier folders)
+    tokenizer.post_processor = None  # as pretrained models' are now read (an earlier folder's template is never used)
     estimator = estimator_from_config(cls, config, tokenizer, file)
     spec, head, saved_encoder = network_from_config(estimator, config, data.get(ENCODER_CONFIG), folder)
     weights = folder / WEIGHTS

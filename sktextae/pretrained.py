@@ -176,8 +176,8 @@ def _read(folder):
     backend = copy.deepcopy(tokenizer.backend_tokenizer)
     backend.no_truncation()
     backend.no_padding()
-    # The package frames each text with prefix and suffix itself (it never asks the tokenizer to add special
-    # tokens): without the model's template, which runs on every text even then, encoding is faster.
+    # The package frames each text with prefix and suffix itself and never asks the tokenizer to add special
+    # tokens: the model's template, which still runs on every text, is of no use.
     backend.post_processor = None
     prefix = [tokenizer.cls_token_id if tokenizer.cls_token_id is not None else tokenizer.bos_token_id]
     suffix = [tokenizer.sep_token_id if tokenizer.sep_token_id is not None else tokenizer.eos_token_id]
