@@ -46,8 +46,9 @@ import scipy.sparse as sp
 import torch
 from bench_objectives import probe_and_cluster
 from sklearn.decomposition import TruncatedSVD
-from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer, TfidfVectorizer
 from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import normalize
 
 import sktextae.nn
 from sktextae import TextAutoencoder, fitting, network
@@ -55,7 +56,7 @@ from sktextae.batching import EOS_ID
 from sktextae.lsa_start import start_from_lsa
 from sktextae.nn.base import padding_mask
 from sktextae.nn.bottleneck import DeterministicBottleneck
-from sktextae.nn.bow import BagOfWordsEncoder
+from sktextae.nn.bow import BIGRAM_WEIGHT, BagOfWordsEncoder
 from sktextae.tokenization import encode, train_tokenizer
 
 # The small configuration a grid search tries: latent 16, embeddings and hidden layer of 32, one layer.
@@ -279,11 +280,6 @@ def lsa_with_bigrams(train, test, latent_dim):
     """LSA's training and test vectors with bigrams beside the words, as the bag of words counts them: every
     word (scikit-learn's), and the bigrams two training texts or more hold, whose IDF is weighed by
     ``BIGRAM_WEIGHT``; sublinear TF-IDF, L2-normalised, then TruncatedSVD."""
-    from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer
-    from sklearn.preprocessing import normalize
-
-    from sktextae.nn.bow import BIGRAM_WEIGHT
-
     words, bigrams = CountVectorizer(), CountVectorizer(ngram_range=(2, 2), min_df=2)
     counts = sp.hstack([words.fit_transform(train), bigrams.fit_transform(train)]).tocsr()
     tfidf = TfidfTransformer(sublinear_tf=True, norm=None).fit(counts)

@@ -41,7 +41,7 @@ def main():
     args = parser.parse_args()
     import transformers
 
-    from_transformers = transformers.AutoTokenizer.from_pretrained(pretrained.load(MINILM).folder).backend_tokenizer
+    from_transformers = transformers.AutoTokenizer.from_pretrained(str(pretrained.resolve_folder(MINILM))).backend_tokenizer
     as_read = copy.deepcopy(from_transformers)
     as_read.no_truncation()
     as_read.no_padding()  # as sktextae.pretrained reads it: neither is what the package asks for
