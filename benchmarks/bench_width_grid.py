@@ -1,0 +1,102 @@
+"""What a grid search over small widths meets: the from-scratch default at each size, beside LSA at its size.
+
+On a stratified sample of a dataset's training texts, ``TextAutoencoder`` is fitted at every
+(``latent_dim``, width) pair of the grid, ``embedding_dim`` and ``hidden_dim`` both set to the width and
+everything else left at its default (the texts read whole), once per seed. LSA
+(``TfidfVectorizer(sublinear_tf=True)`` + ``TruncatedSVD``, the small-widths baseline) is fitted at each
+latent size with the same seeds as ``TruncatedSVD``'s ``random_state`` (its randomised solver draws a
+random start, which moves a small LSA's probe by up to a point on these samples) and once with the exact
+solver (``algorithm="arpack"``). Each is scored by the linear probe and KMeans NMI of
+``bench_objectives.probe_and_cluster`` on the whole test split; the summary sets each size's seed mean
+beside LSA's seed mean and its exact score.
+
+    python benchmarks/bench_width_grid.py [--data ../shared/data] [--dataset ag_news] [--n-train 1200]
+        [--latents 8,16,32] [--widths 16,32,64] [--seeds 0,1,2] [--output width_grid_cpu_ag_news]
+"""
+
+import argparse
+import time
+import warnings
+
+import _data
+import _results
+import numpy as np
+import torch
+from bench_small_widths import scores, spread
+from sklearn.decomposition import TruncatedSVD
+from sklearn.feature_extraction.text import TfidfVectorizer
+
+from sktextae import TextAutoencoder, TruncationWarning
+
+COLUMNS = ["method", "latent_dim", "width", "seed", "epochs", "spread", "probe", "nmi", "fit_seconds"]
+SUMMARY = ["latent_dim", "width", "default probe (seed mean)", "lsa probe (seed mean)", "lsa probe (exact)",
+           "default - lsa (seed mean)", "default nmi", "lsa nmi (seed mean)"]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default=str(_data.DEFAULT_DATA))
+    parser.add_argument("--dataset", default="ag_news")
+    parser.add_argument("--n-train", type=int, default=1200)
+    parser.add_argument("--latents", default="8,16,32")
+    parser.add_argument("--widths", default="16,32,64")
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--output", default=None)
+    args = parser.parse_args()
+    output = args.output or f"width_grid_cpu_{args.dataset}"
+    torch.set_num_threads(1)
+    warnings.filterwarnings("ignore", category=TruncationWarning)
+    train, y_train = _data.load_split(args.data, args.dataset, "train", max_texts=args.n_train)
+    test, y_test = _data.load_split(args.data, args.dataset, "test")
+    latents, widths = [int(n) for n in args.latents.split(",")], [int(n) for n in args.widths.split(",")]
+    seeds = [int(s) for s in args.seeds.split(",")]
+    base = {"benchmark": "width_grid", "dataset": args.dataset, "n_train": len(train), "n_test": len(test),
+            "device": _results.device_name("cpu")}
+    rows = []
+
+    def add(row):
+        rows.append(_results.stamp({**base, **row}))
+        print({k: row.get(k) for k in COLUMNS if k in row}, flush=True)
+        _results.write(output, rows, COLUMNS, quiet=True,
+                       title=f"Small widths on {args.dataset}: {len(train)} training texts, the whole test split")
+
+    tfidf = TfidfVectorizer(sublinear_tf=True).fit(train)
+    X_train, X_test = tfidf.transform(train), tfidf.transform(test)
+    for latent_dim in latents:
+        for seed in [*seeds, "exact"]:
+            svd = (TruncatedSVD(latent_dim, algorithm="arpack") if seed == "exact"
+                   else TruncatedSVD(latent_dim, random_state=seed)).fit(X_train)
+            add({"method": "lsa", "latent_dim": latent_dim, "seed": seed,
+                 **scores(svd.transform(X_train), y_train, svd.transform(X_test), y_test)})
+    for latent_dim in latents:
+        for width in widths:
+            for seed in seeds:
+                start = time.perf_counter()
+                model = TextAutoencoder(latent_dim, embedding_dim=width, hidden_dim=width, random_state=seed)
+                Z_train = model.fit_transform(train)
+                add({"method": "sktextae default", "latent_dim": latent_dim, "width": width, "seed": seed,
+                     "epochs": len(model.net_.history), "spread": round(spread(Z_train)[2], 3),
+                     **scores(Z_train, y_train, model.transform(test), y_test),
+                     "fit_seconds": round(time.perf_counter() - start, 1)})
+    summary = []
+    for latent_dim in latents:
+        lsa = [r for r in rows if r["method"] == "lsa" and r["latent_dim"] == latent_dim]
+        lsa_seeds = [r for r in lsa if r["seed"] != "exact"]
+        lsa_probe = float(np.mean([r["probe"] for r in lsa_seeds]))
+        for width in widths:
+            ours = [r for r in rows if r["method"] == "sktextae default" and r["latent_dim"] == latent_dim
+                    and r["width"] == width]
+            probe = float(np.mean([r["probe"] for r in ours]))
+            summary.append({"latent_dim": latent_dim, "width": width, "default probe (seed mean)": round(probe, 4),
+                            "lsa probe (seed mean)": round(lsa_probe, 4),
+                            "lsa probe (exact)": next(r["probe"] for r in lsa if r["seed"] == "exact"),
+                            "default - lsa (seed mean)": round(probe - lsa_probe, 4),
+                            "default nmi": round(float(np.mean([r["nmi"] for r in ours])), 3),
+                            "lsa nmi (seed mean)": round(float(np.mean([r["nmi"] for r in lsa_seeds])), 3)})
+    _results.write(f"{output}_summary", [_results.stamp({**base, **row}) for row in summary], SUMMARY, quiet=True,
+                   title=f"Small widths on {args.dataset}, seed means: the default beside LSA at each latent size")
+    print((_results.RESULTS / f"{output}_summary.md").read_text())
+
+
+if __name__ == "__main__":
+    main()
