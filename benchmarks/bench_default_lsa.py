@@ -2,12 +2,15 @@
 
 For each dataset, in one process on one CPU thread:
 
-- ``lsa``: ``TfidfVectorizer(sublinear_tf=True, min_df=2)`` + ``TruncatedSVD`` (``bench_quality.lsa``);
+- ``lsa``: ``TfidfVectorizer(sublinear_tf=True, min_df=2)`` + ``TruncatedSVD`` (``bench_quality.lsa``,
+  ``random_state=0``); with ``--lsa-seeds``, also LSA with each seed as ``TruncatedSVD``'s ``random_state``
+  (its randomised solver's start moves the probe by up to two points here) and with the exact solver
+  (``algorithm="arpack"``), so that the models' seed means stand beside LSA's;
 - ``lsa on the model's tokens``: the same TF-IDF weighting and SVD over the tokens the default model
   reads (its BPE tokenizer trained on the training texts, each text cut to ``max_length``);
 - ``sktextae <variant>`` for each ``--variants``: ``TextAutoencoder(latent_dim)`` with what the variant
   of ``bench_small_widths.VARIANTS`` changes (``default`` changes nothing; ``lsa-start`` starts the
-  encoder's token embeddings from LSA), one fit per seed.
+  encoder's token embeddings from LSA), one fit per seed (``--variants ""``: none, LSA alone).
 
 Each row: the linear probe's test accuracy (StandardScaler + LogisticRegression on the train split),
 KMeans NMI (mean of 5 KMeans seeds), and for the autoencoders the epochs run, the best validation
@@ -18,7 +21,7 @@ Texts: TREC whole, SST-2's fixed 10,000-phrase training sample, 20 Newsgroups 3,
 
     python benchmarks/bench_default_lsa.py [--data ../shared/data] [--datasets trec,ag_news,sst2,20newsgroups]
         [--latent-dim 64] [--variants default,lsa-start] [--seeds 0] [--ag-news-train 5000]
-        [--output default_lsa_cpu]
+        [--lsa-seeds] [--output default_lsa_cpu]
 """
 
 import os
@@ -36,6 +39,7 @@ import torch  # noqa: E402
 from bench_objectives import probe_and_cluster  # noqa: E402
 from bench_quality import lsa  # noqa: E402
 from bench_small_widths import VARIANTS, fit_variant, lsa_on_tokens, spread  # noqa: E402
+from sklearn.decomposition import TruncatedSVD  # noqa: E402
 
 from sktextae import TruncationWarning  # noqa: E402
 
@@ -62,9 +66,11 @@ def main():
     parser.add_argument("--variants", default="default,lsa-start")
     parser.add_argument("--seeds", default="0")
     parser.add_argument("--ag-news-train", type=int, default=5000)
+    parser.add_argument("--lsa-seeds", action="store_true", help="LSA with each seed and the exact solver too")
     parser.add_argument("--output", default="default_lsa_cpu")
     args = parser.parse_args()
-    unknown = [v for v in args.variants.split(",") if v not in VARIANTS]
+    variants = [v for v in args.variants.split(",") if v]
+    unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
         parser.error(f"unknown variants {unknown}: use {sorted(VARIANTS)}.")
     torch.set_num_threads(1)
@@ -85,11 +91,19 @@ def main():
         words = lsa(args.latent_dim)
         add({**base, "method": f"lsa-{args.latent_dim}",
              **scores(words.fit_transform(train), y_train, words.transform(test), y_test)})
+        if args.lsa_seeds:
+            X_train, X_test = words[0].transform(train), words[0].transform(test)
+            for seed in [*(int(s) for s in args.seeds.split(",")), "exact"]:
+                svd = (TruncatedSVD(args.latent_dim, algorithm="arpack") if seed == "exact"
+                       else TruncatedSVD(args.latent_dim, random_state=seed)).fit(X_train)
+                add({**base, "method": f"lsa-{args.latent_dim} ({'exact' if seed == 'exact' else 'seed'})",
+                     "seed": None if seed == "exact" else seed,
+                     **scores(svd.transform(X_train), y_train, svd.transform(X_test), y_test)})
         token_train, token_test = lsa_on_tokens(train, test, args.latent_dim, {})
         add({**base, "method": f"lsa-{args.latent_dim} on the model's tokens",
              **scores(token_train, y_train, token_test, y_test)})
         for seed in (int(s) for s in args.seeds.split(",")):
-            for name in args.variants.split(","):
+            for name in variants:
                 start = time.perf_counter()
                 model, Z_train = fit_variant(args.latent_dim, {**VARIANTS[name], "random_state": seed}, train)
                 fit_seconds = time.perf_counter() - start
