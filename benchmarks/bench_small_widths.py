@@ -29,6 +29,12 @@ they patch the encoder they were written for, the mean of the token embeddings (
 - ``min_epochs``: early stopping does not stop before that many epochs;
 - ``embedding_lr``: the encoder's token embeddings train at that fraction of the learning rate.
 
+``decoder-first`` (a callback, ``DecoderFirst``, on the package's own network) trains the decoder alone,
+the encoder and the bottleneck held at their start, until an epoch lowers the validation loss by less
+than 1 %; then everything trains, early stopping's count of epochs without improvement starting again
+(linear probing then fine-tuning, Kumar et al. 2022: a random decoder's first gradients no longer move
+the LSA start).
+
     python benchmarks/bench_small_widths.py [--data ../shared/data] [--dataset ag_news] [--n-train 1200]
         [--n-test 1000] [--latent-dim 16] [--variants default,noise0,lr1e-3,...] [--seeds 0]
         [--output small_widths_cpu]
@@ -49,6 +55,7 @@ from sklearn.decomposition import TruncatedSVD
 from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer, TfidfVectorizer
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import normalize
+from skorch.callbacks import Callback
 
 import sktextae.nn
 from sktextae import TextAutoencoder, fitting, network
@@ -89,10 +96,38 @@ VARIANTS = {
     "min-epochs10": {"min_epochs": 10},
     "lsa-start-noise0": {"start": "lsa", "noise": 0.0},
     "lsa-start-no-early-stop": {"start": "lsa", "patience": None, "max_epochs": 60},
+    "decoder-first": {"callbacks": [("decoder_first", "DecoderFirst")]},
 }
 # What a variant sets besides the estimator's parameters.
 NETWORK_OPTIONS = ("bottleneck", "pooling", "start", "start_std", "min_epochs", "embedding_lr")
 START_STD = 1.0
+
+
+class DecoderFirst(Callback):
+    """Hold the encoder and the bottleneck at their start until the decoder alone stops improving (the
+    ``decoder-first`` variant): from the first epoch whose validation loss is less than ``min_gain`` (a
+    fraction) below the epoch before, everything trains, and early stopping's count of epochs without
+    improvement starts again."""
+
+    def __init__(self, min_gain=0.01):
+        self.min_gain = min_gain
+
+    def on_train_begin(self, net, **kwargs):
+        self.held_ = True
+        self._hold(net, True)
+
+    def on_epoch_end(self, net, **kwargs):
+        losses = net.history[:, "valid_loss"]
+        if self.held_ and len(losses) >= 2 and losses[-2] - losses[-1] < self.min_gain * abs(losses[-2]):
+            self.held_ = False
+            self._hold(net, False)
+            dict(net.callbacks_)["early_stopping"].misses_ = 0
+
+    @staticmethod
+    def _hold(net, held):
+        for name, weight in net.module_.named_parameters():
+            if name.startswith(("encoder.", "bottleneck.")):
+                weight.requires_grad_(not held)
 
 
 class StandardizedBottleneck(DeterministicBottleneck):
@@ -242,6 +277,8 @@ def fit_variant(latent_dim, params, texts):
     """A ``TextAutoencoder`` of ``params`` (estimator parameters and ``NETWORK_OPTIONS``) fitted on
     ``texts``, and its training vectors."""
     options = {key: params[key] for key in NETWORK_OPTIONS if key in params}
+    if params.get("callbacks"):  # named by VARIANTS, built here: each fit gets its own
+        params = {**params, "callbacks": [(name, globals()[kind]()) for name, kind in params["callbacks"]]}
     model = TextAutoencoder(latent_dim, **{k: v for k, v in params.items() if k not in NETWORK_OPTIONS})
     with patched(options, seed=model.random_state or 0):
         return model, model.fit_transform(texts)

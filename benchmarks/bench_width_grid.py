@@ -8,10 +8,12 @@ latent size with the same seeds as ``TruncatedSVD``'s ``random_state`` (its rand
 random start, which moves a small LSA's probe by up to a point on these samples) and once with the exact
 solver (``algorithm="arpack"``). Each is scored by the linear probe and KMeans NMI of
 ``bench_objectives.probe_and_cluster`` on the whole test split; the summary sets each size's seed mean
-beside LSA's seed mean and its exact score.
+beside LSA's seed mean and its exact score. ``--variants`` adds fits of ``bench_small_widths.VARIANTS``
+(``default`` changes nothing) at every size.
 
     python benchmarks/bench_width_grid.py [--data ../shared/data] [--dataset ag_news] [--n-train 1200]
-        [--latents 8,16,32] [--widths 16,32,64] [--seeds 0,1,2] [--output width_grid_cpu_ag_news]
+        [--latents 8,16,32] [--widths 16,32,64] [--seeds 0,1,2] [--variants default]
+        [--output width_grid_cpu_ag_news]
 """
 
 import argparse
@@ -22,15 +24,15 @@ import _data
 import _results
 import numpy as np
 import torch
-from bench_small_widths import scores, spread
+from bench_small_widths import VARIANTS, fit_variant, scores, spread
 from sklearn.decomposition import TruncatedSVD
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from sktextae import TextAutoencoder, TruncationWarning
+from sktextae import TruncationWarning
 
 COLUMNS = ["method", "latent_dim", "width", "seed", "epochs", "spread", "probe", "nmi", "fit_seconds"]
-SUMMARY = ["latent_dim", "width", "default probe (seed mean)", "lsa probe (seed mean)", "lsa probe (exact)",
-           "default - lsa (seed mean)", "default nmi", "lsa nmi (seed mean)"]
+SUMMARY = ["variant", "latent_dim", "width", "probe (seed mean)", "lsa probe (seed mean)", "lsa probe (exact)",
+           "probe - lsa (seed mean)", "nmi (seed mean)", "lsa nmi (seed mean)"]
 
 
 def main():
@@ -41,6 +43,7 @@ def main():
     parser.add_argument("--latents", default="8,16,32")
     parser.add_argument("--widths", default="16,32,64")
     parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--variants", default="default")
     parser.add_argument("--output", default=None)
     args = parser.parse_args()
     output = args.output or f"width_grid_cpu_{args.dataset}"
@@ -68,33 +71,34 @@ def main():
                    else TruncatedSVD(latent_dim, random_state=seed)).fit(X_train)
             add({"method": "lsa", "latent_dim": latent_dim, "seed": seed,
                  **scores(svd.transform(X_train), y_train, svd.transform(X_test), y_test)})
-    for latent_dim in latents:
-        for width in widths:
-            for seed in seeds:
-                start = time.perf_counter()
-                model = TextAutoencoder(latent_dim, embedding_dim=width, hidden_dim=width, random_state=seed)
-                Z_train = model.fit_transform(train)
-                add({"method": "sktextae default", "latent_dim": latent_dim, "width": width, "seed": seed,
-                     "epochs": len(model.net_.history), "spread": round(spread(Z_train)[2], 3),
-                     **scores(Z_train, y_train, model.transform(test), y_test),
-                     "fit_seconds": round(time.perf_counter() - start, 1)})
+    variants = args.variants.split(",")
+    for variant in variants:
+        for latent_dim in latents:
+            for width in widths:
+                for seed in seeds:
+                    start = time.perf_counter()
+                    model, Z_train = fit_variant(latent_dim, {**VARIANTS[variant], "embedding_dim": width,
+                                                              "hidden_dim": width, "random_state": seed}, train)
+                    add({"method": f"sktextae {variant}", "latent_dim": latent_dim, "width": width, "seed": seed,
+                         "epochs": len(model.net_.history), "spread": round(spread(Z_train)[2], 3),
+                         **scores(Z_train, y_train, model.transform(test), y_test),
+                         "fit_seconds": round(time.perf_counter() - start, 1)})
     summary = []
-    for latent_dim in latents:
+    for variant, latent_dim, width in ((v, n, w) for v in variants for n in latents for w in widths):
         lsa = [r for r in rows if r["method"] == "lsa" and r["latent_dim"] == latent_dim]
         lsa_seeds = [r for r in lsa if r["seed"] != "exact"]
         lsa_probe = float(np.mean([r["probe"] for r in lsa_seeds]))
-        for width in widths:
-            ours = [r for r in rows if r["method"] == "sktextae default" and r["latent_dim"] == latent_dim
-                    and r["width"] == width]
-            probe = float(np.mean([r["probe"] for r in ours]))
-            summary.append({"latent_dim": latent_dim, "width": width, "default probe (seed mean)": round(probe, 4),
-                            "lsa probe (seed mean)": round(lsa_probe, 4),
-                            "lsa probe (exact)": next(r["probe"] for r in lsa if r["seed"] == "exact"),
-                            "default - lsa (seed mean)": round(probe - lsa_probe, 4),
-                            "default nmi": round(float(np.mean([r["nmi"] for r in ours])), 3),
-                            "lsa nmi (seed mean)": round(float(np.mean([r["nmi"] for r in lsa_seeds])), 3)})
+        ours = [r for r in rows if r["method"] == f"sktextae {variant}" and r["latent_dim"] == latent_dim
+                and r["width"] == width]
+        probe = float(np.mean([r["probe"] for r in ours]))
+        summary.append({"variant": variant, "latent_dim": latent_dim, "width": width, "probe (seed mean)": round(probe, 4),
+                        "lsa probe (seed mean)": round(lsa_probe, 4),
+                        "lsa probe (exact)": next(r["probe"] for r in lsa if r["seed"] == "exact"),
+                        "probe - lsa (seed mean)": round(probe - lsa_probe, 4),
+                        "nmi (seed mean)": round(float(np.mean([r["nmi"] for r in ours])), 3),
+                        "lsa nmi (seed mean)": round(float(np.mean([r["nmi"] for r in lsa_seeds])), 3)})
     _results.write(f"{output}_summary", [_results.stamp({**base, **row}) for row in summary], SUMMARY, quiet=True,
-                   title=f"Small widths on {args.dataset}, seed means: the default beside LSA at each latent size")
+                   title=f"Small widths on {args.dataset}, seed means: each variant beside LSA at its latent size")
     print((_results.RESULTS / f"{output}_summary.md").read_text())
 
 
