@@ -4,7 +4,7 @@ For each dataset, in one process on one CPU thread:
 
 - ``lsa``: ``TfidfVectorizer(sublinear_tf=True, min_df=2)`` + ``TruncatedSVD`` (``bench_quality.lsa``,
   ``random_state=0``); with ``--lsa-seeds``, also LSA with each seed as ``TruncatedSVD``'s ``random_state``
-  (its randomised solver's start moves the probe by up to two points here) and with the exact solver
+  (its randomised solver's start moves the probe by up to 2.4 points here) and with the exact solver
   (``algorithm="arpack"``), so that the models' seed means stand beside LSA's;
 - ``lsa on the model's tokens``: the same TF-IDF weighting and SVD over the tokens the default model
   reads (its BPE tokenizer trained on the training texts, each text cut to ``max_length``);

@@ -5,7 +5,7 @@ On a stratified sample of a dataset's training texts, ``TextAutoencoder`` is fit
 everything else left at its default (the texts read whole), once per seed. LSA
 (``TfidfVectorizer(sublinear_tf=True)`` + ``TruncatedSVD``, the small-widths baseline) is fitted at each
 latent size with the same seeds as ``TruncatedSVD``'s ``random_state`` (its randomised solver draws a
-random start, which moves a small LSA's probe by up to a point on these samples) and once with the exact
+random start, which moved a small LSA's probe by up to 2.4 points on these samples) and once with the exact
 solver (``algorithm="arpack"``). Each is scored by the linear probe and KMeans NMI of
 ``bench_objectives.probe_and_cluster`` on the whole test split; the summary sets each size's seed mean
 beside LSA's seed mean and its exact score. ``--variants`` adds fits of ``bench_small_widths.VARIANTS``
