@@ -123,6 +123,9 @@ class DecoderFirst(Callback):
             self._hold(net, False)
             dict(net.callbacks_)["early_stopping"].misses_ = 0
 
+    def on_train_end(self, net, **kwargs):
+        self._hold(net, False)  # a fit that ended in the decoder's turn leaves nothing frozen
+
     @staticmethod
     def _hold(net, held):
         for name, weight in net.module_.named_parameters():
