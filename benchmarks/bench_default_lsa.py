@@ -37,9 +37,8 @@ import _results  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from bench_objectives import probe_and_cluster  # noqa: E402
-from bench_quality import lsa  # noqa: E402
+from bench_quality import lsa, svd  # noqa: E402
 from bench_small_widths import VARIANTS, fit_variant, lsa_on_tokens, spread  # noqa: E402
-from sklearn.decomposition import TruncatedSVD  # noqa: E402
 
 from sktextae import TruncationWarning  # noqa: E402
 
@@ -94,11 +93,10 @@ def main():
         if args.lsa_seeds:
             X_train, X_test = words[0].transform(train), words[0].transform(test)
             for seed in [*(int(s) for s in args.seeds.split(",")), "exact"]:
-                svd = (TruncatedSVD(args.latent_dim, algorithm="arpack") if seed == "exact"
-                       else TruncatedSVD(args.latent_dim, random_state=seed)).fit(X_train)
+                fitted = svd(args.latent_dim, seed).fit(X_train)
                 add({**base, "method": f"lsa-{args.latent_dim} ({'exact' if seed == 'exact' else 'seed'})",
                      "seed": None if seed == "exact" else seed,
-                     **scores(svd.transform(X_train), y_train, svd.transform(X_test), y_test)})
+                     **scores(fitted.transform(X_train), y_train, fitted.transform(X_test), y_test)})
         token_train, token_test = lsa_on_tokens(train, test, args.latent_dim, {})
         add({**base, "method": f"lsa-{args.latent_dim} on the model's tokens",
              **scores(token_train, y_train, token_test, y_test)})

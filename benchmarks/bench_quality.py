@@ -101,8 +101,16 @@ def reconstruction(model, texts, *, strategies=("greedy",)):
     return row
 
 
+def svd(latent_dim, seed=0):
+    """``TruncatedSVD`` of ``latent_dim`` components: the randomised solver with ``random_state=seed``, or the
+    exact one (``algorithm="arpack"``) for ``seed="exact"``."""
+    if seed == "exact":
+        return TruncatedSVD(latent_dim, algorithm="arpack")
+    return TruncatedSVD(latent_dim, random_state=seed)
+
+
 def lsa(latent_dim):
-    return make_pipeline(TfidfVectorizer(sublinear_tf=True, min_df=2), TruncatedSVD(latent_dim, random_state=0))
+    return make_pipeline(TfidfVectorizer(sublinear_tf=True, min_df=2), svd(latent_dim))
 
 
 def method_name(architecture, objective):

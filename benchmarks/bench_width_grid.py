@@ -17,6 +17,7 @@ beside LSA's seed mean and its exact score. ``--variants`` adds fits of ``bench_
 """
 
 import argparse
+import itertools
 import time
 import warnings
 
@@ -24,8 +25,8 @@ import _data
 import _results
 import numpy as np
 import torch
+from bench_quality import svd
 from bench_small_widths import VARIANTS, fit_variant, scores, spread
-from sklearn.decomposition import TruncatedSVD
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from sktextae import TruncationWarning
@@ -33,6 +34,22 @@ from sktextae import TruncationWarning
 COLUMNS = ["method", "latent_dim", "width", "seed", "epochs", "spread", "probe", "nmi", "fit_seconds"]
 SUMMARY = ["variant", "latent_dim", "width", "probe (seed mean)", "lsa probe (seed mean)", "lsa probe (exact)",
            "probe - lsa (seed mean)", "nmi (seed mean)", "lsa nmi (seed mean)"]
+
+
+def summarise(rows, variant, latent_dim, width):
+    """One summary row: a variant's seed means at one size beside LSA's at its latent size."""
+    lsa = [r for r in rows if r["method"] == "lsa" and r["latent_dim"] == latent_dim]
+    lsa_seeds = [r for r in lsa if r["seed"] != "exact"]
+    lsa_probe = float(np.mean([r["probe"] for r in lsa_seeds]))
+    ours = [r for r in rows if r["method"] == f"sktextae {variant}" and r["latent_dim"] == latent_dim
+            and r["width"] == width]
+    probe = float(np.mean([r["probe"] for r in ours]))
+    return {"variant": variant, "latent_dim": latent_dim, "width": width, "probe (seed mean)": round(probe, 4),
+            "lsa probe (seed mean)": round(lsa_probe, 4),
+            "lsa probe (exact)": next(r["probe"] for r in lsa if r["seed"] == "exact"),
+            "probe - lsa (seed mean)": round(probe - lsa_probe, 4),
+            "nmi (seed mean)": round(float(np.mean([r["nmi"] for r in ours])), 3),
+            "lsa nmi (seed mean)": round(float(np.mean([r["nmi"] for r in lsa_seeds])), 3)}
 
 
 def main():
@@ -65,38 +82,21 @@ def main():
 
     tfidf = TfidfVectorizer(sublinear_tf=True).fit(train)
     X_train, X_test = tfidf.transform(train), tfidf.transform(test)
-    for latent_dim in latents:
-        for seed in [*seeds, "exact"]:
-            svd = (TruncatedSVD(latent_dim, algorithm="arpack") if seed == "exact"
-                   else TruncatedSVD(latent_dim, random_state=seed)).fit(X_train)
-            add({"method": "lsa", "latent_dim": latent_dim, "seed": seed,
-                 **scores(svd.transform(X_train), y_train, svd.transform(X_test), y_test)})
+    for latent_dim, seed in itertools.product(latents, [*seeds, "exact"]):
+        fitted = svd(latent_dim, seed).fit(X_train)
+        add({"method": "lsa", "latent_dim": latent_dim, "seed": seed,
+             **scores(fitted.transform(X_train), y_train, fitted.transform(X_test), y_test)})
     variants = args.variants.split(",")
-    for variant in variants:
-        for latent_dim in latents:
-            for width in widths:
-                for seed in seeds:
-                    start = time.perf_counter()
-                    model, Z_train = fit_variant(latent_dim, {**VARIANTS[variant], "embedding_dim": width,
-                                                              "hidden_dim": width, "random_state": seed}, train)
-                    add({"method": f"sktextae {variant}", "latent_dim": latent_dim, "width": width, "seed": seed,
-                         "epochs": len(model.net_.history), "spread": round(spread(Z_train)[2], 3),
-                         **scores(Z_train, y_train, model.transform(test), y_test),
-                         "fit_seconds": round(time.perf_counter() - start, 1)})
-    summary = []
-    for variant, latent_dim, width in ((v, n, w) for v in variants for n in latents for w in widths):
-        lsa = [r for r in rows if r["method"] == "lsa" and r["latent_dim"] == latent_dim]
-        lsa_seeds = [r for r in lsa if r["seed"] != "exact"]
-        lsa_probe = float(np.mean([r["probe"] for r in lsa_seeds]))
-        ours = [r for r in rows if r["method"] == f"sktextae {variant}" and r["latent_dim"] == latent_dim
-                and r["width"] == width]
-        probe = float(np.mean([r["probe"] for r in ours]))
-        summary.append({"variant": variant, "latent_dim": latent_dim, "width": width, "probe (seed mean)": round(probe, 4),
-                        "lsa probe (seed mean)": round(lsa_probe, 4),
-                        "lsa probe (exact)": next(r["probe"] for r in lsa if r["seed"] == "exact"),
-                        "probe - lsa (seed mean)": round(probe - lsa_probe, 4),
-                        "nmi (seed mean)": round(float(np.mean([r["nmi"] for r in ours])), 3),
-                        "lsa nmi (seed mean)": round(float(np.mean([r["nmi"] for r in lsa_seeds])), 3)})
+    for variant, latent_dim, width, seed in itertools.product(variants, latents, widths, seeds):
+        start = time.perf_counter()
+        model, Z_train = fit_variant(latent_dim, {**VARIANTS[variant], "embedding_dim": width, "hidden_dim": width,
+                                                  "random_state": seed}, train)
+        add({"method": f"sktextae {variant}", "latent_dim": latent_dim, "width": width, "seed": seed,
+             "epochs": len(model.net_.history), "spread": round(spread(Z_train)[2], 3),
+             **scores(Z_train, y_train, model.transform(test), y_test),
+             "fit_seconds": round(time.perf_counter() - start, 1)})
+    summary = [summarise(rows, variant, latent_dim, width)
+               for variant, latent_dim, width in itertools.product(variants, latents, widths)]
     _results.write(f"{output}_summary", [_results.stamp({**base, **row}) for row in summary], SUMMARY, quiet=True,
                    title=f"Small widths on {args.dataset}, seed means: each variant beside LSA at its latent size")
     print((_results.RESULTS / f"{output}_summary.md").read_text())
