@@ -22,7 +22,7 @@ from . import pretrained as pretrained_models
 from .batching import TokenDataset, corrupt
 from .device import fork_rng_devices, is_cuda, resolve_device
 from .inference import batched, encode_texts
-from .lsa_start import start_from_lsa
+from .lsa_start import start_bag_decoder, start_from_lsa
 from .nn import ENCODERS, SCRATCH_DECODERS
 from .nn.bottleneck import start_from
 from .tokenization import train_tokenizer
@@ -260,8 +260,12 @@ def train(estimator, sequences, labels=None, *, epochs, rng, pretrained=None, fi
         lsa = starting and pretrained is None and spec.encoder == "bow"
         if lsa:
             # From a random start a small model can map every text to nearly one vector, and early stopping
-            # ends it there; LSA of the training texts starts it with them apart (bench_small_widths.py).
-            start_from_lsa(network.autoencoder_of(net.module_).encoder, dataset.sequences[order[n_valid:]])
+            # ends it there; LSA of the training texts starts it with them apart (bench_small_widths.py). A bag
+            # decoder starts at their token frequencies: learning those from 0 would move that start at once.
+            autoencoder = network.autoencoder_of(net.module_)
+            start_from_lsa(autoencoder.encoder, dataset.sequences[order[n_valid:]])
+            if not autoencoder.decoder.is_sequence and net.vocabulary.decoder_ids is None:  # it predicts these ids
+                start_bag_decoder(autoencoder.decoder, dataset.sequences[order[n_valid:]])
         if lsa or (fresh and spec.pretrained):
             # A random projection to the latent would lose much of what the encoder starts with: keep its
             # principal components.

@@ -1,5 +1,6 @@
 """The LSA start of a TF-IDF bag-of-words encoder (``nn.BagOfWordsEncoder``): the bigrams it counts, its
-IDF, and token embeddings that make its projection of a text the text's LSA vector."""
+IDF, and token embeddings that make its projection of a text the text's LSA vector; and the start of the
+bag decoder beside it, which first predicts the texts' token frequencies."""
 
 import numpy as np
 import scipy.sparse
@@ -17,6 +18,9 @@ from .tokenization import BOS_ID, EOS_ID, MASK_ID, PAD_ID
 # around it, the mask of noise_type="mask"). An unknown word counts, as a word the vocabulary cannot name:
 # a test text's unknown words (rare, so weighed high) keep their share of its length.
 NOT_TEXT = (PAD_ID, BOS_ID, EOS_ID, MASK_ID)
+# What ``start_bag_decoder`` adds to each token's count: a token that no training text holds starts well
+# below the others, not at minus infinity.
+BAG_SMOOTHING = 0.1
 
 
 @torch.no_grad()
@@ -93,6 +97,26 @@ def start_from_lsa(encoder, sequences, *, ignored=NOT_TEXT, max_texts=20000):
         encoder.bigram_embedding.weight[1:chosen + 1] = table[vocab_size:]
         encoder.bigram_idf.zero_()
         encoder.bigram_idf[1:chosen + 1] = torch.from_numpy(idf[vocab_size:])
+
+
+@torch.no_grad()
+def start_bag_decoder(decoder, sequences, *, smoothing=BAG_SMOOTHING):
+    """Start a bag decoder (``nn.BagDecoder``) at the texts' token frequencies: the bias of its output layer
+    becomes the log of each token's share of the tokens of ``sequences`` (its targets), each count plus
+    ``smoothing``, so that its first prediction for any latent vector is that share. From 0, the first
+    gradients would teach it those frequencies through the latent vectors, moving an encoder started from
+    LSA away from its start (``benchmarks/bench_width_grid.py`` measures what this start keeps). Ids must
+    lie in the decoder's vocabulary; nothing changes when the texts hold no token."""
+    bias = decoder.output.bias
+    sequences = TokenIds.of(sequences)
+    ids = sequences.flat()
+    if len(ids) == 0:
+        return
+    if ids.min() < 0 or ids.max() >= bias.shape[0]:
+        raise ValueError(f"token ids must lie in [0, {bias.shape[0]}) (the decoder's vocabulary), got "
+                         f"{int(ids.min())} to {int(ids.max())}.")
+    counts = np.bincount(ids, minlength=bias.shape[0]) + smoothing
+    bias.copy_(torch.from_numpy(np.log(counts / counts.sum())))
 
 
 def _choose_bigrams(encoder, terms, lengths, counted):

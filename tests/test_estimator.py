@@ -661,6 +661,22 @@ def test_a_new_bag_of_words_starts_as_lsa_of_its_training_texts(tiny, texts):
     assert (residual ** 2).sum() < 1e-6 * ((Z - Z.mean(0)) ** 2).sum()
 
 
+
+def test_a_new_bag_decoder_starts_at_its_training_texts_token_frequencies(tiny, texts):
+    from sktextae.lsa_start import BAG_SMOOTHING
+
+    def bias(**params):  # lr so small that the decoder's output bias is its start
+        estimator = tiny(max_epochs=1, lr=1e-12, validation_fraction=0.0, patience=None, **params).fit(texts)
+        return estimator, estimator.net_.module_.decoder.output.bias.detach().double()
+
+    estimator, start = bias(architecture="bow")
+    sequences, _ = encode(estimator.tokenizer_, texts, max_length=estimator.max_length_)
+    counts = np.bincount(np.concatenate(sequences), minlength=len(start)) + BAG_SMOOTHING  # the tokens it predicts
+    torch.testing.assert_close(start.softmax(0), torch.from_numpy(counts / counts.sum()))
+    # A sequence decoder beside the bag-of-words encoder keeps its own start.
+    _, sequence_start = bias(encoder="bow", decoder="gru")
+    assert not torch.allclose(sequence_start.softmax(0)[:len(counts)], torch.from_numpy(counts / counts.sum()), atol=1e-3)
+
 def test_a_bag_of_words_of_characters_counts_each_character_and_no_bigram(tiny, texts):
     from sktextae import network
 

@@ -5,7 +5,7 @@ import torch
 from sktextae.batching import Collator
 from sktextae.nn import ARCHITECTURES, DECODERS, ENCODERS, SCRATCH_DECODERS, build_autoencoder, build_module, recurrent
 from sktextae.nn.base import masked_mean
-from sktextae.lsa_start import start_from_lsa
+from sktextae.lsa_start import BAG_SMOOTHING, start_bag_decoder, start_from_lsa
 from sktextae.nn.bow import LSA_START_STD
 from sktextae.token_ids import TokenIds
 from sktextae.tokenization import BOS_ID
@@ -392,6 +392,26 @@ def test_lsa_start_refuses_an_id_outside_the_vocabulary():
     with pytest.raises(ValueError, match="encoder's vocabulary"):
         start_from_lsa(module.encoder, [np.array([5, VOCAB])])
 
+
+
+def test_the_bag_decoder_starts_at_the_texts_token_frequencies_whatever_the_latent():
+    torch.manual_seed(0)
+    module = build_module("bow", **TINY)
+    texts = [np.array([5, 6, 6]), np.array([6, 7]), np.array([], dtype=np.int64)]
+    start_bag_decoder(module.decoder, TokenIds.of(texts))
+    counts = np.bincount([5, 6, 6, 6, 7], minlength=VOCAB) + BAG_SMOOTHING
+    bias = module.decoder.output.bias.detach().double()
+    torch.testing.assert_close(bias.softmax(0), torch.from_numpy(counts / counts.sum()))
+    assert bias[6] > bias[5] > bias[8] and torch.isfinite(bias).all()  # 6 most often; 8 in no text, yet finite
+    # With its last layer at 0, the decoder predicts those frequencies for any latent vector.
+    torch.nn.init.zeros_(module.decoder.output.weight)
+    logits = module.decoder(torch.randn(4, TINY["latent_dim"]))
+    torch.testing.assert_close(logits.double().softmax(-1), torch.from_numpy(counts / counts.sum()).expand(4, -1))
+    before = module.decoder.output.bias.detach().clone()
+    start_bag_decoder(module.decoder, [np.array([], dtype=np.int64)])  # no token: left as it was
+    torch.testing.assert_close(module.decoder.output.bias.detach(), before)
+    with pytest.raises(ValueError, match=r"decoder's vocabulary"):
+        start_bag_decoder(module.decoder, [np.array([5, VOCAB])])
 
 def test_lsa_start_is_seeded_and_fills_no_more_columns_than_texts():
     starts = []
