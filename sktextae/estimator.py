@@ -35,7 +35,7 @@ class TextAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _BaseTe
         the training texts repeat (punctuation and single letters or digits ignored, as
         ``TfidfVectorizer`` ignores them; started from LSA of the training texts and, in an
         autoencoder's fit, held near that start) and an MLP of them, whose decoder predicts the text's
-        bag of tokens (word order is lost).
+        bag of tokens (word order is lost), starting from the training texts' token frequencies.
         The shorthand for a matching encoder and decoder; ``encoder=`` and ``decoder=`` override either.
         The default, with its denoising (``noise="auto"`` is 0.6 for it) and the default sizes, is
         the configuration measured to give the best from-scratch features for the least training
