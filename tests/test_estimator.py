@@ -661,7 +661,6 @@ def test_a_new_bag_of_words_starts_as_lsa_of_its_training_texts(tiny, texts):
     assert (residual ** 2).sum() < 1e-6 * ((Z - Z.mean(0)) ** 2).sum()
 
 
-
 def test_a_new_bag_decoder_starts_at_its_training_texts_token_frequencies(tiny, texts):
     from sktextae.lsa_start import BAG_SMOOTHING
 
@@ -676,6 +675,7 @@ def test_a_new_bag_decoder_starts_at_its_training_texts_token_frequencies(tiny, 
     # A sequence decoder beside the bag-of-words encoder keeps its own start.
     _, sequence_start = bias(encoder="bow", decoder="gru")
     assert not torch.allclose(sequence_start.softmax(0)[:len(counts)], torch.from_numpy(counts / counts.sum()), atol=1e-3)
+
 
 def test_a_bag_of_words_of_characters_counts_each_character_and_no_bigram(tiny, texts):
     from sktextae import network

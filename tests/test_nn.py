@@ -393,7 +393,6 @@ def test_lsa_start_refuses_an_id_outside_the_vocabulary():
         start_from_lsa(module.encoder, [np.array([5, VOCAB])])
 
 
-
 def test_the_bag_decoder_starts_at_the_texts_token_frequencies_whatever_the_latent():
     torch.manual_seed(0)
     module = build_module("bow", **TINY)
