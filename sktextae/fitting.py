@@ -262,10 +262,10 @@ def train(estimator, sequences, labels=None, *, epochs, rng, pretrained=None, fi
             # From a random start a small model can map every text to nearly one vector, and early stopping
             # ends it there; LSA of the training texts starts it with them apart (bench_small_widths.py). A bag
             # decoder starts at their token frequencies: learning those from 0 would move that start at once.
-            autoencoder = network.autoencoder_of(net.module_)
-            start_from_lsa(autoencoder.encoder, dataset.sequences[order[n_valid:]])
-            if not autoencoder.decoder.is_sequence and net.vocabulary.decoder_ids is None:  # it predicts these ids
-                start_bag_decoder(autoencoder.decoder, dataset.sequences[order[n_valid:]])
+            autoencoder, training_texts = network.autoencoder_of(net.module_), dataset.sequences[order[n_valid:]]
+            start_from_lsa(autoencoder.encoder, training_texts)
+            if not autoencoder.decoder.is_sequence:
+                start_bag_decoder(autoencoder.decoder, training_texts)
         if lsa or (fresh and spec.pretrained):
             # A random projection to the latent would lose much of what the encoder starts with: keep its
             # principal components.
