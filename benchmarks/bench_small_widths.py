@@ -29,6 +29,9 @@ they patch the encoder they were written for, the mean of the token embeddings (
 - ``min_epochs``: early stopping does not stop before that many epochs;
 - ``embedding_lr``: the encoder's token embeddings train at that fraction of the learning rate.
 
+``start`` is the package's default at a learning rate so small that its vectors are those it starts
+from (one epoch): what training adds or loses is the default's score less this one.
+
 ``decoder-first`` (a callback, ``DecoderFirst``, on the package's own network) trains the decoder alone,
 the encoder and the bottleneck held at their start, until an epoch lowers the validation loss by less
 than 1 %; then everything trains, early stopping's count of epochs without improvement starting again
@@ -97,6 +100,7 @@ VARIANTS = {
     "lsa-start-noise0": {"start": "lsa", "noise": 0.0},
     "lsa-start-no-early-stop": {"start": "lsa", "patience": None, "max_epochs": 60},
     "decoder-first": {"callbacks": [("decoder_first", "DecoderFirst")]},
+    "start": {"lr": 1e-12, "max_epochs": 1},
 }
 # What a variant sets besides the estimator's parameters.
 NETWORK_OPTIONS = ("bottleneck", "pooling", "start", "start_std", "min_epochs", "embedding_lr")

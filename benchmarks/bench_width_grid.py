@@ -6,9 +6,11 @@ everything else left at its default (the texts read whole), once per seed. LSA
 (``TfidfVectorizer(sublinear_tf=True)`` + ``TruncatedSVD``, the small-widths baseline) is fitted at each
 latent size with the same seeds as ``TruncatedSVD``'s ``random_state`` (its randomised solver draws a
 random start, which moved a small LSA's probe by up to 2.4 points on these samples) and once with the exact
-solver (``algorithm="arpack"``). Each is scored by the linear probe and KMeans NMI of
+solver (``algorithm="arpack"``). ``lsa min_df=2`` is the LSA of ``bench_default_lsa.py``'s eight cases
+(``TfidfVectorizer(sublinear_tf=True, min_df=2)``: a word that one training text alone holds is left
+out), with the same seeds. Each is scored by the linear probe and KMeans NMI of
 ``bench_objectives.probe_and_cluster`` on the whole test split; the summary sets each size's seed mean
-beside LSA's seed mean and its exact score. ``--variants`` adds fits of ``bench_small_widths.VARIANTS``
+beside LSA's seed mean and its exact score, and beside the seed mean of LSA with ``min_df=2``. ``--variants`` adds fits of ``bench_small_widths.VARIANTS``
 (``default`` changes nothing) at every size.
 
     python benchmarks/bench_width_grid.py [--data ../shared/data] [--dataset ag_news] [--n-train 1200]
@@ -33,7 +35,8 @@ from sktextae import TruncationWarning
 
 COLUMNS = ["method", "latent_dim", "width", "seed", "epochs", "spread", "probe", "nmi", "fit_seconds"]
 SUMMARY = ["variant", "latent_dim", "width", "probe (seed mean)", "lsa probe (seed mean)", "lsa probe (exact)",
-           "probe - lsa (seed mean)", "nmi (seed mean)", "lsa nmi (seed mean)"]
+           "probe - lsa (seed mean)", "lsa min_df=2 probe (seed mean)", "probe - lsa min_df=2 (seed mean)",
+           "nmi (seed mean)", "lsa nmi (seed mean)"]
 
 
 def summarise(rows, variant, latent_dim, width):
@@ -41,13 +44,15 @@ def summarise(rows, variant, latent_dim, width):
     lsa = [r for r in rows if r["method"] == "lsa" and r["latent_dim"] == latent_dim]
     lsa_seeds = [r for r in lsa if r["seed"] != "exact"]
     lsa_probe = float(np.mean([r["probe"] for r in lsa_seeds]))
+    min_df = float(np.mean([r["probe"] for r in rows if r["method"] == "lsa min_df=2" and r["latent_dim"] == latent_dim]))
     ours = [r for r in rows if r["method"] == f"sktextae {variant}" and r["latent_dim"] == latent_dim
             and r["width"] == width]
     probe = float(np.mean([r["probe"] for r in ours]))
     return {"variant": variant, "latent_dim": latent_dim, "width": width, "probe (seed mean)": round(probe, 4),
             "lsa probe (seed mean)": round(lsa_probe, 4),
             "lsa probe (exact)": next(r["probe"] for r in lsa if r["seed"] == "exact"),
-            "probe - lsa (seed mean)": round(probe - lsa_probe, 4),
+            "probe - lsa (seed mean)": round(probe - lsa_probe, 4), "lsa min_df=2 probe (seed mean)": round(min_df, 4),
+            "probe - lsa min_df=2 (seed mean)": round(probe - min_df, 4),
             "nmi (seed mean)": round(float(np.mean([r["nmi"] for r in ours])), 3),
             "lsa nmi (seed mean)": round(float(np.mean([r["nmi"] for r in lsa_seeds])), 3)}
 
@@ -80,12 +85,13 @@ def main():
         _results.write(output, rows, COLUMNS, quiet=True,
                        title=f"Small widths on {args.dataset}: {len(train)} training texts, the whole test split")
 
-    tfidf = TfidfVectorizer(sublinear_tf=True).fit(train)
-    X_train, X_test = tfidf.transform(train), tfidf.transform(test)
-    for latent_dim, seed in itertools.product(latents, [*seeds, "exact"]):
-        fitted = svd(latent_dim, seed).fit(X_train)
-        add({"method": "lsa", "latent_dim": latent_dim, "seed": seed,
-             **scores(fitted.transform(X_train), y_train, fitted.transform(X_test), y_test)})
+    for method, min_df, lsa_seeds in [("lsa", 1, [*seeds, "exact"]), ("lsa min_df=2", 2, seeds)]:
+        tfidf = TfidfVectorizer(sublinear_tf=True, min_df=min_df).fit(train)
+        X_train, X_test = tfidf.transform(train), tfidf.transform(test)
+        for latent_dim, seed in itertools.product(latents, lsa_seeds):
+            fitted = svd(latent_dim, seed).fit(X_train)
+            add({"method": method, "latent_dim": latent_dim, "seed": seed,
+                 **scores(fitted.transform(X_train), y_train, fitted.transform(X_test), y_test)})
     variants = args.variants.split(",")
     for variant, latent_dim, width, seed in itertools.product(variants, latents, widths, seeds):
         start = time.perf_counter()
