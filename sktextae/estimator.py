@@ -99,7 +99,10 @@ class TextAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _BaseTe
         for every other model. The fitted value is ``max_length_``.
     embedding_dim : int or None, default=None
         Size of the token embeddings (the Transformer's model width). None: 128 (for the bag of
-        words, at least ``latent_dim``), or a pretrained encoder's own width.
+        words, at least ``latent_dim``), or a pretrained encoder's own width. A bag of words' vectors
+        are a function of one weighted sum of its token embeddings, which starts as LSA with
+        ``embedding_dim`` components: below ``latent_dim``, they start from fewer components than LSA
+        of their own size has.
     hidden_dim : int, default=256
         Recurrent state size, the Transformer's feed-forward width, or the bag-of-words MLP width.
     num_layers : int, default=1
