@@ -47,7 +47,8 @@ from sktextae.vocabulary import Vocabulary
 
 COLUMNS = ["method", "latent_dim", "seed", "probe", "nmi"]
 SUMMARY = ["method", "latent_dim", "probe (seed mean)", "nmi (seed mean)"]
-METHODS = ("sklearn", "sklearn, min_df=2", "words, unknown dropped", "words, unknown counted", "start, all texts", "start, training split")
+METHODS = ("sklearn", "sklearn, min_df=2", "words, unknown dropped", "words, unknown counted", "start, all texts",
+           "start, training split")
 
 
 @contextlib.contextmanager
@@ -101,7 +102,8 @@ def main():
                                 lowercase=BAG_OF_WORDS_TEXT["lowercase"], max_length=BAG_OF_WORDS_TEXT["max_length"])
     size = tokenizer.get_vocab_size()
     terms = Vocabulary(tokenizer).bag_terms(min_word_chars=2)  # what the default's encoder counts
-    train_ids, test_ids = ([np.append(s, EOS_ID) for s in encode(tokenizer, texts, max_length=BAG_OF_WORDS_TEXT["max_length"])[0]]
+    max_length = BAG_OF_WORDS_TEXT["max_length"]
+    train_ids, test_ids = ([np.append(s, EOS_ID) for s in encode(tokenizer, texts, max_length=max_length)[0]]
                            for texts in (train, test))
 
     def words(sequences, *, unknown):
@@ -135,7 +137,8 @@ def main():
             fitted = TruncatedSVD(latent_dim, random_state=seed).fit(X_train)
             add(method, latent_dim, seed, fitted.transform(X_train), fitted.transform(X_test))
         training = np.sort(np.random.default_rng(seed).permutation(len(train))[n_valid:])
-        for method, texts in [("start, all texts", train_ids), ("start, training split", [train_ids[i] for i in training])]:
+        for method, texts in [("start, all texts", train_ids),
+                              ("start, training split", [train_ids[i] for i in training])]:
             torch.manual_seed(seed)
             encoder = BagOfWordsEncoder(vocab_size=size, embedding_dim=latent_dim, hidden_dim=latent_dim, num_layers=1,
                                         dropout=0.0, terms=terms, bigrams=size, unknown=UNK_ID).eval()
@@ -149,7 +152,8 @@ def main():
         summary.append(_results.stamp({**base, "method": method, "latent_dim": latent_dim,
                                        "probe (seed mean)": round(float(np.mean([r["probe"] for r in mine])), 4),
                                        "nmi (seed mean)": round(float(np.mean([r["nmi"] for r in mine])), 4)}))
-    title = f"The LSA start beside scikit-learn's LSA on {args.dataset}: {len(train)} training texts, {len(test)} test texts"
+    title = (f"The LSA start beside scikit-learn's LSA on {args.dataset}: {len(train)} training texts, "
+             f"{len(test)} test texts")
     _results.write(output, rows, COLUMNS, title=title, quiet=True)
     _results.write(f"{output}_summary", summary, SUMMARY, title=f"{title}, seed means")
 

@@ -10,8 +10,8 @@ solver (``algorithm="arpack"``). ``lsa min_df=2`` is the LSA of ``bench_default_
 (``TfidfVectorizer(sublinear_tf=True, min_df=2)``: a word that one training text alone holds is left
 out), with the same seeds. Each is scored by the linear probe and KMeans NMI of
 ``bench_objectives.probe_and_cluster`` on the whole test split; the summary sets each size's seed mean
-beside LSA's seed mean and its exact score, and beside the seed mean of LSA with ``min_df=2``. ``--variants`` adds fits of ``bench_small_widths.VARIANTS``
-(``default`` changes nothing) at every size.
+beside LSA's seed mean and its exact score, and beside the seed mean of LSA with ``min_df=2``.
+``--variants`` adds fits of ``bench_small_widths.VARIANTS`` (``default`` changes nothing) at every size.
 
     python benchmarks/bench_width_grid.py [--data ../shared/data] [--dataset ag_news] [--n-train 1200]
         [--latents 8,16,32] [--widths 16,32,64] [--seeds 0,1,2] [--variants default]
@@ -44,7 +44,8 @@ def summarise(rows, variant, latent_dim, width):
     lsa = [r for r in rows if r["method"] == "lsa" and r["latent_dim"] == latent_dim]
     lsa_seeds = [r for r in lsa if r["seed"] != "exact"]
     lsa_probe = float(np.mean([r["probe"] for r in lsa_seeds]))
-    min_df = float(np.mean([r["probe"] for r in rows if r["method"] == "lsa min_df=2" and r["latent_dim"] == latent_dim]))
+    min_df = float(np.mean([r["probe"] for r in rows
+                            if r["method"] == "lsa min_df=2" and r["latent_dim"] == latent_dim]))
     ours = [r for r in rows if r["method"] == f"sktextae {variant}" and r["latent_dim"] == latent_dim
             and r["width"] == width]
     probe = float(np.mean([r["probe"] for r in ours]))
