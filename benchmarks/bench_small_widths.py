@@ -30,7 +30,9 @@ they patch the encoder they were written for, the mean of the token embeddings (
 - ``embedding_lr``: the encoder's token embeddings train at that fraction of the learning rate.
 
 ``start`` is the package's default at a learning rate so small that its vectors are those it starts
-from (one epoch): what training adds or loses is the default's score less this one.
+from (one epoch): what training adds or loses is the default's score less this one. ``anchor_weight``
+sets ``sktextae.training.ANCHOR_WEIGHT`` (the pull towards the LSA start) for the length of one fit, on
+the package's own network (``no-anchor``: 0).
 
 ``decoder-first`` (a callback, ``DecoderFirst``, on the package's own network) trains the decoder alone,
 the encoder and the bottleneck held at their start, until an epoch lowers the validation loss by less
@@ -61,6 +63,7 @@ from sklearn.preprocessing import normalize
 from skorch.callbacks import Callback
 
 import sktextae.nn
+import sktextae.training
 from sktextae import TextAutoencoder, fitting, network
 from sktextae.batching import EOS_ID
 from sktextae.lsa_start import start_from_lsa
@@ -101,6 +104,11 @@ VARIANTS = {
     "lsa-start-no-early-stop": {"start": "lsa", "patience": None, "max_epochs": 60},
     "decoder-first": {"callbacks": [("decoder_first", "DecoderFirst")]},
     "start": {"lr": 1e-12, "max_epochs": 1},
+    "no-anchor": {"anchor_weight": 0.0},
+    "no-anchor-lr1e-3": {"anchor_weight": 0.0, "lr": 1e-3},
+    "patience10": {"patience": 10},
+    "noise0.8": {"noise": 0.8},
+    "lr1e-2": {"lr": 1e-2},
 }
 # What a variant sets besides the estimator's parameters.
 NETWORK_OPTIONS = ("bottleneck", "pooling", "start", "start_std", "min_epochs", "embedding_lr")
@@ -284,11 +292,19 @@ def fit_variant(latent_dim, params, texts):
     """A ``TextAutoencoder`` of ``params`` (estimator parameters and ``NETWORK_OPTIONS``) fitted on
     ``texts``, and its training vectors."""
     options = {key: params[key] for key in NETWORK_OPTIONS if key in params}
+    anchor = params.get("anchor_weight")
+    params = {key: value for key, value in params.items() if key != "anchor_weight"}
     if params.get("callbacks"):  # named by VARIANTS, built here: each fit gets its own
         params = {**params, "callbacks": [(name, globals()[kind]()) for name, kind in params["callbacks"]]}
     model = TextAutoencoder(latent_dim, **{k: v for k, v in params.items() if k not in NETWORK_OPTIONS})
-    with patched(options, seed=model.random_state or 0):
-        return model, model.fit_transform(texts)
+    original = sktextae.training.ANCHOR_WEIGHT
+    if anchor is not None:
+        sktextae.training.ANCHOR_WEIGHT = anchor
+    try:
+        with patched(options, seed=model.random_state or 0):
+            return model, model.fit_transform(texts)
+    finally:
+        sktextae.training.ANCHOR_WEIGHT = original
 
 
 def scores(train_vectors, train_labels, test_vectors, test_labels):
