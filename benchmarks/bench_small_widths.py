@@ -289,8 +289,8 @@ def _after_epochs(callback, min_epochs):
 
 
 def fit_variant(latent_dim, params, texts):
-    """A ``TextAutoencoder`` of ``params`` (estimator parameters and ``NETWORK_OPTIONS``) fitted on
-    ``texts``, and its training vectors."""
+    """A ``TextAutoencoder`` of ``params`` (estimator parameters, ``NETWORK_OPTIONS`` and ``anchor_weight``)
+    fitted on ``texts``, and its training vectors."""
     options = {key: params[key] for key in NETWORK_OPTIONS if key in params}
     anchor = params.get("anchor_weight")
     params = {key: value for key, value in params.items() if key != "anchor_weight"}
