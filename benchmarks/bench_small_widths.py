@@ -49,6 +49,7 @@ import argparse
 import contextlib
 import copy
 import time
+from unittest import mock
 
 import _data
 import _results
@@ -292,19 +293,14 @@ def fit_variant(latent_dim, params, texts):
     """A ``TextAutoencoder`` of ``params`` (estimator parameters, ``NETWORK_OPTIONS`` and ``anchor_weight``)
     fitted on ``texts``, and its training vectors."""
     options = {key: params[key] for key in NETWORK_OPTIONS if key in params}
-    anchor = params.get("anchor_weight")
+    anchor = params.get("anchor_weight", sktextae.training.ANCHOR_WEIGHT)
     params = {key: value for key, value in params.items() if key != "anchor_weight"}
     if params.get("callbacks"):  # named by VARIANTS, built here: each fit gets its own
         params = {**params, "callbacks": [(name, globals()[kind]()) for name, kind in params["callbacks"]]}
     model = TextAutoencoder(latent_dim, **{k: v for k, v in params.items() if k not in NETWORK_OPTIONS})
-    original = sktextae.training.ANCHOR_WEIGHT
-    if anchor is not None:
-        sktextae.training.ANCHOR_WEIGHT = anchor
-    try:
-        with patched(options, seed=model.random_state or 0):
-            return model, model.fit_transform(texts)
-    finally:
-        sktextae.training.ANCHOR_WEIGHT = original
+    with patched(options, seed=model.random_state or 0), \
+            mock.patch.object(sktextae.training, "ANCHOR_WEIGHT", anchor):
+        return model, model.fit_transform(texts)
 
 
 def scores(train_vectors, train_labels, test_vectors, test_labels):

@@ -27,8 +27,8 @@ Its width is the latent size (``embedding_dim`` = ``latent_dim``, as the grid's 
 """
 
 import argparse
-import contextlib
 import itertools
+from unittest import mock
 
 import _data
 import _results
@@ -39,10 +39,11 @@ from sklearn.decomposition import TruncatedSVD
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 import sktextae.lsa_start
+from sktextae.batching import Collator
 from sktextae.fitting import n_validation
 from sktextae.network import BAG_OF_WORDS_TEXT
 from sktextae.nn.bow import BagOfWordsEncoder
-from sktextae.tokenization import EOS_ID, PAD_ID, UNK_ID, encode, train_tokenizer
+from sktextae.tokenization import PAD_ID, UNK_ID, encode, train_tokenizer
 from sktextae.vocabulary import Vocabulary
 
 COLUMNS = ["method", "latent_dim", "seed", "probe", "nmi"]
@@ -51,28 +52,19 @@ METHODS = ("sklearn", "sklearn, min_df=2", "words, unknown dropped", "words, unk
            "start, training split")
 
 
-@contextlib.contextmanager
 def svd_seed(seed):
-    """``start_from_lsa``'s SVD at ``random_state=seed``."""
-    original = sktextae.lsa_start.TruncatedSVD
-    sktextae.lsa_start.TruncatedSVD = lambda n, random_state=0: original(n, random_state=seed)
-    try:
-        yield
-    finally:
-        sktextae.lsa_start.TruncatedSVD = original
+    """``start_from_lsa``'s SVD at ``random_state=seed``, for the length of a with-block."""
+    return mock.patch.object(sktextae.lsa_start, "TruncatedSVD",
+                             lambda n_components, random_state=None: TruncatedSVD(n_components, random_state=seed))
 
 
 def projections(encoder, sequences, batch_size=256):
-    """The encoder's projection of each sequence (ids and the EOS it reads after them)."""
+    """The encoder's projection of each sequence of ids, read as ``fit`` reads it (the EOS after it)."""
     out = []
     with torch.no_grad():
         for i in range(0, len(sequences), batch_size):
-            batch = sequences[i:i + batch_size]
-            ids = torch.full((len(batch), max(map(len, batch))), PAD_ID, dtype=torch.long)
-            for j, sequence in enumerate(batch):
-                ids[j, :len(sequence)] = torch.as_tensor(sequence)
-            lengths = torch.tensor([len(s) for s in batch])
-            out.append(encoder(ids, lengths)[:, encoder.projection].numpy())
+            inputs, _ = Collator(sequence_targets=False)(sequences[i:i + batch_size])
+            out.append(encoder(inputs["input_ids"], inputs["lengths"])[:, encoder.projection].numpy())
     return np.concatenate(out)
 
 
@@ -103,14 +95,13 @@ def main():
     size = tokenizer.get_vocab_size()
     terms = Vocabulary(tokenizer).bag_terms(min_word_chars=2)  # what the default's encoder counts
     max_length = BAG_OF_WORDS_TEXT["max_length"]
-    train_ids, test_ids = ([np.append(s, EOS_ID) for s in encode(tokenizer, texts, max_length=max_length)[0]]
+    train_ids, test_ids = ([np.asarray(s) for s in encode(tokenizer, texts, max_length=max_length)[0]]
                            for texts in (train, test))
 
     def words(sequences, *, unknown):
         counted = terms.copy()
         if not unknown:
             counted[UNK_ID] = PAD_ID
-        counted[EOS_ID] = PAD_ID
         return [counted[s][counted[s] != PAD_ID] for s in sequences]
 
     held = np.zeros(size, bool)

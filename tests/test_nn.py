@@ -412,6 +412,7 @@ def test_the_bag_decoder_starts_at_the_texts_token_frequencies_whatever_the_late
     with pytest.raises(ValueError, match=r"decoder's vocabulary"):
         start_bag_decoder(module.decoder, [np.array([5, VOCAB])])
 
+
 def test_lsa_start_is_seeded_and_fills_no_more_columns_than_texts():
     starts = []
     for _ in range(2):
