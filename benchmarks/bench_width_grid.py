@@ -2,7 +2,8 @@
 
 On a stratified sample of a dataset's training texts, ``TextAutoencoder`` is fitted at every
 (``latent_dim``, width) pair of the grid, ``embedding_dim`` and ``hidden_dim`` both set to the width and
-everything else left at its default (the texts read whole), once per seed. LSA
+everything else left at its default (the texts read whole), once per seed; the width ``default`` leaves
+``embedding_dim`` and ``hidden_dim`` at theirs too (what a grid over ``latent_dim`` alone meets). LSA
 (``TfidfVectorizer(sublinear_tf=True)`` + ``TruncatedSVD``, the small-widths baseline) is fitted at each
 latent size with the same seeds as ``TruncatedSVD``'s ``random_state`` (its randomised solver draws a
 random start, which moved a small LSA's probe by up to 2.4 points on these samples) and once with the exact
@@ -14,7 +15,7 @@ beside LSA's seed mean and its exact score, and beside the seed mean of LSA with
 ``--variants`` adds fits of ``bench_small_widths.VARIANTS`` (``default`` changes nothing) at every size.
 
     python benchmarks/bench_width_grid.py [--data ../shared/data] [--dataset ag_news] [--n-train 1200]
-        [--latents 8,16,32] [--widths 16,32,64] [--seeds 0,1,2] [--variants default]
+        [--latents 8,16,32] [--widths 16,32,64|default] [--seeds 0,1,2] [--variants default]
         [--output width_grid_cpu_ag_news]
 """
 
@@ -37,6 +38,8 @@ COLUMNS = ["method", "latent_dim", "width", "seed", "epochs", "spread", "probe",
 SUMMARY = ["variant", "latent_dim", "width", "probe (seed mean)", "lsa probe (seed mean)", "lsa probe (exact)",
            "probe - lsa (seed mean)", "lsa min_df=2 probe (seed mean)", "probe - lsa min_df=2 (seed mean)",
            "nmi (seed mean)", "lsa nmi (seed mean)"]
+# The width that leaves embedding_dim and hidden_dim at the estimator's defaults.
+DEFAULT_WIDTH = "default"
 
 
 def summarise(rows, variant, latent_dim, width):
@@ -74,7 +77,8 @@ def main():
     warnings.filterwarnings("ignore", category=TruncationWarning)
     train, y_train = _data.load_split(args.data, args.dataset, "train", max_texts=args.n_train)
     test, y_test = _data.load_split(args.data, args.dataset, "test")
-    latents, widths = [int(n) for n in args.latents.split(",")], [int(n) for n in args.widths.split(",")]
+    latents = [int(n) for n in args.latents.split(",")]
+    widths = [w if w == DEFAULT_WIDTH else int(w) for w in args.widths.split(",")]
     seeds = [int(s) for s in args.seeds.split(",")]
     base = {"benchmark": "width_grid", "dataset": args.dataset, "n_train": len(train), "n_test": len(test),
             "device": _results.device_name("cpu")}
@@ -96,8 +100,8 @@ def main():
     variants = args.variants.split(",")
     for variant, latent_dim, width, seed in itertools.product(variants, latents, widths, seeds):
         start = time.perf_counter()
-        model, Z_train = fit_variant(latent_dim, {**VARIANTS[variant], "embedding_dim": width, "hidden_dim": width,
-                                                  "random_state": seed}, train)
+        sizes = {} if width == DEFAULT_WIDTH else {"embedding_dim": width, "hidden_dim": width}
+        model, Z_train = fit_variant(latent_dim, {**VARIANTS[variant], **sizes, "random_state": seed}, train)
         add({"method": f"sktextae {variant}", "latent_dim": latent_dim, "width": width, "seed": seed,
              "epochs": len(model.net_.history), "spread": round(spread(Z_train)[2], 3),
              **scores(Z_train, y_train, model.transform(test), y_test),
