@@ -15,7 +15,7 @@ beside LSA's seed mean and its exact score, and beside the seed mean of LSA with
 ``--variants`` adds fits of ``bench_small_widths.VARIANTS`` (``default`` changes nothing) at every size.
 
     python benchmarks/bench_width_grid.py [--data ../shared/data] [--dataset ag_news] [--n-train 1200]
-        [--latents 8,16,32] [--widths 16,32,64|default] [--seeds 0,1,2] [--variants default]
+        [--n-test N] [--latents 8,16,32] [--widths 16,32,64|default] [--seeds 0,1,2] [--variants default]
         [--output width_grid_cpu_ag_news]
 """
 
@@ -66,6 +66,7 @@ def main():
     parser.add_argument("--data", default=str(_data.DEFAULT_DATA))
     parser.add_argument("--dataset", default="ag_news")
     parser.add_argument("--n-train", type=int, default=1200)
+    parser.add_argument("--n-test", type=int, default=None, help="a stratified sample of the test split (default: whole)")
     parser.add_argument("--latents", default="8,16,32")
     parser.add_argument("--widths", default="16,32,64")
     parser.add_argument("--seeds", default="0,1,2")
@@ -76,7 +77,7 @@ def main():
     torch.set_num_threads(1)
     warnings.filterwarnings("ignore", category=TruncationWarning)
     train, y_train = _data.load_split(args.data, args.dataset, "train", max_texts=args.n_train)
-    test, y_test = _data.load_split(args.data, args.dataset, "test")
+    test, y_test = _data.load_split(args.data, args.dataset, "test", max_texts=args.n_test)
     latents = [int(n) for n in args.latents.split(",")]
     widths = [w if w == DEFAULT_WIDTH else int(w) for w in args.widths.split(",")]
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -88,7 +89,7 @@ def main():
         rows.append(_results.stamp({**base, **row}))
         print({k: row.get(k) for k in COLUMNS if k in row}, flush=True)
         _results.write(output, rows, COLUMNS, quiet=True,
-                       title=f"Small widths on {args.dataset}: {len(train)} training texts, the whole test split")
+                       title=f"Small widths on {args.dataset}: {len(train)} training texts, {len(test)} test texts")
 
     for method, min_df, lsa_seeds in [("lsa", 1, [*seeds, "exact"]), ("lsa min_df=2", 2, seeds)]:
         tfidf = TfidfVectorizer(sublinear_tf=True, min_df=min_df).fit(train)
