@@ -10,8 +10,9 @@ random start, which moved a small LSA's probe by up to 2.4 points on these sampl
 solver (``algorithm="arpack"``). ``lsa min_df=2`` is the LSA of ``bench_default_lsa.py``'s eight cases
 (``TfidfVectorizer(sublinear_tf=True, min_df=2)``: a word that one training text alone holds is left
 out), with the same seeds. Each is scored by the linear probe and KMeans NMI of
-``bench_objectives.probe_and_cluster`` on the whole test split; the summary sets each size's seed mean
-beside LSA's seed mean and its exact score, and beside the seed mean of LSA with ``min_df=2``.
+``bench_objectives.probe_and_cluster`` on the test split (whole, or a stratified sample of ``--n-test``
+texts); the summary sets each size's seed mean beside LSA's seed mean and its exact score, and beside the
+seed mean of LSA with ``min_df=2``.
 ``--variants`` adds fits of ``bench_small_widths.VARIANTS`` (``default`` changes nothing) at every size.
 
     python benchmarks/bench_width_grid.py [--data ../shared/data] [--dataset ag_news] [--n-train 1200]
@@ -66,7 +67,8 @@ def main():
     parser.add_argument("--data", default=str(_data.DEFAULT_DATA))
     parser.add_argument("--dataset", default="ag_news")
     parser.add_argument("--n-train", type=int, default=1200)
-    parser.add_argument("--n-test", type=int, default=None, help="a stratified sample of the test split (default: whole)")
+    parser.add_argument("--n-test", type=int, default=None,
+                        help="a stratified sample of the test split (default: the whole split)")
     parser.add_argument("--latents", default="8,16,32")
     parser.add_argument("--widths", default="16,32,64")
     parser.add_argument("--seeds", default="0,1,2")
